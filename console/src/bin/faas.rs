@@ -1,0 +1,2 @@
+//! faas CLI.
+fn main() {}

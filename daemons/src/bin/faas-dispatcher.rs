@@ -1,0 +1,138 @@
+//! `faas-dispatcher`: takes tasks from the Redis queue and runs them (local pool or workers).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
+use faas_daemons::dispatcher::{self, DispatcherConfig, LocalExecutor};
+use faas_daemons::executor::{Pool, PoolConfig};
+use faas_daemons::store::Store;
+use faas_protocol::Keys;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Run tasks on this machine's pool of Python children.
+    Local,
+    /// Send tasks to `faas-worker push` processes (ZeroMQ ROUTER/DEALER).
+    Push,
+    /// Hand tasks to `faas-worker pull` processes that ask for them (ZeroMQ ROUTER/REQ).
+    Pull,
+}
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Takes tasks from the FaaS queue and runs them")]
+struct Args {
+    /// Where tasks run.
+    #[arg(short = 'm', long, value_enum, env = "FAAS_MODE", default_value_t = Mode::Local)]
+    mode: Mode,
+    /// Port that push/pull workers connect to.
+    #[arg(short = 'p', long, env = "FAAS_PORT", default_value_t = 5555)]
+    port: u16,
+    /// Python processes in local mode (default: one per CPU core).
+    #[arg(short = 'w', long, env = "FAAS_WORKERS")]
+    workers: Option<usize>,
+    #[arg(long, env = "FAAS_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    #[arg(long, env = "FAAS_PREFIX", default_value = faas_protocol::keys::DEFAULT_PREFIX)]
+    prefix: String,
+    /// Python interpreter for the local pool; it needs `dill` for dill functions.
+    #[arg(long, env = "FAAS_PYTHON", default_value = "python3")]
+    python: PathBuf,
+    /// Timeout of a task that does not set `timeout_ms`.
+    #[arg(long, env = "FAAS_DEFAULT_TIMEOUT_MS", default_value_t = 300_000)]
+    default_timeout_ms: u64,
+    /// How long finished tasks' records and results are kept, in seconds (0 = forever).
+    #[arg(long, env = "FAAS_RESULT_TTL_SECS", default_value_t = 86_400)]
+    result_ttl_secs: u64,
+    /// Queue entries idle this long belong to a dead dispatcher and are re-queued.
+    #[arg(long, env = "FAAS_RECLAIM_AFTER_MS", default_value_t = 30_000)]
+    reclaim_after_ms: u64,
+    /// How long SIGTERM waits for running tasks before re-queueing them.
+    #[arg(long, env = "FAAS_DRAIN_GRACE_MS", default_value_t = 30_000)]
+    drain_grace_ms: u64,
+    /// Consumer name in the queue group (default: dispatcher-HOST-PID).
+    #[arg(long, env = "FAAS_DISPATCHER_NAME")]
+    name: Option<String>,
+    #[arg(long, env = "FAAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    if args.workers == Some(0) {
+        usage_error("-w/--workers must be at least 1");
+    }
+    if args.default_timeout_ms == 0 || args.reclaim_after_ms == 0 {
+        usage_error("--default-timeout-ms and --reclaim-after-ms must be positive");
+    }
+    if redis::Client::open(args.redis.as_str()).is_err() {
+        usage_error(format_args!(
+            "--redis {:?} is not a redis:// URL",
+            args.redis
+        ));
+    }
+    let host = hostname();
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("dispatcher-{host}-{}", std::process::id()));
+    let cfg = DispatcherConfig {
+        name: name.clone(),
+        default_timeout: Duration::from_millis(args.default_timeout_ms),
+        retention: Duration::from_secs(args.result_ttl_secs),
+        reclaim_after: Duration::from_millis(args.reclaim_after_ms),
+        drain_grace: Duration::from_millis(args.drain_grace_ms),
+        ..DispatcherConfig::default()
+    };
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.cancel();
+    });
+    match args.mode {
+        Mode::Local => {
+            let size = args
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let pool = match Pool::start(PoolConfig {
+                python: args.python.clone(),
+                size,
+                kill_grace: Duration::from_secs(2),
+            })
+            .await
+            {
+                Ok(p) => p,
+                Err(e) => usage_error(e),
+            };
+            let store = Store::connect(&args.redis, Keys::new(args.prefix)).await?;
+            let executor = Arc::new(LocalExecutor {
+                pool: pool.clone(),
+                name: format!("local-{host}-{}", std::process::id()),
+            });
+            dispatcher::run(store, executor, cfg, shutdown).await?;
+            pool.shutdown().await;
+        }
+        Mode::Push | Mode::Pull => {
+            usage_error(format_args!(
+                "-m {:?} is not available in this build yet; use -m local",
+                args.mode
+            ));
+        }
+    }
+    info!("dispatcher stopped");
+    Ok(())
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,71 @@
+//! `faas-gateway`: the HTTP API of the platform.
+
+use std::time::Duration;
+
+use clap::Parser;
+use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
+use faas_daemons::gateway::{self, AppState, GatewayConfig};
+use faas_daemons::store::Store;
+use faas_protocol::Keys;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "HTTP API of the FaaS platform: register functions, execute them, read results"
+)]
+struct Args {
+    /// Address to serve HTTP on. Loopback by default: expose it on purpose.
+    #[arg(long, env = "FAAS_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: String,
+    /// Redis holding functions, tasks and the queue.
+    #[arg(long, env = "FAAS_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// Namespace prefix of every Redis key.
+    #[arg(long, env = "FAAS_PREFIX", default_value = faas_protocol::keys::DEFAULT_PREFIX)]
+    prefix: String,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, env = "FAAS_BODY_LIMIT", default_value_t = 10 * 1024 * 1024)]
+    body_limit: usize,
+    /// Longest `?wait=` honoured on /result, in milliseconds.
+    #[arg(long, env = "FAAS_MAX_WAIT_MS", default_value_t = 300_000)]
+    max_wait_ms: u64,
+    /// Attempts an execution gets when infrastructure fails under it, unless it says.
+    #[arg(long, env = "FAAS_MAX_ATTEMPTS", default_value_t = 3)]
+    max_attempts: u32,
+    #[arg(long, env = "FAAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    if args.max_attempts == 0 {
+        usage_error("--max-attempts must be at least 1");
+    }
+    if redis::Client::open(args.redis.as_str()).is_err() {
+        usage_error(format_args!(
+            "--redis {:?} is not a redis:// URL",
+            args.redis
+        ));
+    }
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => usage_error(format_args!("cannot listen on {}: {e}", args.listen)),
+    };
+    let store = Store::connect(&args.redis, Keys::new(args.prefix)).await?;
+    let config = GatewayConfig {
+        body_limit: args.body_limit,
+        max_wait: Duration::from_millis(args.max_wait_ms),
+        default_max_attempts: args.max_attempts,
+    };
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.cancel();
+    });
+    gateway::run(listener, AppState::new(store, config), shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,396 @@
+//! The dispatcher: takes tasks from the queue stream and runs them on an [`Executor`].
+//!
+//! The loop is the same in every mode: wait for a free slot, read as many entries as there are
+//! free slots (so work this dispatcher cannot start stays in the stream for others), start each
+//! task (QUEUED → RUNNING), run it, record the outcome and remove the entry in one script.
+//! Modes differ only in where slots come from: the local Python pool, or remote workers.
+//!
+//! Recovery: a dispatcher keeps the idle time of its in-flight entries low (XCLAIM to itself);
+//! entries idle longer than `reclaim_after` belong to a dead dispatcher, and any live one
+//! re-queues them (`lua/requeue.lua`), counting the attempt.
+
+mod local;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::executor::{FunctionDef, Job, Outcome};
+use crate::store::{QueueEntry, QueueReader, Store, StoreError};
+
+pub use local::LocalExecutor;
+
+/// Where slots come from and how a job runs on one.
+pub trait Executor: Send + Sync + 'static {
+    type Slot: ExecSlot;
+    /// Waits for a free slot; `None` when the executor is shutting down.
+    fn acquire(&self) -> impl Future<Output = Option<Self::Slot>> + Send;
+    fn try_acquire(&self) -> Option<Self::Slot>;
+}
+
+/// The right to run one job now.
+pub trait ExecSlot: Send + 'static {
+    /// The name recorded as the task's worker.
+    fn worker(&self) -> String;
+    fn run(self, job: Job) -> impl Future<Output = RunResult> + Send;
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum RunResult {
+    /// The task ran: its outcome is final.
+    Done(Outcome),
+    /// The worker was lost before it answered: the task goes back to the queue.
+    Lost(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct DispatcherConfig {
+    /// Consumer name in the queue's group; unique per dispatcher process.
+    pub name: String,
+    /// Timeout of tasks that do not set `timeout_ms`.
+    pub default_timeout: Duration,
+    /// How long a terminal task's record is kept.
+    pub retention: Duration,
+    /// Entries idle this long belong to a dead dispatcher and are re-queued.
+    pub reclaim_after: Duration,
+    /// How long shutdown waits for running tasks before re-queueing them.
+    pub drain_grace: Duration,
+    /// Most entries read in one XREADGROUP.
+    pub batch: usize,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            name: format!("dispatcher-{}", std::process::id()),
+            default_timeout: Duration::from_secs(300),
+            retention: Duration::from_secs(24 * 3600),
+            reclaim_after: Duration::from_secs(30),
+            drain_grace: Duration::from_secs(30),
+            batch: 64,
+        }
+    }
+}
+
+/// How long a blocking read waits before the loop checks for shutdown again.
+const READ_BLOCK: Duration = Duration::from_secs(2);
+
+struct Shared {
+    store: Store,
+    cfg: DispatcherConfig,
+    functions: Mutex<HashMap<FunctionId, Arc<FunctionDef>>>,
+    /// Entry ids (and their tasks) running now: touched so nobody reclaims them, and
+    /// re-queued if shutdown's grace runs out.
+    inflight: Mutex<HashMap<String, TaskId>>,
+}
+
+/// Runs the dispatch loop until `shutdown`, then drains for at most `drain_grace`.
+pub async fn run<E: Executor>(
+    store: Store,
+    executor: Arc<E>,
+    cfg: DispatcherConfig,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
+    let mut reader = QueueReader::new(store.clone(), cfg.name.clone());
+    retry_until(&shutdown, || reader.ensure_group()).await;
+    let shared = Arc::new(Shared {
+        store,
+        cfg,
+        functions: Mutex::default(),
+        inflight: Mutex::default(),
+    });
+    info!(name = %shared.cfg.name, "dispatcher taking tasks");
+    let tracker = TaskTracker::new();
+    let upkeep = tokio::spawn(upkeep(shared.clone(), shutdown.clone()));
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            slot = executor.acquire() => match slot { Some(s) => s, None => break },
+        };
+        let mut slots = vec![first];
+        while slots.len() < shared.cfg.batch {
+            match executor.try_acquire() {
+                Some(s) => slots.push(s),
+                None => break,
+            }
+        }
+        // Not raced against shutdown: a read cut short could lose entries Redis already handed
+        // us (they would wait for a reclaim). READ_BLOCK bounds how long shutdown waits here.
+        let entries = match reader.read(slots.len(), READ_BLOCK).await {
+            Ok(entries) => {
+                backoff = Duration::from_millis(100);
+                entries
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the queue; retrying");
+                drop(slots);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        for entry in entries {
+            let slot = slots
+                .pop()
+                .expect("never read more entries than free slots");
+            tracker.spawn(run_entry(shared.clone(), entry, slot));
+        }
+    }
+    tracker.close();
+    info!(
+        running = tracker.len(),
+        "dispatcher stopping; draining running tasks"
+    );
+    if tokio::time::timeout(shared.cfg.drain_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        let left: Vec<(String, TaskId)> = shared.inflight.lock().expect("lock").drain().collect();
+        warn!(
+            left = left.len(),
+            "drain grace ran out; re-queueing unfinished tasks"
+        );
+        for (entry, task) in left {
+            if let Err(e) = shared
+                .store
+                .requeue(
+                    task,
+                    "dispatcher shut down",
+                    Some(&entry),
+                    shared.cfg.retention,
+                )
+                .await
+            {
+                warn!(%task, error = %e, "cannot re-queue; a live dispatcher will reclaim it");
+            }
+        }
+    }
+    upkeep.abort();
+    Ok(())
+}
+
+/// Runs one queue entry on `slot` from start to recorded outcome.
+async fn run_entry<S: ExecSlot>(shared: Arc<Shared>, entry: QueueEntry, slot: S) {
+    let store = &shared.store;
+    let Some(task_id) = entry.task_id else {
+        warn!(entry = %entry.entry_id, "queue entry without a task id; dropping it");
+        let _ = store.drop_entry(&entry.entry_id).await;
+        return;
+    };
+    let worker = slot.worker();
+    let started = match store.start(task_id, &worker).await {
+        Ok(s) => s,
+        Err(e) => {
+            // Left pending: it is reclaimed and re-queued once Redis answers again.
+            warn!(%task_id, error = %e, "cannot start task");
+            return;
+        }
+    };
+    if started.previous != Some(TaskStatus::Queued) {
+        debug!(%task_id, previous = ?started.previous, "entry needs no run; dropping it");
+        let _ = store.drop_entry(&entry.entry_id).await;
+        return;
+    }
+    let retention = shared.cfg.retention;
+    let function = match started.function_id {
+        Some(fid) => function(&shared, fid).await,
+        None => Err("the task names no function".to_owned()),
+    };
+    let function = match function {
+        Ok(f) => f,
+        Err(why) => {
+            let outcome = Outcome::platform_failure("FunctionMissing", why);
+            let format = FunctionFormat::Source;
+            record(&shared, task_id, format, &outcome, &worker, &entry.entry_id).await;
+            return;
+        }
+    };
+    let args = match function.format {
+        FunctionFormat::Dill => serde_json::Value::String(started.args),
+        FunctionFormat::Source => serde_json::from_str(&started.args).unwrap_or_default(),
+    };
+    let job = Job {
+        task_id,
+        function: function.clone(),
+        args,
+        timeout: started
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(shared.cfg.default_timeout),
+    };
+    shared
+        .inflight
+        .lock()
+        .expect("lock")
+        .insert(entry.entry_id.clone(), task_id);
+    let result = slot.run(job).await;
+    if shared
+        .inflight
+        .lock()
+        .expect("lock")
+        .remove(&entry.entry_id)
+        .is_none()
+    {
+        // Shutdown's grace ran out and the task was re-queued already.
+        return;
+    }
+    match result {
+        RunResult::Done(outcome) => {
+            record(
+                &shared,
+                task_id,
+                function.format,
+                &outcome,
+                &worker,
+                &entry.entry_id,
+            )
+            .await
+        }
+        RunResult::Lost(why) => {
+            match store
+                .requeue(task_id, &why, Some(&entry.entry_id), retention)
+                .await
+            {
+                Ok(now) => info!(%task_id, %why, %now, "worker lost; task re-queued"),
+                Err(e) => warn!(%task_id, error = %e, "cannot re-queue; it will be reclaimed"),
+            }
+        }
+    }
+}
+
+/// Records an outcome, retrying while Redis is away: a result, once computed, is not dropped
+/// lightly. If Redis stays away, the entry stays pending and the task runs again elsewhere.
+async fn record(
+    shared: &Shared,
+    task_id: TaskId,
+    format: FunctionFormat,
+    outcome: &Outcome,
+    worker: &str,
+    entry: &str,
+) {
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..20 {
+        let done = shared
+            .store
+            .finish(
+                task_id,
+                format,
+                outcome,
+                worker,
+                Some(entry),
+                shared.cfg.retention,
+            )
+            .await;
+        match done {
+            Ok(recorded) => {
+                debug!(%task_id, status = %outcome.status, recorded, "task finished");
+                return;
+            }
+            Err(e) => {
+                warn!(%task_id, error = %e, "cannot record the outcome; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    warn!(%task_id, "giving up recording the outcome; the task will be re-queued");
+}
+
+async fn function(shared: &Shared, id: FunctionId) -> Result<Arc<FunctionDef>, String> {
+    if let Some(f) = shared.functions.lock().expect("lock").get(&id) {
+        return Ok(f.clone());
+    }
+    match shared.store.function_def(id).await {
+        Ok(Some(f)) => {
+            let f = Arc::new(f);
+            shared.functions.lock().expect("lock").insert(id, f.clone());
+            Ok(f)
+        }
+        Ok(None) => Err(format!("function {id} is not registered")),
+        Err(e) => Err(format!("cannot load function {id}: {e}")),
+    }
+}
+
+/// Keeps this dispatcher's entries fresh and re-queues those of dead dispatchers.
+async fn upkeep(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let every = (shared.cfg.reclaim_after / 3).max(Duration::from_millis(100));
+    let mut reader = QueueReader::new(shared.store.clone(), shared.cfg.name.clone());
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mine: Vec<String> = shared
+            .inflight
+            .lock()
+            .expect("lock")
+            .keys()
+            .cloned()
+            .collect();
+        if let Err(e) = reader.touch(&mine).await {
+            debug!(error = %e, "cannot touch in-flight entries");
+        }
+        let orphans = match reader.reclaim(shared.cfg.reclaim_after, 100).await {
+            Ok(o) => o,
+            Err(e) => {
+                debug!(error = %e, "cannot reclaim entries");
+                continue;
+            }
+        };
+        let mine: HashSet<String> = shared
+            .inflight
+            .lock()
+            .expect("lock")
+            .keys()
+            .cloned()
+            .collect();
+        for entry in orphans.into_iter().filter(|e| !mine.contains(&e.entry_id)) {
+            let Some(task) = entry.task_id else {
+                let _ = shared.store.drop_entry(&entry.entry_id).await;
+                continue;
+            };
+            let why = "its dispatcher stopped answering";
+            match shared
+                .store
+                .requeue(task, why, Some(&entry.entry_id), shared.cfg.retention)
+                .await
+            {
+                Ok(now) => info!(%task, %now, "reclaimed a task from a dead dispatcher"),
+                Err(e) => warn!(%task, error = %e, "cannot re-queue a reclaimed task"),
+            }
+        }
+    }
+}
+
+/// Retries `op` with back-off until it succeeds or shutdown.
+async fn retry_until<F, Fut, T>(shutdown: &CancellationToken, mut op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(v) => return Some(v),
+            Err(e) => warn!(error = %e, "redis not ready; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,119 @@
+//! The HTTP gateway: registers functions, submits executions, answers status and results.
+//!
+//! Wire-compatible with the original Python clients (`/register_function`, `/execute_function`,
+//! `/status/{id}`, `/result/{id}` with dill + base64 payloads) and JSON-native for everyone else
+//! (`source` functions, JSON `args`). The router is a plain function of its state so tests can
+//! drive it with `oneshot` as well as over a real socket.
+
+mod error;
+mod extract;
+mod handlers;
+pub mod validate;
+mod waiters;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use faas_protocol::FunctionId;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::info;
+
+pub use error::ApiError;
+pub use waiters::Waiters;
+
+use crate::store::{FunctionMeta, Store};
+
+/// Settings of the gateway.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Largest accepted request body, in bytes (413 above).
+    pub body_limit: usize,
+    /// Longest `?wait=` honoured; longer waits are cut to this.
+    pub max_wait: Duration,
+    /// `max_attempts` of an execution that does not say.
+    pub default_max_attempts: u32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 10 * 1024 * 1024,
+            max_wait: Duration::from_secs(300),
+            default_max_attempts: 3,
+        }
+    }
+}
+
+/// Shared by every request.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<GatewayConfig>,
+    pub waiters: Arc<Waiters>,
+    /// Functions never change once registered: their name and format are cached by id.
+    functions: Arc<RwLock<HashMap<FunctionId, FunctionMeta>>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: GatewayConfig) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+            waiters: Arc::default(),
+            functions: Arc::default(),
+        }
+    }
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/register_function", post(handlers::register_function))
+        .route("/execute_function", post(handlers::execute_function))
+        .route("/status/{id}", get(handlers::status))
+        .route("/result/{id}", get(handlers::result))
+        .route("/tasks/{id}", get(handlers::task))
+        .route(
+            "/functions",
+            get(handlers::functions).post(handlers::register_function),
+        )
+        .route("/healthz", get(handlers::healthz))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown`, with the event listener that wakes result
+/// waiters. In-flight requests finish; waits are cut short by the shutdown.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let events = tokio::spawn(waiters::listen(
+        state.store.client().clone(),
+        state.store.keys().events(),
+        state.waiters.clone(),
+        shutdown.clone(),
+    ));
+    info!(addr = %listener.local_addr()?, "gateway listening");
+    let stop = shutdown.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    shutdown.cancel();
+    let _ = events.await;
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Result waiters: `GET /result/{id}?wait=MS` sleeps until a task event wakes it.
+//!
+//! One subscription to the events channel per gateway fans out to every waiter, so a waiting
+//! request costs no Redis round trips while it waits. After the subscription was lost (a Redis
+//! restart ends a RESP2 pub/sub stream), every waiter is woken to re-read, since events may
+//! have been missed meanwhile.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use faas_protocol::event::Event;
+use faas_protocol::TaskId;
+use futures::StreamExt;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+#[derive(Debug, Default)]
+pub struct Waiters {
+    map: Mutex<HashMap<TaskId, Vec<oneshot::Sender<()>>>>,
+}
+
+impl Waiters {
+    /// Registers interest in `id` reaching a terminal state. Register first, then read the
+    /// task, so an event between the two is not missed.
+    pub fn register(&self, id: TaskId) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.map
+            .lock()
+            .expect("waiters lock")
+            .entry(id)
+            .or_default()
+            .push(tx);
+        rx
+    }
+
+    /// Drops the senders of waiters that gave up on `id`.
+    pub fn forget(&self, id: TaskId) {
+        let mut map = self.map.lock().expect("waiters lock");
+        if let Some(list) = map.get_mut(&id) {
+            list.retain(|tx| !tx.is_closed());
+            if list.is_empty() {
+                map.remove(&id);
+            }
+        }
+    }
+
+    fn wake(&self, id: TaskId) {
+        let senders = self.map.lock().expect("waiters lock").remove(&id);
+        for tx in senders.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+
+    fn wake_all(&self) {
+        let all = std::mem::take(&mut *self.map.lock().expect("waiters lock"));
+        for tx in all.into_values().flatten() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().expect("waiters lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Subscribes to `channel` and wakes waiters on terminal task events, resubscribing with
+/// back-off whenever the subscription is lost, until `shutdown`.
+pub async fn listen(
+    client: redis::Client,
+    channel: String,
+    waiters: std::sync::Arc<Waiters>,
+    shutdown: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    info!(%channel, "subscribed to task events");
+                    delay = Duration::from_millis(100);
+                    // Whatever happened while unsubscribed is unknown: let waiters re-read.
+                    waiters.wake_all();
+                    let mut messages = pubsub.on_message();
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            msg = messages.next() => match msg {
+                                Some(msg) => on_event(&waiters, msg.get_payload_bytes()),
+                                None => break,
+                            },
+                        }
+                    }
+                    warn!(%channel, "event subscription lost; resubscribing");
+                    waiters.wake_all();
+                }
+                Err(e) => warn!(error = %e, "cannot subscribe to task events"),
+            },
+            Err(e) => debug!(error = %e, "cannot connect for task events"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+fn on_event(waiters: &Waiters, payload: &[u8]) {
+    match serde_json::from_slice::<Event>(payload) {
+        Ok(Event::Task {
+            task_id, status, ..
+        }) if status.is_terminal() => waiters.wake(task_id),
+        Ok(_) => {}
+        Err(e) => debug!(error = %e, "ignoring an event that does not parse"),
+    }
+}

@@ -1,0 +1,22 @@
+//! The FaaS daemons as a library: the binaries in `src/bin` only parse flags and call `run`.
+//!
+//! - [`store`]: Redis access (functions, tasks, the queue stream, events).
+//! - [`gateway`]: the HTTP API (axum).
+//! - [`dispatcher`]: takes tasks from the queue and runs them.
+//! - [`executor`]: the pool of Python children that run user code.
+
+pub mod cli;
+pub mod dispatcher;
+pub mod executor;
+pub mod gateway;
+pub mod store;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Unix time in milliseconds, the unit of every timestamp the platform stores.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,465 @@
+//! The Redis store: functions, tasks, the queue stream and events, behind typed methods.
+//!
+//! Every status change goes through one of the Lua scripts in `lua/`, so the check of the old
+//! status, the write, the queue bookkeeping and the event are a single atomic step.
+
+mod queue;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord};
+use faas_protocol::{FunctionFormat, FunctionId, Keys, TaskId, TaskStatus};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use tracing::warn;
+
+use crate::executor::{FunctionDef, Outcome};
+use crate::now_ms;
+
+pub use queue::{QueueEntry, QueueReader};
+
+static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/start.lua")));
+static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish.lua")));
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/requeue.lua")));
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("corrupt record {key}: {detail}")]
+    Corrupt { key: String, detail: String },
+}
+
+impl StoreError {
+    fn corrupt(key: &str, detail: impl Into<String>) -> Self {
+        Self::Corrupt {
+            key: key.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A function to register.
+#[derive(Clone, Debug)]
+pub struct NewFunction {
+    pub name: String,
+    pub format: FunctionFormat,
+    pub body: String,
+    pub entrypoint: Option<String>,
+}
+
+/// What the gateway needs to know of a function to accept executions of it.
+#[derive(Clone, Debug)]
+pub struct FunctionMeta {
+    pub name: String,
+    pub format: FunctionFormat,
+}
+
+/// A task to submit. `args` is the stored text: base64 for dill, JSON for source.
+#[derive(Clone, Debug)]
+pub struct NewTask {
+    pub function_id: FunctionId,
+    pub meta: FunctionMeta,
+    pub args: String,
+    pub timeout_ms: Option<u64>,
+    pub max_attempts: u32,
+}
+
+/// The status and, once terminal, the outcome of a task.
+#[derive(Clone, Debug)]
+pub struct TaskBrief {
+    pub status: TaskStatus,
+    pub result: serde_json::Value,
+    pub error: Option<TaskError>,
+}
+
+/// What `start` found: run the task only when `previous` is QUEUED.
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub previous: Option<TaskStatus>,
+    pub attempts: u32,
+    pub function_id: Option<FunctionId>,
+    pub args: String,
+    pub timeout_ms: Option<u64>,
+}
+
+/// Redis access shared by all daemons. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("keys", &self.keys).finish()
+    }
+}
+
+impl Store {
+    /// Connects, retrying until Redis answers: daemons may start before Redis does.
+    pub async fn connect(url: &str, keys: Keys) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_max_delay(Duration::from_secs(2));
+        let mut delay = Duration::from_millis(100);
+        let conn = loop {
+            match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+                Ok(conn) => break conn,
+                Err(e) => {
+                    warn!(error = %e, %url, "redis not reachable yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+        Ok(Self { client, conn, keys })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut c).await?;
+        Ok(())
+    }
+
+    pub async fn register_function(&self, f: &NewFunction) -> Result<FunctionId> {
+        let id = FunctionId::new();
+        let now = now_ms();
+        let key = self.keys.function(id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("name", f.name.as_str()),
+                    ("format", f.format.as_str()),
+                    ("body", f.body.as_str()),
+                    ("entrypoint", f.entrypoint.as_deref().unwrap_or("")),
+                    ("created_at", &now.to_string()),
+                ],
+            )
+            .ignore()
+            .zadd(self.keys.functions(), id.to_string(), now)
+            .ignore();
+        let mut c = self.conn.clone();
+        let () = pipe.query_async(&mut c).await?;
+        Ok(id)
+    }
+
+    pub async fn function_meta(&self, id: FunctionId) -> Result<Option<FunctionMeta>> {
+        let key = self.keys.function(id);
+        let mut c = self.conn.clone();
+        let (name, format): (Option<String>, Option<String>) =
+            c.hmget(&key, &["name", "format"]).await?;
+        let (Some(name), Some(format)) = (name, format) else {
+            return Ok(None);
+        };
+        let format = format
+            .parse()
+            .map_err(|e: String| StoreError::corrupt(&key, e))?;
+        Ok(Some(FunctionMeta { name, format }))
+    }
+
+    pub async fn function_def(&self, id: FunctionId) -> Result<Option<FunctionDef>> {
+        let key = self.keys.function(id);
+        let mut c = self.conn.clone();
+        let h: HashMap<String, String> = c.hgetall(&key).await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let format = field(&h, "format")
+            .parse()
+            .map_err(|e: String| StoreError::corrupt(&key, e))?;
+        let entrypoint = Some(field(&h, "entrypoint").to_owned()).filter(|e| !e.is_empty());
+        Ok(Some(FunctionDef {
+            id,
+            format,
+            body: field(&h, "body").to_owned(),
+            entrypoint,
+        }))
+    }
+
+    /// All functions, oldest first, in two round trips.
+    pub async fn list_functions(&self) -> Result<Vec<FunctionSummary>> {
+        let mut c = self.conn.clone();
+        let ids: Vec<String> = c.zrange(self.keys.functions(), 0, -1).await?;
+        let ids: Vec<FunctionId> = ids.iter().filter_map(|s| s.parse().ok()).collect();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hmget(self.keys.function(*id), &["name", "format", "created_at"]);
+        }
+        let rows: Vec<(Option<String>, Option<String>, Option<u64>)> =
+            pipe.query_async(&mut c).await?;
+        Ok(ids
+            .into_iter()
+            .zip(rows)
+            .filter_map(|(function_id, (name, format, created))| {
+                Some(FunctionSummary {
+                    function_id,
+                    name: name?,
+                    format: format?.parse().ok()?,
+                    created_at: created.unwrap_or(0),
+                })
+            })
+            .collect())
+    }
+
+    /// Writes the task, queues it, counts it and announces it: one atomic round trip.
+    pub async fn submit(&self, t: &NewTask) -> Result<TaskId> {
+        let ids = self.submit_many(std::slice::from_ref(t)).await?;
+        Ok(ids[0])
+    }
+
+    /// Submits many tasks in one pipeline.
+    pub async fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
+        let now = now_ms().to_string();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut ids = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let id = TaskId::new();
+            ids.push(id);
+            let timeout = t.timeout_ms.map(|t| t.to_string()).unwrap_or_default();
+            pipe.hset_multiple(
+                self.keys.task(id),
+                &[
+                    ("function_id", t.function_id.to_string().as_str()),
+                    ("function_name", t.meta.name.as_str()),
+                    ("format", t.meta.format.as_str()),
+                    ("args", t.args.as_str()),
+                    ("status", TaskStatus::Queued.as_str()),
+                    ("attempts", "0"),
+                    ("max_attempts", t.max_attempts.to_string().as_str()),
+                    ("timeout_ms", timeout.as_str()),
+                    ("created_at", now.as_str()),
+                ],
+            )
+            .ignore()
+            .xadd(self.keys.queue(), "*", &[("task", id.to_string())])
+            .ignore()
+            .publish(
+                self.keys.events(),
+                format!(r#"{{"type":"task","task_id":"{id}","status":"QUEUED","at":{now}}}"#),
+            )
+            .ignore();
+        }
+        pipe.hincr(self.keys.stats(), "submitted", tasks.len())
+            .ignore();
+        let mut c = self.conn.clone();
+        let () = pipe.query_async(&mut c).await?;
+        Ok(ids)
+    }
+
+    pub async fn task_brief(&self, id: TaskId) -> Result<Option<TaskBrief>> {
+        let key = self.keys.task(id);
+        let mut c = self.conn.clone();
+        let (status, format, result, error): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = c
+            .hmget(&key, &["status", "format", "result", "error"])
+            .await?;
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        let status: TaskStatus = status
+            .parse()
+            .map_err(|e: String| StoreError::corrupt(&key, e))?;
+        let format = format
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(FunctionFormat::Source);
+        Ok(Some(TaskBrief {
+            status,
+            result: decode_result(format, result.as_deref()),
+            error: decode_error(error.as_deref()),
+        }))
+    }
+
+    pub async fn task_record(&self, id: TaskId) -> Result<Option<TaskRecord>> {
+        let key = self.keys.task(id);
+        let mut c = self.conn.clone();
+        let h: HashMap<String, String> = c.hgetall(&key).await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let bad = |e: String| StoreError::corrupt(&key, e);
+        let format: FunctionFormat = field(&h, "format").parse().map_err(bad)?;
+        let args = match format {
+            FunctionFormat::Dill => serde_json::Value::String(field(&h, "args").to_owned()),
+            FunctionFormat::Source => {
+                serde_json::from_str(field(&h, "args")).unwrap_or(serde_json::Value::Null)
+            }
+        };
+        let num = |name: &str| field(&h, name).parse::<u64>().ok();
+        Ok(Some(TaskRecord {
+            task_id: id,
+            function_id: field(&h, "function_id")
+                .parse()
+                .map_err(|e: faas_protocol::ids::InvalidId| bad(e.to_string()))?,
+            function_name: field(&h, "function_name").to_owned(),
+            format,
+            status: field(&h, "status").parse().map_err(bad)?,
+            args,
+            result: decode_result(format, h.get("result").map(String::as_str)),
+            error: decode_error(h.get("error").map(String::as_str)),
+            log: field(&h, "log").to_owned(),
+            attempts: num("attempts").unwrap_or(0) as u32,
+            max_attempts: num("max_attempts").unwrap_or(0) as u32,
+            timeout_ms: num("timeout_ms"),
+            worker: Some(field(&h, "worker").to_owned()).filter(|w| !w.is_empty()),
+            created_at: num("created_at").unwrap_or(0),
+            started_at: num("started_at"),
+            finished_at: num("finished_at"),
+        }))
+    }
+
+    /// QUEUED → RUNNING for `worker`; see `lua/start.lua`.
+    pub async fn start(&self, id: TaskId, worker: &str) -> Result<Started> {
+        let mut c = self.conn.clone();
+        let reply: Vec<redis::Value> = START
+            .key(self.keys.task(id))
+            .key(self.keys.events())
+            .arg(id.to_string())
+            .arg(worker)
+            .arg(now_ms())
+            .invoke_async(&mut c)
+            .await?;
+        let text = |i: usize| -> String {
+            reply
+                .get(i)
+                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                .unwrap_or_default()
+        };
+        Ok(Started {
+            previous: text(0).parse().ok(),
+            attempts: text(1).parse().unwrap_or(0),
+            function_id: text(2).parse().ok(),
+            args: text(3),
+            timeout_ms: text(4).parse().ok(),
+        })
+    }
+
+    /// Records an outcome unless the task is already terminal, and removes its queue entry.
+    /// Returns whether the outcome was recorded.
+    pub async fn finish(
+        &self,
+        id: TaskId,
+        format: FunctionFormat,
+        outcome: &Outcome,
+        worker: &str,
+        entry: Option<&str>,
+        retention: Duration,
+    ) -> Result<bool> {
+        let result = match &outcome.result {
+            serde_json::Value::Null => String::new(),
+            // A dill result is base64 text, stored as it is; a source result is stored as JSON.
+            serde_json::Value::String(s) if format == FunctionFormat::Dill => s.clone(),
+            v => v.to_string(),
+        };
+        let error = outcome
+            .error
+            .as_ref()
+            .map(|e| serde_json::to_string(e).expect("errors serialise"))
+            .unwrap_or_default();
+        let mut c = self.conn.clone();
+        let recorded: i64 = FINISH
+            .key(self.keys.task(id))
+            .key(self.keys.stats())
+            .key(self.keys.events())
+            .key(self.keys.queue())
+            .arg(id.to_string())
+            .arg(outcome.status.as_str())
+            .arg(result)
+            .arg(error)
+            .arg(&outcome.log)
+            .arg(worker)
+            .arg(now_ms())
+            .arg(retention.as_secs())
+            .arg(faas_protocol::keys::DISPATCHER_GROUP)
+            .arg(entry.unwrap_or(""))
+            .invoke_async(&mut c)
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    /// Puts a task whose runner was lost back on the queue (or fails it after max attempts).
+    /// Returns the status the task has afterwards.
+    pub async fn requeue(
+        &self,
+        id: TaskId,
+        why: &str,
+        entry: Option<&str>,
+        retention: Duration,
+    ) -> Result<String> {
+        let mut c = self.conn.clone();
+        Ok(REQUEUE
+            .key(self.keys.task(id))
+            .key(self.keys.stats())
+            .key(self.keys.events())
+            .key(self.keys.queue())
+            .arg(id.to_string())
+            .arg(why)
+            .arg(now_ms())
+            .arg(retention.as_secs())
+            .arg(faas_protocol::keys::DISPATCHER_GROUP)
+            .arg(entry.unwrap_or(""))
+            .invoke_async(&mut c)
+            .await?)
+    }
+
+    /// Removes a queue entry whose task needs no run (gone, or already terminal).
+    pub async fn drop_entry(&self, entry: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.xack(
+            self.keys.queue(),
+            faas_protocol::keys::DISPATCHER_GROUP,
+            &[entry],
+        )
+        .ignore()
+        .xdel(self.keys.queue(), &[entry])
+        .ignore();
+        let () = pipe.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+fn field<'a>(h: &'a HashMap<String, String>, name: &str) -> &'a str {
+    h.get(name).map(String::as_str).unwrap_or("")
+}
+
+fn decode_result(format: FunctionFormat, raw: Option<&str>) -> serde_json::Value {
+    match raw {
+        None | Some("") => serde_json::Value::Null,
+        Some(s) => match format {
+            FunctionFormat::Dill => serde_json::Value::String(s.to_owned()),
+            FunctionFormat::Source => serde_json::from_str(s).unwrap_or(serde_json::Value::Null),
+        },
+    }
+}
+
+fn decode_error(raw: Option<&str>) -> Option<TaskError> {
+    raw.filter(|s| !s.is_empty())
+        .and_then(|s| serde_json::from_str(s).ok())
+}

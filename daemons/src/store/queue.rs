@@ -1,0 +1,183 @@
+//! The task queue as dispatchers see it: a Redis stream read through one consumer group.
+//!
+//! Blocking reads get a connection of their own with no response timeout: the shared
+//! connection times responses out, and XREADGROUP BLOCK would trip that timeout.
+
+use std::time::Duration;
+
+use faas_protocol::keys::DISPATCHER_GROUP;
+use faas_protocol::TaskId;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::AsyncConnectionConfig;
+
+use super::{Result, Store};
+
+/// One stream entry: the task to run and the entry id to acknowledge once it is done.
+#[derive(Clone, Debug)]
+pub struct QueueEntry {
+    pub entry_id: String,
+    /// `None` for an entry that does not name a valid task (dropped by the dispatcher).
+    pub task_id: Option<TaskId>,
+}
+
+impl From<StreamId> for QueueEntry {
+    fn from(s: StreamId) -> Self {
+        let task_id = s
+            .map
+            .get("task")
+            .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+            .and_then(|t| t.parse().ok());
+        Self {
+            entry_id: s.id,
+            task_id,
+        }
+    }
+}
+
+/// A dispatcher's view of the queue under its consumer name.
+#[derive(Debug)]
+pub struct QueueReader {
+    store: Store,
+    consumer: String,
+    blocking: Option<MultiplexedConnection>,
+    claim_cursor: String,
+}
+
+impl QueueReader {
+    pub fn new(store: Store, consumer: impl Into<String>) -> Self {
+        Self {
+            store,
+            consumer: consumer.into(),
+            blocking: None,
+            claim_cursor: "0-0".into(),
+        }
+    }
+
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Creates the stream and the group if they are missing. Reading from id 0 means tasks
+    /// submitted before any dispatcher ever ran are still dispatched.
+    pub async fn ensure_group(&self) -> Result<()> {
+        let mut c = self.store.conn();
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.store.keys().queue())
+            .arg(DISPATCHER_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut c)
+            .await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Reads up to `count` new entries, waiting up to `block` for the first.
+    pub async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<QueueEntry>> {
+        let conn = match &mut self.blocking {
+            Some(c) => c,
+            None => {
+                let config = AsyncConnectionConfig::new()
+                    .set_response_timeout(None)
+                    .set_connection_timeout(Some(Duration::from_secs(2)));
+                let c = self
+                    .store
+                    .client()
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                self.blocking.insert(c)
+            }
+        };
+        let reply: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(DISPATCHER_GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(self.store.keys().queue())
+            .arg(">")
+            .query_async(conn)
+            .await;
+        match reply {
+            Ok(reply) => Ok(reply
+                .map(|r| {
+                    r.keys
+                        .into_iter()
+                        .flat_map(|k| k.ids)
+                        .map(Into::into)
+                        .collect()
+                })
+                .unwrap_or_default()),
+            // Redis restarted without its data: the group is gone; make it again.
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_group().await?;
+                Ok(Vec::new())
+            }
+            Err(e) => {
+                self.blocking = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Takes over entries that another consumer (a dead dispatcher) has held for `min_idle`.
+    /// Live dispatchers [`touch`](Self::touch) their entries, so only orphans are this idle.
+    pub async fn reclaim(&mut self, min_idle: Duration, count: usize) -> Result<Vec<QueueEntry>> {
+        let mut c = self.store.conn();
+        let reply: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
+            .arg(self.store.keys().queue())
+            .arg(DISPATCHER_GROUP)
+            .arg(&self.consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg(&self.claim_cursor)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut c)
+            .await;
+        match reply {
+            Ok(r) => {
+                self.claim_cursor = r.next_stream_id;
+                Ok(r.claimed.into_iter().map(Into::into).collect())
+            }
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_group().await?;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Resets the idle time of entries this dispatcher is running, so that nobody reclaims them.
+    pub async fn touch(&self, entries: &[String]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.store.conn();
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(self.store.keys().queue())
+            .arg(DISPATCHER_GROUP)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg(entries)
+            .arg("JUSTID")
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// Entries waiting in the stream (queued and in flight).
+    pub async fn depth(&self) -> Result<u64> {
+        let mut c = self.store.conn();
+        Ok(redis::cmd("XLEN")
+            .arg(self.store.keys().queue())
+            .query_async(&mut c)
+            .await?)
+    }
+}

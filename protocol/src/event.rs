@@ -1,0 +1,44 @@
+//! Live events published on `{prefix}:events`: result waiters and the console listen.
+//!
+//! Task events are published by the Lua scripts that change a task's status, so the event and
+//! the change are one atomic step; their JSON is built there and pinned by the tests here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::TaskId;
+use crate::model::TaskStatus;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A task changed status.
+    Task {
+        task_id: TaskId,
+        status: TaskStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<String>,
+        /// Unix time in milliseconds.
+        at: u64,
+    },
+}
+
+impl Event {
+    /// The task this event is about, if any.
+    pub fn task_id(&self) -> Option<TaskId> {
+        match self {
+            Event::Task { task_id, .. } => Some(*task_id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_event_json_is_what_the_lua_scripts_write() {
+        let raw = r#"{"type":"task","task_id":"6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10","status":"RUNNING","worker":"w1","at":17}"#;
+        let ev: Event = serde_json::from_str(raw).unwrap();
+        assert_eq!(serde_json::to_string(&ev).unwrap(), raw);
+    }
+}

@@ -1,0 +1,82 @@
+//! The Redis key schema: every key the platform touches is built here, from one table.
+//!
+//! | key                  | type    | holds                                                  |
+//! |----------------------|---------|--------------------------------------------------------|
+//! | `{p}:fn:{id}`        | hash    | name, format, payload or source, entrypoint, created_at |
+//! | `{p}:functions`      | zset    | function ids scored by creation time (for listing)     |
+//! | `{p}:task:{id}`      | hash    | the task record (see `model::TaskRecord`)              |
+//! | `{p}:queue`          | stream  | one entry (`task` = id) per dispatch; group `dispatchers` |
+//! | `{p}:events`         | pub/sub | JSON `event::Event`s                                   |
+//! | `{p}:workers`        | hash    | worker id → JSON worker info                           |
+//! | `{p}:stats`          | hash    | counters: submitted, completed, failed, requeued       |
+//!
+//! `{p}` is the namespace prefix, `faas` by default, so several platforms can share one Redis.
+
+use crate::ids::{FunctionId, TaskId};
+
+/// The consumer group of the queue stream that all dispatchers join.
+pub const DISPATCHER_GROUP: &str = "dispatchers";
+/// The default namespace prefix.
+pub const DEFAULT_PREFIX: &str = "faas";
+
+/// Builds the platform's Redis keys under one prefix.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new(DEFAULT_PREFIX)
+    }
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn function(&self, id: FunctionId) -> String {
+        format!("{}:fn:{id}", self.prefix)
+    }
+
+    pub fn functions(&self) -> String {
+        format!("{}:functions", self.prefix)
+    }
+
+    pub fn task(&self, id: TaskId) -> String {
+        format!("{}:task:{id}", self.prefix)
+    }
+
+    pub fn queue(&self) -> String {
+        format!("{}:queue", self.prefix)
+    }
+
+    pub fn events(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.prefix)
+    }
+
+    pub fn stats(&self) -> String {
+        format!("{}:stats", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_documented_table() {
+        let k = Keys::default();
+        let id: TaskId = "6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10".parse().unwrap();
+        assert_eq!(k.task(id), "faas:task:6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10");
+        assert_eq!(k.queue(), "faas:queue");
+        assert_eq!(Keys::new("x").events(), "x:events");
+    }
+}

@@ -1,0 +1,12 @@
+//! Wire types of the FaaS platform: ids, the task and function model, HTTP bodies, live events
+//! and the Redis key schema. No I/O lives here, so every daemon and client agrees on the bytes.
+
+pub mod api;
+pub mod event;
+pub mod ids;
+pub mod keys;
+pub mod model;
+
+pub use ids::{FunctionId, TaskId};
+pub use keys::Keys;
+pub use model::{FunctionFormat, TaskStatus};

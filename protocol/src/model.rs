@@ -1,0 +1,165 @@
+//! The task and function model shared by the gateway, dispatchers, workers and clients.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{FunctionId, TaskId};
+
+/// Where a task is in its life: `QUEUED → RUNNING → COMPLETED | FAILED`, and back from
+/// `RUNNING` to `QUEUED` only when infrastructure failed. Terminal states are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 4] = [Self::Queued, Self::Running, Self::Completed, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Running => "RUNNING",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// COMPLETED and FAILED never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown task status {s:?}"))
+    }
+}
+
+/// How a function and its arguments are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FunctionFormat {
+    /// base64 of a dill pickle (the original Python clients); args and results likewise.
+    Dill,
+    /// Python source text and an entrypoint name; args and results are JSON.
+    Source,
+}
+
+impl FunctionFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dill => "dill",
+            Self::Source => "source",
+        }
+    }
+}
+
+impl FromStr for FunctionFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "dill" => Ok(Self::Dill),
+            "source" => Ok(Self::Source),
+            _ => Err(format!("unknown function format {s:?}")),
+        }
+    }
+}
+
+/// Why a task failed, as text any client can show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    /// The exception's type (`ZeroDivisionError`), or a platform cause (`Timeout`, `WorkerLost`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    #[serde(default)]
+    pub traceback: String,
+}
+
+impl TaskError {
+    pub fn platform(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            message: message.into(),
+            traceback: String::new(),
+        }
+    }
+}
+
+/// A function as listed by `GET /functions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionSummary {
+    pub function_id: FunctionId,
+    pub name: String,
+    pub format: FunctionFormat,
+    /// Unix time in milliseconds.
+    pub created_at: u64,
+}
+
+/// The full record of a task, as `GET /tasks/{id}` returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub task_id: TaskId,
+    pub function_id: FunctionId,
+    pub function_name: String,
+    pub format: FunctionFormat,
+    pub status: TaskStatus,
+    /// dill: the base64 args payload; source: `{"args": [...], "kwargs": {...}}`.
+    pub args: serde_json::Value,
+    /// dill: base64 pickle of the value or exception; source: the JSON value. Null until terminal.
+    pub result: serde_json::Value,
+    pub error: Option<TaskError>,
+    /// What the function printed.
+    pub log: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub timeout_ms: Option<u64>,
+    pub worker: Option<String>,
+    /// Unix times in milliseconds.
+    pub created_at: u64,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_upper_case_on_the_wire() {
+        assert_eq!(
+            serde_json::to_string(&TaskStatus::Completed).unwrap(),
+            "\"COMPLETED\""
+        );
+        assert_eq!("queued".parse::<TaskStatus>().unwrap(), TaskStatus::Queued);
+        assert!(TaskStatus::Failed.is_terminal() && !TaskStatus::Running.is_terminal());
+    }
+
+    #[test]
+    fn task_error_names_its_type_field_type() {
+        let e = TaskError::platform("Timeout", "task exceeded its timeout of 5 ms");
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"type": "Timeout", "message": "task exceeded its timeout of 5 ms", "traceback": ""})
+        );
+    }
+}
