@@ -1,1 +1,4 @@
-//! Console lib.
+//! Clients of the FaaS platform: the gateway HTTP client shared by the `faas` CLI and the
+//! `faas-console` operator dashboard.
+
+pub mod client;

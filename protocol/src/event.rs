@@ -20,6 +20,26 @@ pub enum Event {
         /// Unix time in milliseconds.
         at: u64,
     },
+    /// A worker joined, left (said bye), was lost (missed heartbeats), or beat its heart
+    /// (published at most every few seconds, with its current load).
+    Worker {
+        worker: String,
+        state: WorkerState,
+        #[serde(default)]
+        busy: u32,
+        #[serde(default)]
+        slots: u32,
+        at: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    Joined,
+    Heartbeat,
+    Left,
+    Lost,
 }
 
 impl Event {
@@ -27,6 +47,7 @@ impl Event {
     pub fn task_id(&self) -> Option<TaskId> {
         match self {
             Event::Task { task_id, .. } => Some(*task_id),
+            Event::Worker { .. } => None,
         }
     }
 }
@@ -40,5 +61,20 @@ mod tests {
         let raw = r#"{"type":"task","task_id":"6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10","status":"RUNNING","worker":"w1","at":17}"#;
         let ev: Event = serde_json::from_str(raw).unwrap();
         assert_eq!(serde_json::to_string(&ev).unwrap(), raw);
+    }
+
+    #[test]
+    fn worker_event_bytes_are_pinned() {
+        let ev = Event::Worker {
+            worker: "w1".into(),
+            state: WorkerState::Lost,
+            busy: 1,
+            slots: 4,
+            at: 9,
+        };
+        assert_eq!(
+            serde_json::to_string(&ev).unwrap(),
+            r#"{"type":"worker","worker":"w1","state":"lost","busy":1,"slots":4,"at":9}"#
+        );
     }
 }

@@ -140,6 +140,36 @@ pub struct TaskRecord {
     pub finished_at: Option<u64>,
 }
 
+/// Mode of a worker in the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerMode {
+    /// The local pool of a `faas-dispatcher -m local`.
+    Local,
+    Push,
+    Pull,
+}
+
+/// One worker's entry in the registry hash `{prefix}:workers` (field = id, value = this JSON).
+/// Dispatchers keep it current; `last_heartbeat` tells the console whether it is alive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub mode: WorkerMode,
+    pub host: String,
+    pub pid: u32,
+    /// Consumer name of the dispatcher this worker serves.
+    pub dispatcher: String,
+    /// Python processes (tasks it can run at once).
+    pub slots: u32,
+    /// Tasks running now.
+    pub busy: u32,
+    pub tasks_done: u64,
+    /// Unix times in milliseconds.
+    pub joined_at: u64,
+    pub last_heartbeat: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

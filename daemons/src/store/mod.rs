@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord};
+use faas_protocol::event::{Event, WorkerState};
+use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerInfo};
 use faas_protocol::{FunctionFormat, FunctionId, Keys, TaskId, TaskStatus};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
@@ -438,6 +439,53 @@ impl Store {
         .ignore();
         let () = pipe.query_async(&mut c).await?;
         Ok(())
+    }
+
+    /// The worker registry, by id.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        let mut c = self.conn.clone();
+        let raw: HashMap<String, String> = c.hgetall(self.keys.workers()).await?;
+        let mut workers: Vec<WorkerInfo> = raw
+            .values()
+            .filter_map(|v| serde_json::from_str(v).ok())
+            .collect();
+        workers.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(workers)
+    }
+
+    /// Writes a worker's registry entry and announces the change in one round trip.
+    pub async fn put_worker(&self, w: &WorkerInfo, state: WorkerState) -> Result<()> {
+        let event = Event::Worker {
+            worker: w.id.clone(),
+            state,
+            busy: w.busy,
+            slots: w.slots,
+            at: now_ms(),
+        };
+        let mut pipe = redis::pipe();
+        match state {
+            WorkerState::Left | WorkerState::Lost => pipe.hdel(self.keys.workers(), &w.id),
+            WorkerState::Joined | WorkerState::Heartbeat => pipe.hset(
+                self.keys.workers(),
+                &w.id,
+                serde_json::to_string(w).expect("worker info serialises"),
+            ),
+        }
+        .ignore()
+        .publish(
+            self.keys.events(),
+            serde_json::to_string(&event).expect("events serialise"),
+        )
+        .ignore();
+        let mut c = self.conn.clone();
+        let () = pipe.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    /// The counters: submitted, completed, failed, requeued (missing ones are 0).
+    pub async fn stats(&self) -> Result<HashMap<String, u64>> {
+        let mut c = self.conn.clone();
+        Ok(c.hgetall(self.keys.stats()).await?)
     }
 
     pub(crate) fn conn(&self) -> ConnectionManager {

@@ -1,0 +1,179 @@
+//! A typed client of the gateway's HTTP API, used by the CLI and the console.
+
+use std::time::Duration;
+
+use faas_protocol::api::{
+    ErrorReply, ExecuteFunction, ExecuteFunctionReply, RegisterFunction, RegisterFunctionReply,
+    ResultReply, StatusReply,
+};
+use faas_protocol::model::{FunctionSummary, TaskRecord, WorkerInfo};
+use faas_protocol::{FunctionId, TaskId};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The gateway answered with an error body.
+    #[error("{message} (HTTP {status})")]
+    Api { status: StatusCode, message: String },
+    #[error("cannot reach the gateway at {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("unexpected reply from the gateway: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// Talks to one gateway. Cheap to clone (the connection pool is shared).
+#[derive(Clone, Debug)]
+pub struct GatewayClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl GatewayClient {
+    /// `base` like `http://127.0.0.1:8000`; `token` is sent as `Authorization: Bearer`.
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("a plain HTTP client builds");
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.filter(|t| !t.is_empty()),
+            http,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn register_source(
+        &self,
+        name: &str,
+        source: &str,
+        entrypoint: &str,
+    ) -> Result<FunctionId> {
+        let req = RegisterFunction {
+            name: name.to_owned(),
+            source: Some(source.to_owned()),
+            entrypoint: Some(entrypoint.to_owned()),
+            payload: None,
+        };
+        let r: RegisterFunctionReply = self.post("/register_function", &req).await?;
+        Ok(r.function_id)
+    }
+
+    pub async fn register(&self, req: &RegisterFunction) -> Result<FunctionId> {
+        let r: RegisterFunctionReply = self.post("/register_function", req).await?;
+        Ok(r.function_id)
+    }
+
+    pub async fn execute(&self, req: &ExecuteFunction) -> Result<TaskId> {
+        let r: ExecuteFunctionReply = self.post("/execute_function", req).await?;
+        Ok(r.task_id)
+    }
+
+    /// Executes a source function with JSON arguments.
+    pub async fn invoke(
+        &self,
+        function: FunctionId,
+        args: serde_json::Value,
+        kwargs: serde_json::Value,
+    ) -> Result<TaskId> {
+        self.execute(&ExecuteFunction {
+            function_id: function.to_string(),
+            args: Some(args),
+            kwargs: Some(kwargs),
+            ..ExecuteFunction::default()
+        })
+        .await
+    }
+
+    pub async fn status(&self, task: TaskId) -> Result<StatusReply> {
+        self.get(&format!("/status/{task}")).await
+    }
+
+    /// The result; with `wait`, the gateway holds the request until the task is terminal.
+    pub async fn result(&self, task: TaskId, wait: Option<Duration>) -> Result<ResultReply> {
+        match wait {
+            Some(w) => {
+                self.get(&format!("/result/{task}?wait={}", w.as_millis()))
+                    .await
+            }
+            None => self.get(&format!("/result/{task}")).await,
+        }
+    }
+
+    pub async fn task(&self, task: TaskId) -> Result<TaskRecord> {
+        self.get(&format!("/tasks/{task}")).await
+    }
+
+    pub async fn functions(&self) -> Result<Vec<FunctionSummary>> {
+        self.get("/functions").await
+    }
+
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        self.get("/workers").await
+    }
+
+    pub async fn healthz(&self) -> Result<()> {
+        let _: serde_json::Value = self.get("/healthz").await?;
+        Ok(())
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let req = self.http.post(format!("{}{path}", self.base)).json(body);
+        self.send(req).await
+    }
+
+    async fn send<T: DeserializeOwned>(&self, mut req: reqwest::RequestBuilder) -> Result<T> {
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ErrorReply>(&bytes)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(ClientError::Api { status, message });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
