@@ -6,6 +6,7 @@ pub mod event;
 pub mod ids;
 pub mod keys;
 pub mod model;
+pub mod wire;
 
 pub use ids::{FunctionId, TaskId};
 pub use keys::Keys;

@@ -105,6 +105,31 @@ impl TaskError {
     }
 }
 
+/// How a task ended: `status` is COMPLETED or FAILED. Sent by workers, recorded by dispatchers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: TaskStatus,
+    /// dill: base64 pickle of the value (or of the exception); source: the JSON value.
+    pub result: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TaskError>,
+    /// What the function printed.
+    #[serde(default)]
+    pub log: String,
+}
+
+impl Outcome {
+    /// A failure of the platform rather than of the user's code.
+    pub fn platform_failure(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: TaskStatus::Failed,
+            result: serde_json::Value::Null,
+            error: Some(TaskError::platform(kind, message)),
+            log: String::new(),
+        }
+    }
+}
+
 /// A function as listed by `GET /functions`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionSummary {

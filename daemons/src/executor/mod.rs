@@ -9,8 +9,8 @@ mod pool;
 
 use std::time::Duration;
 
-use faas_protocol::model::TaskError;
-use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
+pub use faas_protocol::model::Outcome;
+use faas_protocol::{FunctionFormat, FunctionId, TaskId};
 
 pub use pool::{Pool, PoolConfig, Slot};
 
@@ -33,27 +33,6 @@ pub struct Job {
     /// dill: base64 string of the pickled `(args, kwargs)`; source: `{"args": [], "kwargs": {}}`.
     pub args: serde_json::Value,
     pub timeout: Duration,
-}
-
-/// How a task ended. `status` is COMPLETED or FAILED.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Outcome {
-    pub status: TaskStatus,
-    pub result: serde_json::Value,
-    pub error: Option<TaskError>,
-    pub log: String,
-}
-
-impl Outcome {
-    /// A failure of the platform rather than of the user's code.
-    pub fn platform_failure(kind: &str, message: impl Into<String>) -> Self {
-        Self {
-            status: TaskStatus::Failed,
-            result: serde_json::Value::Null,
-            error: Some(TaskError::platform(kind, message)),
-            log: String::new(),
-        }
-    }
 }
 
 /// Errors that stop a pool from starting at all.

@@ -200,6 +200,10 @@ impl Store {
         let mut c = self.conn.clone();
         let ids: Vec<String> = c.zrange(self.keys.functions(), 0, -1).await?;
         let ids: Vec<FunctionId> = ids.iter().filter_map(|s| s.parse().ok()).collect();
+        if ids.is_empty() {
+            // An empty pipeline is an error in redis-rs, not an empty reply.
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.hmget(self.keys.function(*id), &["name", "format", "created_at"]);

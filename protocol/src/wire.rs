@@ -1,0 +1,241 @@
+//! Dispatcher ⇄ worker messages over ZeroMQ: one JSON object per message, versioned.
+//!
+//! Every frame is `{"v": PROTOCOL_VERSION, "type": ..., ...}`. A peer reads `v` first and
+//! refuses a frame of another version with a clear reason, rather than misreading it.
+//!
+//! Push (DEALER → ROUTER): `hello`, then the dispatcher sends `task`s while the worker has free
+//! slots; the worker sends `result`s and `heartbeat`s; the dispatcher answers each heartbeat
+//! with `ack`, so both sides know the other is alive.
+//! Pull (REQ → ROUTER): two REQ sockets per worker. The control socket says `hello`,
+//! `heartbeat`, `result` and `bye` (each answered at once); the work socket sends `poll`,
+//! which the dispatcher holds until it has a `task` or the long-poll ends (`no_work`). Results
+//! travel apart from polls so a held poll never delays a result.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{FunctionId, TaskId};
+use crate::model::{FunctionFormat, Outcome, WorkerMode};
+
+/// Bumped on any change a peer of the old version would misread.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Worker → dispatcher.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToDispatcher {
+    /// Joins (or re-joins after a reconnect) with the worker's capacity.
+    Hello {
+        worker: String,
+        mode: WorkerMode,
+        host: String,
+        pid: u32,
+        slots: u32,
+        /// Tasks still running from before a reconnect (they report when done).
+        busy: u32,
+    },
+    /// Pull: asks for one task.
+    Poll { worker: String },
+    Result {
+        worker: String,
+        task_id: TaskId,
+        format: FunctionFormat,
+        outcome: Outcome,
+    },
+    Heartbeat { worker: String, busy: u32 },
+    /// Stop sending tasks: the worker is shutting down and finishes what it runs.
+    Leaving { worker: String },
+    /// Gone. Tasks in `unfinished` did not complete and go back to the queue.
+    Bye {
+        worker: String,
+        unfinished: Vec<TaskId>,
+    },
+}
+
+/// Dispatcher → worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToWorker {
+    Welcome {
+        dispatcher: String,
+        heartbeat_ms: u64,
+    },
+    Task(TaskMsg),
+    /// Pull: the long-poll ended with no work.
+    NoWork,
+    Ack,
+    /// The message was not accepted; `rejoin` says the worker should say hello again (the
+    /// dispatcher does not know it, e.g. after a dispatcher restart).
+    Refused { reason: String, rejoin: bool },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskMsg {
+    pub task_id: TaskId,
+    pub function_id: FunctionId,
+    pub format: FunctionFormat,
+    /// The function itself, sent only the first time this worker sees the function id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<String>,
+    pub args: serde_json::Value,
+    pub timeout_ms: u64,
+}
+
+/// A message with its protocol version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Frame<T> {
+    pub v: u32,
+    #[serde(flatten)]
+    pub msg: T,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// A peer speaking another protocol version.
+    Version { theirs: u32 },
+    Malformed(String),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Version { theirs } => write!(
+                f,
+                "peer speaks protocol version {theirs}, this side speaks {PROTOCOL_VERSION}"
+            ),
+            Self::Malformed(e) => write!(f, "malformed message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Encodes a message of this protocol version.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Out<'a, T> {
+        v: u32,
+        #[serde(flatten)]
+        msg: &'a T,
+    }
+    serde_json::to_vec(&Out {
+        v: PROTOCOL_VERSION,
+        msg,
+    })
+    .expect("wire messages serialise")
+}
+
+/// Decodes a message, checking the version before the body.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, FrameError> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: Option<u32>,
+    }
+    let version: Version =
+        serde_json::from_slice(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    match version.v {
+        Some(PROTOCOL_VERSION) => {}
+        Some(theirs) => return Err(FrameError::Version { theirs }),
+        None => return Err(FrameError::Malformed("no protocol version `v`".into())),
+    }
+    serde_json::from_slice::<Frame<T>>(bytes)
+        .map(|f| f.msg)
+        .map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TaskStatus;
+    use serde_json::json;
+
+    const TASK: &str = "6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10";
+    const FUNC: &str = "0b3e7a43-6c55-4d6e-8f8a-2a1f5f3c9e21";
+
+    fn json_of<T: Serialize>(m: &T) -> serde_json::Value {
+        serde_json::from_slice(&encode(m)).unwrap()
+    }
+
+    #[test]
+    fn worker_messages_pin_their_json() {
+        let hello = ToDispatcher::Hello {
+            worker: "w1".into(),
+            mode: WorkerMode::Push,
+            host: "h".into(),
+            pid: 7,
+            slots: 4,
+            busy: 0,
+        };
+        assert_eq!(
+            json_of(&hello),
+            json!({"v": 1, "type": "hello", "worker": "w1", "mode": "push", "host": "h", "pid": 7, "slots": 4, "busy": 0})
+        );
+        let result = ToDispatcher::Result {
+            worker: "w1".into(),
+            task_id: TASK.parse().unwrap(),
+            format: FunctionFormat::Source,
+            outcome: Outcome {
+                status: TaskStatus::Completed,
+                result: json!(5),
+                error: None,
+                log: String::new(),
+            },
+        };
+        assert_eq!(
+            json_of(&result),
+            json!({"v": 1, "type": "result", "worker": "w1", "task_id": TASK, "format": "source",
+                   "outcome": {"status": "COMPLETED", "result": 5, "log": ""}})
+        );
+        assert_eq!(
+            json_of(&ToDispatcher::Poll { worker: "w1".into() }),
+            json!({"v": 1, "type": "poll", "worker": "w1"})
+        );
+        assert_eq!(
+            json_of(&ToDispatcher::Bye { worker: "w1".into(), unfinished: vec![] }),
+            json!({"v": 1, "type": "bye", "worker": "w1", "unfinished": []})
+        );
+    }
+
+    #[test]
+    fn dispatcher_messages_pin_their_json() {
+        let task = ToWorker::Task(TaskMsg {
+            task_id: TASK.parse().unwrap(),
+            function_id: FUNC.parse().unwrap(),
+            format: FunctionFormat::Dill,
+            body: None,
+            entrypoint: None,
+            args: json!("gARLKi4="),
+            timeout_ms: 1000,
+        });
+        assert_eq!(
+            json_of(&task),
+            json!({"v": 1, "type": "task", "task_id": TASK, "function_id": FUNC, "format": "dill",
+                   "args": "gARLKi4=", "timeout_ms": 1000})
+        );
+        assert_eq!(json_of(&ToWorker::NoWork), json!({"v": 1, "type": "no_work"}));
+        assert_eq!(
+            json_of(&ToWorker::Refused { reason: "x".into(), rejoin: true }),
+            json!({"v": 1, "type": "refused", "reason": "x", "rejoin": true})
+        );
+    }
+
+    #[test]
+    fn messages_round_trip_and_other_versions_are_refused() {
+        let m = ToWorker::Welcome {
+            dispatcher: "d".into(),
+            heartbeat_ms: 1000,
+        };
+        assert_eq!(decode::<ToWorker>(&encode(&m)).unwrap(), m);
+        let v2 = br#"{"v": 2, "type": "ack"}"#;
+        assert_eq!(
+            decode::<ToWorker>(v2).unwrap_err(),
+            FrameError::Version { theirs: 2 }
+        );
+        assert!(matches!(
+            decode::<ToWorker>(br#"{"type": "ack"}"#),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+}
