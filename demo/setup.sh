@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the platform and its tests need and are missing on a Debian/Ubuntu machine with
+# Rust: redis-server and tmux (apt), and a project-local Python venv (.venv) with dill and
+# requests. Safe to run again: it only installs what is missing, and says what it did.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing with apt-get: ${missing[*]}"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! .venv/bin/python -c 'import dill, requests' >/dev/null 2>&1; then
+    echo "setup: creating .venv with dill and requests (the Python the workers and examples use)"
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r demo/requirements.txt
+fi
+echo "setup: ready (redis-server: $(command -v redis-server), python: $PWD/.venv/bin/python)"
