@@ -9,7 +9,10 @@ pub mod cli;
 pub mod dispatcher;
 pub mod executor;
 pub mod gateway;
+pub mod metrics;
+pub mod notify;
 pub mod store;
+pub mod worker;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -34,16 +34,23 @@ pub enum ToDispatcher {
         busy: u32,
     },
     /// Pull: asks for one task.
-    Poll { worker: String },
+    Poll {
+        worker: String,
+    },
     Result {
         worker: String,
         task_id: TaskId,
         format: FunctionFormat,
         outcome: Outcome,
     },
-    Heartbeat { worker: String, busy: u32 },
+    Heartbeat {
+        worker: String,
+        busy: u32,
+    },
     /// Stop sending tasks: the worker is shutting down and finishes what it runs.
-    Leaving { worker: String },
+    Leaving {
+        worker: String,
+    },
     /// Gone. Tasks in `unfinished` did not complete and go back to the queue.
     Bye {
         worker: String,
@@ -65,7 +72,10 @@ pub enum ToWorker {
     Ack,
     /// The message was not accepted; `rejoin` says the worker should say hello again (the
     /// dispatcher does not know it, e.g. after a dispatcher restart).
-    Refused { reason: String, rejoin: bool },
+    Refused {
+        reason: String,
+        rejoin: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,7 +104,9 @@ pub struct Frame<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
     /// A peer speaking another protocol version.
-    Version { theirs: u32 },
+    Version {
+        theirs: u32,
+    },
     Malformed(String),
 }
 
@@ -189,11 +201,16 @@ mod tests {
                    "outcome": {"status": "COMPLETED", "result": 5, "log": ""}})
         );
         assert_eq!(
-            json_of(&ToDispatcher::Poll { worker: "w1".into() }),
+            json_of(&ToDispatcher::Poll {
+                worker: "w1".into()
+            }),
             json!({"v": 1, "type": "poll", "worker": "w1"})
         );
         assert_eq!(
-            json_of(&ToDispatcher::Bye { worker: "w1".into(), unfinished: vec![] }),
+            json_of(&ToDispatcher::Bye {
+                worker: "w1".into(),
+                unfinished: vec![]
+            }),
             json!({"v": 1, "type": "bye", "worker": "w1", "unfinished": []})
         );
     }
@@ -214,9 +231,15 @@ mod tests {
             json!({"v": 1, "type": "task", "task_id": TASK, "function_id": FUNC, "format": "dill",
                    "args": "gARLKi4=", "timeout_ms": 1000})
         );
-        assert_eq!(json_of(&ToWorker::NoWork), json!({"v": 1, "type": "no_work"}));
         assert_eq!(
-            json_of(&ToWorker::Refused { reason: "x".into(), rejoin: true }),
+            json_of(&ToWorker::NoWork),
+            json!({"v": 1, "type": "no_work"})
+        );
+        assert_eq!(
+            json_of(&ToWorker::Refused {
+                reason: "x".into(),
+                rejoin: true
+            }),
             json!({"v": 1, "type": "refused", "reason": "x", "rejoin": true})
         );
     }

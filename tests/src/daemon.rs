@@ -125,6 +125,40 @@ impl Daemon {
         }
     }
 
+    /// Sends `signal` and returns at once (`false` if the daemon was already stopped); pair
+    /// with [`Daemon::wait_exit`] to see how it ends, e.g. SIGTERM while it still drains.
+    pub fn signal(&mut self, signal: Signal) -> bool {
+        match self.child.as_ref() {
+            Some(child) => kill(pid_of(child), signal).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Waits (bounded, without blocking the runtime) for the process to exit; `None` if it
+    /// is still running after `timeout`. The daemon stays held, so its log stays readable.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// CPU time (user + system) the process has used so far, from `/proc/PID/stat`.
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time(self.pid() as i32).expect("daemon's /proc/PID/stat is readable")
+    }
+
     /// A clean stop: SIGTERM, and SIGKILL if it has not exited after the grace period.
     /// Returns how it exited (`None` if it was already stopped).
     pub fn stop(&mut self) -> Option<ExitStatus> {
@@ -181,4 +215,17 @@ pub fn process_gone(pid: i32) -> bool {
             })
             .unwrap_or(true),
     }
+}
+
+/// CPU time (user + system) process `pid` has used, from `/proc/PID/stat`; `None` if it is gone.
+pub fn cpu_time(pid: i32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // In USER_HZ ticks, which Linux fixes at 100 for user space whatever the kernel's HZ.
+    const USER_HZ: u64 = 100;
+    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
 }

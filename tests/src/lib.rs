@@ -14,10 +14,10 @@ mod stack;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-pub use daemon::{process_gone, Daemon};
+pub use daemon::{cpu_time, process_gone, Daemon};
 pub use paths::{bin, workspace_root, TestDir};
 pub use python::{dill_repr, python, python_json, run_python, run_python_with_stdin, DILL_PRELUDE};
-pub use redis::{ping, RedisGuard};
+pub use redis::{ping, RedisGuard, Resp};
 pub use reqwest::StatusCode;
 pub use stack::{is_terminal, Mode, Stack, StackBuilder};
 
@@ -98,9 +98,23 @@ pub fn decode_pickle_b64(b64: &str) -> Vec<u8> {
 macro_rules! per_mode {
     ($($test:ident),* $(,)?) => {
         $crate::__mode_tests!(local, $crate::Mode::Local; $($test),*);
-        // Push and pull join once their dispatcher and workers exist (issue 3):
-        // $crate::__mode_tests!(push, $crate::Mode::Push; $($test),*);
-        // $crate::__mode_tests!(pull, $crate::Mode::Pull; $($test),*);
+        $crate::__mode_tests!(push, $crate::Mode::Push; $($test),*);
+        $crate::__mode_tests!(pull, $crate::Mode::Pull; $($test),*);
+    };
+}
+
+/// Instantiates behaviour tests for the modes with remote workers only (push and pull): each
+/// `async fn name(mode: Mode)` becomes `remote::push::name` and `remote::pull::name`. The
+/// `remote` module keeps them apart from [`per_mode!`]'s in the same file.
+#[macro_export]
+macro_rules! remote_modes {
+    ($($test:ident),* $(,)?) => {
+        mod remote {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__mode_tests!(push, $crate::Mode::Push; $($test),*);
+            $crate::__mode_tests!(pull, $crate::Mode::Pull; $($test),*);
+        }
     };
 }
 

@@ -1,10 +1,11 @@
 //! A whole platform for one test: a private Redis, the gateway, and a dispatcher (with remote
 //! workers in push and pull mode), plus HTTP helpers that speak the gateway's API.
 
+use std::collections::BTreeMap;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use faas_protocol::{FunctionId, TaskId};
+use faas_protocol::{FunctionId, Keys, TaskId};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -49,6 +50,8 @@ pub struct StackBuilder {
     dispatcher_args: Vec<String>,
     dispatcher: bool,
     env: Vec<(String, String)>,
+    worker_processes: usize,
+    worker_args: Vec<String>,
 }
 
 impl StackBuilder {
@@ -68,6 +71,19 @@ impl StackBuilder {
     pub fn dispatcher_args(mut self, args: &[&str]) -> Self {
         self.dispatcher_args
             .extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Remote worker processes started with the first push/pull dispatcher (default 1).
+    pub fn worker_processes(mut self, n: usize) -> Self {
+        self.worker_processes = n;
+        self
+    }
+
+    /// Extra `faas-worker` flags for every worker the stack starts, e.g.
+    /// `["--heartbeat-ms", "300"]`. A flag given here must not be given again per worker.
+    pub fn worker_args(mut self, args: &[&str]) -> Self {
+        self.worker_args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 
@@ -98,6 +114,7 @@ impl StackBuilder {
         let start_dispatcher = self.dispatcher;
         let mut stack = Stack {
             workers: Vec::new(),
+            extra_dispatchers: Vec::new(),
             dispatcher: None,
             gateway,
             redis,
@@ -160,6 +177,8 @@ async fn start_gateway(cfg: &StackBuilder, redis: &RedisGuard, dir: &TestDir) ->
 pub struct Stack {
     // Field order is drop order: consumers of Redis go before Redis.
     workers: Vec<Daemon>,
+    /// Dispatchers started with [`Stack::add_dispatcher`], beside the main one.
+    extra_dispatchers: Vec<Daemon>,
     dispatcher: Option<Daemon>,
     gateway: Daemon,
     redis: RedisGuard,
@@ -181,6 +200,8 @@ impl Stack {
             dispatcher_args: Vec::new(),
             dispatcher: true,
             env: Vec::new(),
+            worker_processes: 1,
+            worker_args: Vec::new(),
         }
     }
 
@@ -226,20 +247,8 @@ impl Stack {
     /// Starts the dispatcher (and, in push/pull mode, the workers if none run).
     pub fn start_dispatcher(&mut self) {
         assert!(self.dispatcher.is_none(), "a dispatcher is already running");
+        let args = self.dispatcher_command(self.dispatcher_port, &[]);
         let cfg = &self.cfg;
-        let py = python().to_string_lossy().into_owned();
-        let mut args: Vec<String> = vec!["-m".into(), cfg.mode.as_str().into()];
-        match cfg.mode {
-            Mode::Local => args.extend([
-                "-w".into(),
-                cfg.workers.to_string(),
-                "--python".into(),
-                py.clone(),
-            ]),
-            Mode::Push | Mode::Pull => args.extend(["-p".into(), self.dispatcher_port.to_string()]),
-        }
-        args.extend(["--redis".into(), self.redis.url()]);
-        args.extend(cfg.dispatcher_args.iter().cloned());
         self.dispatcher = Some(Daemon::spawn(
             "dispatcher",
             bin("faas-dispatcher"),
@@ -248,22 +257,135 @@ impl Stack {
             self.dir.path(),
         ));
         if cfg.mode != Mode::Local && self.workers.is_empty() {
-            let endpoint = format!("tcp://127.0.0.1:{}", self.dispatcher_port);
-            let args = [
-                cfg.mode.as_str().to_owned(),
-                cfg.workers.to_string(),
-                endpoint,
-                "--python".into(),
-                py,
-            ];
-            self.workers.push(Daemon::spawn(
-                "worker",
-                bin("faas-worker"),
-                &args,
-                &cfg.env,
-                self.dir.path(),
-            ));
+            for _ in 0..cfg.worker_processes {
+                self.add_worker(self.dispatcher_port, &[]);
+            }
         }
+    }
+
+    /// Where this stack's push/pull dispatcher binds: fixed for the stack, so a restarted
+    /// dispatcher is found by the workers of the old one.
+    pub fn dispatcher_port(&self) -> u16 {
+        self.dispatcher_port
+    }
+
+    /// Starts one more worker of the stack's mode against a dispatcher on `port`, with the
+    /// builder's worker flags plus `extra`; returns its index for [`Stack::worker`]. Its log is
+    /// `worker.log` for the first worker, `worker-N.log` for the N-th.
+    pub fn add_worker(&mut self, port: u16, extra: &[&str]) -> usize {
+        self.add_worker_of(self.cfg.mode, port, extra)
+    }
+
+    /// Like [`Stack::add_worker`] with the worker's mode chosen (e.g. the wrong one on purpose).
+    pub fn add_worker_of(&mut self, mode: Mode, port: u16, extra: &[&str]) -> usize {
+        assert!(mode != Mode::Local, "there are no local-mode workers");
+        let mut args: Vec<String> = vec![
+            mode.as_str().to_owned(),
+            self.cfg.workers.to_string(),
+            format!("tcp://127.0.0.1:{port}"),
+            "--python".into(),
+            python().to_string_lossy().into_owned(),
+        ];
+        args.extend(self.cfg.worker_args.iter().cloned());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let index = self.workers.len();
+        let name = match index {
+            0 => "worker".to_owned(),
+            n => format!("worker-{}", n + 1),
+        };
+        self.workers.push(Daemon::spawn(
+            &name,
+            bin("faas-worker"),
+            &args,
+            &self.cfg.env,
+            self.dir.path(),
+        ));
+        index
+    }
+
+    /// The `i`-th worker process (in start order).
+    pub fn worker(&mut self, i: usize) -> &mut Daemon {
+        &mut self.workers[i]
+    }
+
+    /// Worker processes started so far, running or not.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Starts another dispatcher of the stack's mode on the same Redis, binding `port` (ignored
+    /// in local mode), with the builder's dispatcher flags plus `extra`; returns its index for
+    /// [`Stack::extra_dispatcher`]. It stops with the stack, before the main dispatcher.
+    pub fn add_dispatcher(&mut self, port: u16, extra: &[&str]) -> usize {
+        let args = self.dispatcher_command(port, extra);
+        let index = self.extra_dispatchers.len();
+        self.extra_dispatchers.push(Daemon::spawn(
+            &format!("dispatcher-{}", index + 2),
+            bin("faas-dispatcher"),
+            &args,
+            &self.cfg.env,
+            self.dir.path(),
+        ));
+        index
+    }
+
+    /// `faas-dispatcher` flags for this stack's mode and Redis, binding `port` in push/pull.
+    fn dispatcher_command(&self, port: u16, extra: &[&str]) -> Vec<String> {
+        let cfg = &self.cfg;
+        let mut args: Vec<String> = vec!["-m".into(), cfg.mode.as_str().into()];
+        match cfg.mode {
+            Mode::Local => args.extend([
+                "-w".into(),
+                cfg.workers.to_string(),
+                "--python".into(),
+                python().to_string_lossy().into_owned(),
+            ]),
+            Mode::Push | Mode::Pull => args.extend(["-p".into(), port.to_string()]),
+        }
+        args.extend(["--redis".into(), self.redis.url()]);
+        args.extend(cfg.dispatcher_args.iter().cloned());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// The `i`-th dispatcher started with [`Stack::add_dispatcher`].
+    pub fn extra_dispatcher(&mut self, i: usize) -> &mut Daemon {
+        &mut self.extra_dispatchers[i]
+    }
+
+    /// Waits until the registry lists exactly `n` workers and returns it; panics with what it
+    /// listed last after `timeout`.
+    pub async fn wait_registered_workers(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> BTreeMap<String, Value> {
+        let mut last = BTreeMap::new();
+        let ok = wait_until(timeout, async || {
+            last = self.registered_workers().await;
+            last.len() == n
+        })
+        .await;
+        assert!(
+            ok,
+            "expected {n} registered workers within {timeout:?}; the registry holds {last:?}"
+        );
+        last
+    }
+
+    /// The worker registry as the dispatchers keep it in Redis (`faas:workers`): worker id →
+    /// its info as JSON.
+    pub async fn registered_workers(&self) -> BTreeMap<String, Value> {
+        self.redis
+            .hgetall(&Keys::default().workers())
+            .await
+            .into_iter()
+            .map(|(id, info)| {
+                let info = serde_json::from_str(&info)
+                    .unwrap_or_else(|e| panic!("worker {id}: info is not JSON ({e}): {info}"));
+                (id, info)
+            })
+            .collect()
     }
 
     /// Stops the dispatcher cleanly (SIGTERM); workers, if any, stay up to reconnect.

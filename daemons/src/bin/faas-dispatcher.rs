@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
-use faas_daemons::dispatcher::{self, DispatcherConfig, LocalExecutor};
+use faas_daemons::dispatcher::{
+    self, DispatcherConfig, LocalExecutor, RemoteConfig, RemoteExecutor,
+};
 use faas_daemons::executor::{Pool, PoolConfig};
 use faas_daemons::store::Store;
+use faas_protocol::model::WorkerMode;
 use faas_protocol::Keys;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -54,6 +57,15 @@ struct Args {
     /// How long SIGTERM waits for running tasks before re-queueing them.
     #[arg(long, env = "FAAS_DRAIN_GRACE_MS", default_value_t = 30_000)]
     drain_grace_ms: u64,
+    /// Address the worker socket binds to (push/pull). Loopback unless told otherwise.
+    #[arg(long, env = "FAAS_BIND", default_value = "127.0.0.1")]
+    bind: String,
+    /// Push/pull workers beat this often; three missed beats and a worker is lost.
+    #[arg(long, env = "FAAS_HEARTBEAT_MS", default_value_t = 1_000)]
+    heartbeat_ms: u64,
+    /// How long a pull worker's request for work is held before "no work".
+    #[arg(long, env = "FAAS_LONG_POLL_MS", default_value_t = 2_000)]
+    long_poll_ms: u64,
     /// Consumer name in the queue group (default: dispatcher-HOST-PID).
     #[arg(long, env = "FAAS_DISPATCHER_NAME")]
     name: Option<String>,
@@ -120,10 +132,34 @@ async fn main() -> anyhow::Result<()> {
             pool.shutdown().await;
         }
         Mode::Push | Mode::Pull => {
-            usage_error(format_args!(
-                "-m {:?} is not available in this build yet; use -m local",
-                args.mode
-            ));
+            if args.heartbeat_ms == 0 || args.long_poll_ms == 0 {
+                usage_error("--heartbeat-ms and --long-poll-ms must be positive");
+            }
+            let store = Store::connect(&args.redis, Keys::new(args.prefix)).await?;
+            let remote = RemoteConfig {
+                mode: if args.mode == Mode::Push {
+                    WorkerMode::Push
+                } else {
+                    WorkerMode::Pull
+                },
+                bind: format!("tcp://{}:{}", args.bind, args.port),
+                dispatcher: name,
+                heartbeat: Duration::from_millis(args.heartbeat_ms),
+                long_poll: Duration::from_millis(args.long_poll_ms),
+                deadline_grace: Duration::from_secs(10),
+                retention: cfg.retention,
+            };
+            let bind = remote.bind.clone();
+            // The worker socket outlives the dispatch loop: while the loop drains, results
+            // of running tasks still have to come in.
+            let sockets = CancellationToken::new();
+            let executor = match RemoteExecutor::start(remote, store.clone(), sockets.clone()).await
+            {
+                Ok(e) => Arc::new(e),
+                Err(e) => usage_error(format_args!("cannot bind {bind}: {e}")),
+            };
+            dispatcher::run(store, executor, cfg, shutdown).await?;
+            sockets.cancel();
         }
     }
     info!("dispatcher stopped");

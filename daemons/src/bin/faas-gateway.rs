@@ -6,8 +6,10 @@ use clap::Parser;
 use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
 use faas_daemons::gateway::{self, AppState, GatewayConfig};
 use faas_daemons::store::Store;
+use faas_daemons::{metrics, notify};
 use faas_protocol::Keys;
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +35,12 @@ struct Args {
     /// Attempts an execution gets when infrastructure fails under it, unless it says.
     #[arg(long, env = "FAAS_MAX_ATTEMPTS", default_value_t = 3)]
     max_attempts: u32,
+    /// Require `Authorization: Bearer TOKEN` on every route but /healthz.
+    #[arg(long, env = "FAAS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// How long in-flight requests may run on after SIGTERM, in milliseconds.
+    #[arg(long, env = "FAAS_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
+    shutdown_grace_ms: u64,
     #[arg(long, env = "FAAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -50,22 +58,51 @@ async fn main() -> anyhow::Result<()> {
             args.redis
         ));
     }
+    let token = args.token.filter(|t| !t.is_empty());
+    if let Some(t) = &token {
+        // Anything else cannot travel in an HTTP header unchanged.
+        if !t.bytes().all(|b| b.is_ascii_graphic()) {
+            usage_error("--token/FAAS_TOKEN must be printable ASCII without spaces");
+        }
+    }
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,
         Err(e) => usage_error(format_args!("cannot listen on {}: {e}", args.listen)),
     };
-    let store = Store::connect(&args.redis, Keys::new(args.prefix)).await?;
-    let config = GatewayConfig {
-        body_limit: args.body_limit,
-        max_wait: Duration::from_millis(args.max_wait_ms),
-        default_max_attempts: args.max_attempts,
+    let handle = match metrics::install() {
+        Ok(h) => h,
+        Err(e) => usage_error(e),
     };
+    metrics::init_gateway();
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        notify::notify_stopping();
         trigger.cancel();
     });
-    gateway::run(listener, AppState::new(store, config), shutdown).await?;
+    // Redis may come up after us; a stop request while waiting for it is still a clean stop.
+    let store = tokio::select! {
+        store = Store::connect(&args.redis, Keys::new(args.prefix)) => store?,
+        () = shutdown.cancelled() => return Ok(()),
+    };
+    let config = GatewayConfig {
+        body_limit: args.body_limit,
+        max_wait: Duration::from_millis(args.max_wait_ms),
+        default_max_attempts: args.max_attempts,
+        shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+    };
+    if token.is_none() && !listener.local_addr()?.ip().is_loopback() {
+        tracing::warn!(
+            "serving beyond loopback without --token: anyone who can connect can run code"
+        );
+    }
+    let state = AppState::new(store, config)
+        .with_token(token)
+        .with_metrics(handle);
+    // The listener is bound and Redis connected: requests are served from here on.
+    notify::notify_ready();
+    gateway::run(listener, state, shutdown).await?;
+    info!("gateway stopped");
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! re-queues them (`lua/requeue.lua`), counting the attempt.
 
 mod local;
+mod remote;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -25,6 +26,7 @@ use crate::executor::{FunctionDef, Job, Outcome};
 use crate::store::{QueueEntry, QueueReader, Store, StoreError};
 
 pub use local::LocalExecutor;
+pub use remote::{RemoteConfig, RemoteExecutor};
 
 /// Where slots come from and how a job runs on one.
 pub trait Executor: Send + Sync + 'static {

@@ -5,25 +5,31 @@
 //! (`source` functions, JSON `args`). The router is a plain function of its state so tests can
 //! drive it with `oneshot` as well as over a real socket.
 
+mod auth;
 mod error;
 mod extract;
 mod handlers;
+mod metrics;
 pub mod validate;
 mod waiters;
+mod workers;
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use faas_protocol::FunctionId;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use error::ApiError;
 pub use waiters::Waiters;
@@ -39,6 +45,8 @@ pub struct GatewayConfig {
     pub max_wait: Duration,
     /// `max_attempts` of an execution that does not say.
     pub default_max_attempts: u32,
+    /// How long in-flight requests (long polls included) may run on after shutdown begins.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -47,6 +55,7 @@ impl Default for GatewayConfig {
             body_limit: 10 * 1024 * 1024,
             max_wait: Duration::from_secs(300),
             default_max_attempts: 3,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -59,6 +68,10 @@ pub struct AppState {
     pub waiters: Arc<Waiters>,
     /// Functions never change once registered: their name and format are cached by id.
     functions: Arc<RwLock<HashMap<FunctionId, FunctionMeta>>>,
+    /// When set, every route but `/healthz` needs `Authorization: Bearer <token>`.
+    token: Option<Arc<str>>,
+    /// Renders this process's metrics on `/metrics` (none in unit tests: only Redis values).
+    metrics: Option<PrometheusHandle>,
 }
 
 impl AppState {
@@ -68,7 +81,21 @@ impl AppState {
             config: Arc::new(config),
             waiters: Arc::default(),
             functions: Arc::default(),
+            token: None,
+            metrics: None,
         }
+    }
+
+    /// Requires `token` on every route but `/healthz` (an empty token means none).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
+    }
+
+    /// Serves this process's recorder on `/metrics` (see [`crate::metrics::install`]).
+    pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
     }
 }
 
@@ -86,9 +113,16 @@ pub fn app(state: AppState) -> Router {
             get(handlers::functions).post(handlers::register_function),
         )
         .route("/healthz", get(handlers::healthz))
+        .route("/workers", get(workers::workers))
+        .route("/metrics", get(metrics::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
@@ -110,9 +144,19 @@ pub async fn run(
     ));
     info!(addr = %listener.local_addr()?, "gateway listening");
     let stop = shutdown.clone();
-    axum::serve(listener, app(state))
+    let grace = state.config.shutdown_grace;
+    let serve = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
+        .into_future();
+    // The drain is bounded: a long poll (`?wait=`) must not hold a stopping gateway for minutes.
+    let drain_bound = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = serve => served?,
+        () = drain_bound => warn!(?grace, "in-flight requests still running after the shutdown grace; closing them"),
+    }
     shutdown.cancel();
     let _ = events.await;
     Ok(())

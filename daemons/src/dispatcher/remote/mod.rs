@@ -1,0 +1,521 @@
+//! Push and pull modes: tasks go to `faas-worker` processes over one ZeroMQ ROUTER socket.
+//!
+//! A socket task receives every worker message and applies it to the [`Registry`]; a sender
+//! task owns the send half. Slots are claims on a worker's capacity: push credit (slots the
+//! worker announced and that are not running a task) or, in pull mode, a held poll. A worker
+//! that stays silent for three heartbeats is lost; its tasks go back to the queue.
+
+mod registry;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use faas_protocol::event::WorkerState;
+use faas_protocol::model::{Outcome, WorkerInfo, WorkerMode};
+use faas_protocol::wire::{self, FrameError, TaskMsg, ToDispatcher, ToWorker};
+use faas_protocol::{FunctionFormat, TaskId};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use zeromq::{RouterSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
+
+use self::registry::{Claim, Envelope, Registry};
+use super::{ExecSlot, Executor, RunResult};
+use crate::executor::Job;
+use crate::now_ms;
+use crate::store::Store;
+
+#[derive(Clone, Debug)]
+pub struct RemoteConfig {
+    pub mode: WorkerMode,
+    /// ZeroMQ endpoint to bind, e.g. `tcp://127.0.0.1:5555`.
+    pub bind: String,
+    /// The dispatcher's name, recorded in the worker registry.
+    pub dispatcher: String,
+    /// Workers beat this often; three missed beats and a worker is lost.
+    pub heartbeat: Duration,
+    /// How long a pull worker's poll is held before `no_work`.
+    pub long_poll: Duration,
+    /// Slack past a task's own timeout before its worker is presumed lost (pull backstop).
+    pub deadline_grace: Duration,
+    pub retention: Duration,
+}
+
+/// The remote workers as an [`Executor`].
+#[derive(Debug)]
+pub struct RemoteExecutor {
+    hub: Arc<Hub>,
+}
+
+#[derive(Debug)]
+struct Hub {
+    cfg: RemoteConfig,
+    store: Store,
+    registry: Mutex<Registry>,
+    /// Woken when capacity appears (a hello, a result, a poll).
+    capacity: Notify,
+    out: mpsc::UnboundedSender<Outgoing>,
+}
+
+/// A message for the sender task; `sent` learns whether the peer was still there.
+#[derive(Debug)]
+struct Outgoing {
+    msg: ZmqMessage,
+    sent: Option<oneshot::Sender<bool>>,
+}
+
+impl RemoteExecutor {
+    /// Binds the ROUTER socket and starts the socket and upkeep tasks.
+    pub async fn start(
+        cfg: RemoteConfig,
+        store: Store,
+        shutdown: CancellationToken,
+    ) -> Result<Self, zeromq::ZmqError> {
+        let mut socket = RouterSocket::new();
+        let endpoint = socket.bind(&cfg.bind).await?;
+        info!(%endpoint, mode = ?cfg.mode, "waiting for workers");
+        let (send_half, recv_half) = socket.split();
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let hub = Arc::new(Hub {
+            cfg,
+            store,
+            registry: Mutex::default(),
+            capacity: Notify::new(),
+            out,
+        });
+        tokio::spawn(send_loop(send_half, out_rx));
+        tokio::spawn(recv_loop(hub.clone(), recv_half, shutdown.clone()));
+        tokio::spawn(upkeep(hub.clone(), shutdown));
+        Ok(Self { hub })
+    }
+
+    /// Workers connected now.
+    pub fn workers(&self) -> usize {
+        self.hub.registry().workers.len()
+    }
+
+    /// Tasks the workers could take right now.
+    pub fn free_slots(&self) -> usize {
+        self.hub.registry().free()
+    }
+}
+
+/// A promise of one task to one worker. Dropped unused, the capacity goes back.
+#[derive(Debug)]
+pub struct RemoteSlot {
+    hub: Arc<Hub>,
+    claim: Option<Claim>,
+}
+
+impl Drop for RemoteSlot {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            self.hub
+                .registry
+                .lock()
+                .expect("registry lock")
+                .unclaim(claim);
+            self.hub.capacity.notify_one();
+        }
+    }
+}
+
+impl Executor for RemoteExecutor {
+    type Slot = RemoteSlot;
+
+    async fn acquire(&self) -> Option<RemoteSlot> {
+        loop {
+            // Registered before the check, so a wake-up between the two is kept.
+            let woken = self.hub.capacity.notified();
+            if let Some(slot) = self.try_acquire() {
+                return Some(slot);
+            }
+            woken.await;
+        }
+    }
+
+    fn try_acquire(&self) -> Option<RemoteSlot> {
+        let claim = self.hub.registry.lock().expect("registry lock").claim()?;
+        Some(RemoteSlot {
+            hub: self.hub.clone(),
+            claim: Some(claim),
+        })
+    }
+}
+
+impl ExecSlot for RemoteSlot {
+    fn worker(&self) -> String {
+        self.claim
+            .as_ref()
+            .map(|c| c.worker.clone())
+            .unwrap_or_default()
+    }
+
+    async fn run(mut self, job: Job) -> RunResult {
+        let claim = self.claim.take().expect("a slot runs once");
+        let hub = self.hub.clone();
+        let (done, result) = oneshot::channel();
+        let f = &job.function;
+        let send_body =
+            hub.registry
+                .lock()
+                .expect("registry lock")
+                .send(&claim, job.task_id, f.id, done);
+        let Some(send_body) = send_body else {
+            return RunResult::Lost(format!(
+                "worker {} left before the task was sent",
+                claim.worker
+            ));
+        };
+        let msg = ToWorker::Task(TaskMsg {
+            task_id: job.task_id,
+            function_id: f.id,
+            format: f.format,
+            body: send_body.then(|| f.body.clone()),
+            entrypoint: if send_body {
+                f.entrypoint.clone()
+            } else {
+                None
+            },
+            args: job.args,
+            timeout_ms: job.timeout.as_millis() as u64,
+        });
+        if !hub.send_awaited(claim.route.clone(), &msg).await {
+            hub.registry().abandon(&claim.worker, job.task_id);
+            return RunResult::Lost(format!("worker {} is not connected", claim.worker));
+        }
+        // The worker enforces the timeout itself; this deadline only catches a worker that
+        // went silent without being noticed (a pull worker between heartbeats).
+        let deadline = job.timeout + hub.cfg.deadline_grace;
+        match tokio::time::timeout(deadline, result).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => RunResult::Lost(format!("worker {} was lost", claim.worker)),
+            Err(_) => {
+                hub.registry
+                    .lock()
+                    .expect("registry lock")
+                    .abandon(&claim.worker, job.task_id);
+                RunResult::Lost(format!(
+                    "no result from worker {} within the task's deadline",
+                    claim.worker
+                ))
+            }
+        }
+    }
+}
+
+impl Hub {
+    fn reply(&self, envelope: Envelope, msg: &ToWorker) {
+        if let Some(msg) = frames(envelope, msg) {
+            let _ = self.out.send(Outgoing { msg, sent: None });
+        }
+    }
+
+    /// Sends and learns whether the peer socket was still connected. (Delivered is another
+    /// matter: heartbeats and deadlines cover what a send cannot know.)
+    async fn send_awaited(&self, envelope: Envelope, msg: &ToWorker) -> bool {
+        let Some(msg) = frames(envelope, msg) else {
+            return false;
+        };
+        let (tx, rx) = oneshot::channel();
+        if self
+            .out
+            .send(Outgoing {
+                msg,
+                sent: Some(tx),
+            })
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().expect("registry lock")
+    }
+
+    /// Announces a registry change in Redis without holding up the socket loop.
+    fn publish(&self, info: WorkerInfo, state: WorkerState) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.put_worker(&info, state).await {
+                debug!(worker = %info.id, error = %e, "cannot update the worker registry");
+            }
+        });
+    }
+
+    fn on_message(&self, envelope: Envelope, payload: &[u8]) {
+        let msg = match wire::decode::<ToDispatcher>(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                match &e {
+                    FrameError::Version { .. } => {
+                        warn!(error = %e, "refusing a worker of another protocol version")
+                    }
+                    FrameError::Malformed(_) => warn!(error = %e, "refusing a malformed message"),
+                }
+                let refused = ToWorker::Refused {
+                    reason: e.to_string(),
+                    rejoin: false,
+                };
+                self.reply(envelope, &refused);
+                return;
+            }
+        };
+        let now = Instant::now();
+        match msg {
+            ToDispatcher::Hello {
+                worker,
+                mode,
+                host,
+                pid,
+                slots,
+                busy,
+            } => {
+                let info = WorkerInfo {
+                    id: worker.clone(),
+                    mode,
+                    host,
+                    pid,
+                    dispatcher: self.cfg.dispatcher.clone(),
+                    slots,
+                    busy,
+                    tasks_done: 0,
+                    joined_at: now_ms(),
+                    last_heartbeat: now_ms(),
+                };
+                if mode != self.cfg.mode {
+                    let reason = format!(
+                        "this dispatcher runs in {:?} mode; the worker is a {:?} worker",
+                        self.cfg.mode, mode
+                    );
+                    warn!(%worker, %reason, "refusing worker");
+                    self.reply(
+                        envelope,
+                        &ToWorker::Refused {
+                            reason,
+                            rejoin: false,
+                        },
+                    );
+                    return;
+                }
+                let new = self.registry().hello(info.clone(), envelope.clone(), now);
+                info!(%worker, slots, new, "worker joined");
+                if new {
+                    self.publish(info, WorkerState::Joined);
+                }
+                self.capacity.notify_one();
+                let welcome = ToWorker::Welcome {
+                    dispatcher: self.cfg.dispatcher.clone(),
+                    heartbeat_ms: self.cfg.heartbeat.as_millis() as u64,
+                };
+                self.reply(envelope, &welcome);
+            }
+            ToDispatcher::Poll { worker } => {
+                let leaving = self.registry().workers.get(&worker).map(|w| w.leaving);
+                match leaving {
+                    Some(true) => self.reply(envelope, &ToWorker::NoWork),
+                    Some(false) => {
+                        self.registry().poll(&worker, envelope, now);
+                        self.capacity.notify_one();
+                    }
+                    None => self.rejoin(envelope, &worker),
+                }
+            }
+            ToDispatcher::Result {
+                worker,
+                task_id,
+                format,
+                outcome,
+            } => {
+                let waiting = {
+                    let mut reg = self.registry();
+                    if let Some(w) = reg.workers.get_mut(&worker) {
+                        w.last_seen = now;
+                    }
+                    reg.result(&worker, task_id)
+                };
+                match waiting {
+                    Some(done) => {
+                        if let Err(RunResult::Done(outcome)) = done.send(RunResult::Done(outcome)) {
+                            self.record_late(task_id, format, outcome, worker);
+                        }
+                    }
+                    None => self.record_late(task_id, format, outcome, worker),
+                }
+                // Either way a slot of this worker is free again.
+                self.capacity.notify_one();
+                if is_req(&envelope) {
+                    self.reply(envelope, &ToWorker::Ack);
+                }
+            }
+            ToDispatcher::Heartbeat { worker, busy } => {
+                let known = match self.registry().workers.get_mut(&worker) {
+                    Some(w) => {
+                        w.last_seen = now;
+                        w.info.last_heartbeat = now_ms();
+                        debug!(%worker, busy, "heartbeat");
+                        true
+                    }
+                    None => false,
+                };
+                if known {
+                    self.reply(envelope, &ToWorker::Ack);
+                } else {
+                    self.rejoin(envelope, &worker);
+                }
+            }
+            ToDispatcher::Leaving { worker } => {
+                info!(%worker, "worker leaving: no new tasks for it");
+                for poll in self.registry().leaving(&worker) {
+                    self.reply(poll, &ToWorker::NoWork);
+                }
+                self.reply(envelope, &ToWorker::Ack);
+            }
+            ToDispatcher::Bye { worker, unfinished } => {
+                let why = format!("worker {worker} shut down before finishing it");
+                if let Some(w) = self.registry().remove(&worker, &why) {
+                    info!(%worker, unfinished = unfinished.len(), "worker left");
+                    for (poll, _) in w.polls {
+                        self.reply(poll, &ToWorker::NoWork);
+                    }
+                    self.publish(w.info, WorkerState::Left);
+                }
+                self.reply(envelope, &ToWorker::Ack);
+            }
+        }
+    }
+
+    /// The worker is unknown here (this dispatcher restarted): it must say hello again.
+    fn rejoin(&self, envelope: Envelope, worker: &str) {
+        debug!(%worker, "unknown worker; asking it to rejoin");
+        let refused = ToWorker::Refused {
+            reason: "unknown worker: say hello first".into(),
+            rejoin: true,
+        };
+        self.reply(envelope, &refused);
+    }
+
+    /// A result nobody waits for (it came after a reconnect or a deadline): record it anyway,
+    /// unless the task is terminal already, which the store checks.
+    fn record_late(&self, task: TaskId, format: FunctionFormat, outcome: Outcome, worker: String) {
+        let store = self.store.clone();
+        let retention = self.cfg.retention;
+        tokio::spawn(async move {
+            match store
+                .finish(task, format, &outcome, &worker, None, retention)
+                .await
+            {
+                Ok(recorded) => info!(%task, %worker, recorded, "late result"),
+                Err(e) => warn!(%task, error = %e, "cannot record a late result"),
+            }
+        });
+    }
+}
+
+fn frames(mut envelope: Envelope, msg: &ToWorker) -> Option<ZmqMessage> {
+    envelope.push(Bytes::from(wire::encode(msg)));
+    ZmqMessage::try_from(envelope).ok()
+}
+
+/// REQ peers put an empty delimiter frame after their identity and wait for an answer to
+/// every request; DEALER peers do not.
+fn is_req(envelope: &Envelope) -> bool {
+    envelope.last().is_some_and(|f| f.is_empty())
+}
+
+async fn send_loop(mut socket: zeromq::RouterSendHalf, mut out: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(Outgoing { msg, sent }) = out.recv().await {
+        let ok = match socket.send(msg).await {
+            Ok(()) => true,
+            Err(e) => {
+                // The peer is gone; heartbeats will tell the registry.
+                debug!(error = %e, "cannot send to a worker");
+                false
+            }
+        };
+        if let Some(sent) = sent {
+            let _ = sent.send(ok);
+        }
+    }
+}
+
+async fn recv_loop(hub: Arc<Hub>, mut socket: zeromq::RouterRecvHalf, shutdown: CancellationToken) {
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            msg = socket.recv() => msg,
+        };
+        match msg {
+            Ok(msg) => {
+                let mut frames = msg.into_vec();
+                let Some(payload) = frames.pop() else {
+                    continue;
+                };
+                hub.on_message(frames, &payload);
+            }
+            Err(e) => {
+                warn!(error = %e, "worker socket receive failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Expires held polls, finds lost workers and keeps the Redis registry current.
+async fn upkeep(hub: Arc<Hub>, shutdown: CancellationToken) {
+    let tick_every = (hub.cfg.heartbeat / 4).max(Duration::from_millis(50));
+    let mut tick = tokio::time::interval(tick_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let lost_after = hub.cfg.heartbeat * 3;
+    let mut last_publish = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        for poll in hub.registry().expired_polls(hub.cfg.long_poll) {
+            hub.reply(poll, &ToWorker::NoWork);
+        }
+        let silent = hub.registry().silent(lost_after);
+        for worker in silent {
+            let why = format!(
+                "worker {worker} lost: no heartbeat for {} ms",
+                lost_after.as_millis()
+            );
+            let running = hub
+                .registry()
+                .workers
+                .get(&worker)
+                .map_or(0, |w| w.inflight.len());
+            if let Some(w) = hub.registry().remove(&worker, &why) {
+                warn!(%worker, running, "worker lost; re-queueing its tasks");
+                hub.publish(w.info, WorkerState::Lost);
+            }
+        }
+        if last_publish.elapsed() >= hub.cfg.heartbeat * 2 {
+            last_publish = Instant::now();
+            let infos: Vec<WorkerInfo> = hub
+                .registry()
+                .workers
+                .values()
+                .map(|w| w.info.clone())
+                .collect();
+            for info in infos {
+                hub.publish(info, WorkerState::Heartbeat);
+            }
+        }
+    }
+    // Shutting down: the workers will find another dispatcher; drop their registry entries.
+    let gone: Vec<WorkerInfo> = hub
+        .registry()
+        .workers
+        .values()
+        .map(|w| w.info.clone())
+        .collect();
+    for info in gone {
+        let _ = hub.store.put_worker(&info, WorkerState::Left).await;
+    }
+}

@@ -1,0 +1,346 @@
+//! The dispatcher's view of its remote workers: capacity, held polls, tasks in flight.
+//!
+//! Pure state with no I/O, so the rules (who gets the next task, what a lost worker takes
+//! with it) are tested without sockets. Envelopes are the ZeroMQ routing frames of a peer.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use faas_protocol::model::{WorkerInfo, WorkerMode};
+use faas_protocol::{FunctionId, TaskId};
+use tokio::sync::oneshot;
+
+use crate::dispatcher::RunResult;
+
+/// Routing frames that address one peer socket (identity, and the empty delimiter for REQ).
+pub type Envelope = Vec<Bytes>;
+
+#[derive(Debug)]
+pub struct Remote {
+    pub info: WorkerInfo,
+    /// Push: where tasks go (the worker's DEALER).
+    pub route: Envelope,
+    /// Push: free slots not yet promised to a task.
+    pub credit: u32,
+    /// Pull: polls held until there is a task or the long-poll ends.
+    pub polls: VecDeque<(Envelope, Instant)>,
+    /// Said `leaving`: gets no new tasks.
+    pub leaving: bool,
+    pub last_seen: Instant,
+    pub inflight: HashMap<TaskId, oneshot::Sender<RunResult>>,
+    /// Functions whose body this worker has been sent.
+    pub known: HashSet<FunctionId>,
+}
+
+/// Where a promised task goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub worker: String,
+    pub route: Envelope,
+    /// Pull: when the poll arrived; it keeps its age if given back, so it still expires.
+    pub since: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub workers: HashMap<String, Remote>,
+}
+
+impl Registry {
+    /// Adds a worker, or refreshes one that reconnected (its tasks in flight stay).
+    /// Returns true when the worker is new.
+    pub fn hello(&mut self, info: WorkerInfo, route: Envelope, now: Instant) -> bool {
+        match self.workers.get_mut(&info.id) {
+            Some(w) => {
+                // Tasks it still runs count once, whether it or this side reports them.
+                let busy = info.busy.max(w.inflight.len() as u32);
+                w.route = route;
+                w.credit = info.slots.saturating_sub(busy);
+                w.info.slots = info.slots;
+                w.last_seen = now;
+                w.leaving = false;
+                false
+            }
+            None => {
+                self.workers.insert(
+                    info.id.clone(),
+                    Remote {
+                        credit: info.slots.saturating_sub(info.busy),
+                        info,
+                        route,
+                        polls: VecDeque::new(),
+                        leaving: false,
+                        last_seen: now,
+                        inflight: HashMap::new(),
+                        known: HashSet::new(),
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Promises the next task to the worker with the most free capacity (push) or the oldest
+    /// held poll (pull).
+    pub fn claim(&mut self) -> Option<Claim> {
+        let (id, w) = self
+            .workers
+            .iter_mut()
+            .filter(|(_, w)| !w.leaving)
+            .filter(|(_, w)| match w.info.mode {
+                WorkerMode::Pull => !w.polls.is_empty(),
+                _ => w.credit > 0,
+            })
+            .max_by_key(|(_, w)| match w.info.mode {
+                WorkerMode::Pull => u64::MAX - w.polls[0].1.elapsed().as_millis() as u64,
+                _ => w.credit as u64,
+            })?;
+        let (route, since) = match w.info.mode {
+            WorkerMode::Pull => {
+                let (route, since) = w.polls.pop_front().expect("filtered non-empty");
+                (route, Some(since))
+            }
+            _ => {
+                w.credit -= 1;
+                (w.route.clone(), None)
+            }
+        };
+        Some(Claim {
+            worker: id.clone(),
+            route,
+            since,
+        })
+    }
+
+    /// Gives back a claim that carried no task.
+    pub fn unclaim(&mut self, claim: Claim) {
+        if let Some(w) = self.workers.get_mut(&claim.worker) {
+            match w.info.mode {
+                WorkerMode::Pull => w
+                    .polls
+                    .push_front((claim.route, claim.since.unwrap_or_else(Instant::now))),
+                _ => w.credit += 1,
+            }
+        }
+    }
+
+    /// A pull worker asks for work. It has one work socket, so a new poll means any older
+    /// one it still has here came from a socket it has since rebuilt: those are dropped.
+    /// Returns false for an unknown worker.
+    pub fn poll(&mut self, worker: &str, route: Envelope, now: Instant) -> bool {
+        match self.workers.get_mut(worker) {
+            Some(w) => {
+                w.last_seen = now;
+                w.polls.clear();
+                w.polls.push_back((route, now));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a task sent under `claim`. Returns whether the body of `function` must go along,
+    /// or `None` when the worker is gone.
+    pub fn send(
+        &mut self,
+        claim: &Claim,
+        task: TaskId,
+        function: FunctionId,
+        done: oneshot::Sender<RunResult>,
+    ) -> Option<bool> {
+        let w = self.workers.get_mut(&claim.worker)?;
+        w.inflight.insert(task, done);
+        w.info.busy = w.inflight.len() as u32;
+        Some(w.known.insert(function))
+    }
+
+    /// A result arrived. Returns the waiting run's channel, if the task is still awaited.
+    /// A result nobody awaits (a task from before this worker's reconnect, which its hello
+    /// counted as busy) frees a slot all the same.
+    pub fn result(&mut self, worker: &str, task: TaskId) -> Option<oneshot::Sender<RunResult>> {
+        let w = self.workers.get_mut(worker)?;
+        let done = w.inflight.remove(&task);
+        w.info.busy = w.inflight.len() as u32;
+        w.info.tasks_done += 1;
+        if w.info.mode != WorkerMode::Pull && !w.leaving {
+            let most = w.info.slots.saturating_sub(w.info.busy);
+            w.credit = (w.credit + 1).min(most);
+        }
+        done
+    }
+
+    /// Forgets a task whose deadline passed.
+    pub fn abandon(&mut self, worker: &str, task: TaskId) {
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.inflight.remove(&task);
+            w.info.busy = w.inflight.len() as u32;
+        }
+    }
+
+    /// Marks a worker as draining; returns its held polls to be answered `no_work`.
+    pub fn leaving(&mut self, worker: &str) -> Vec<Envelope> {
+        match self.workers.get_mut(worker) {
+            Some(w) => {
+                w.leaving = true;
+                w.credit = 0;
+                w.polls.drain(..).map(|(e, _)| e).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Removes a worker; its tasks in flight are lost (the caller re-queues them).
+    pub fn remove(&mut self, worker: &str, why: &str) -> Option<Remote> {
+        let mut w = self.workers.remove(worker)?;
+        for (_, done) in w.inflight.drain() {
+            let _ = done.send(RunResult::Lost(why.to_owned()));
+        }
+        Some(w)
+    }
+
+    /// Workers silent for longer than `limit`.
+    pub fn silent(&self, limit: Duration) -> Vec<String> {
+        self.workers
+            .iter()
+            .filter(|(_, w)| w.last_seen.elapsed() > limit)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Held polls older than `long_poll`, removed, to be answered `no_work`.
+    pub fn expired_polls(&mut self, long_poll: Duration) -> Vec<Envelope> {
+        let mut out = Vec::new();
+        for w in self.workers.values_mut() {
+            while w
+                .polls
+                .front()
+                .is_some_and(|(_, t)| t.elapsed() >= long_poll)
+            {
+                out.push(w.polls.pop_front().expect("checked").0);
+            }
+        }
+        out
+    }
+
+    /// Free capacity right now (push credit plus held polls).
+    pub fn free(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|w| !w.leaving)
+            .map(|w| match w.info.mode {
+                WorkerMode::Pull => w.polls.len(),
+                _ => w.credit as usize,
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str, mode: WorkerMode, slots: u32) -> WorkerInfo {
+        WorkerInfo {
+            id: id.into(),
+            mode,
+            host: "h".into(),
+            pid: 1,
+            dispatcher: "d".into(),
+            slots,
+            busy: 0,
+            tasks_done: 0,
+            joined_at: 0,
+            last_heartbeat: 0,
+        }
+    }
+
+    fn env(id: &str) -> Envelope {
+        vec![Bytes::from(id.to_owned())]
+    }
+
+    #[test]
+    fn push_claims_balance_across_workers_and_respect_credit() {
+        let mut r = Registry::default();
+        let now = Instant::now();
+        r.hello(info("a", WorkerMode::Push, 2), env("a"), now);
+        r.hello(info("b", WorkerMode::Push, 1), env("b"), now);
+        let first = r.claim().unwrap();
+        assert_eq!(first.worker, "a");
+        let second = r.claim().unwrap();
+        let third = r.claim().unwrap();
+        let mut got = vec![second.worker.clone(), third.worker.clone()];
+        got.sort();
+        assert_eq!(got, ["a", "b"]);
+        assert!(r.claim().is_none(), "no credit left");
+        r.unclaim(third);
+        assert_eq!(r.free(), 1);
+    }
+
+    #[test]
+    fn a_result_returns_credit_and_a_lost_worker_loses_its_tasks() {
+        let mut r = Registry::default();
+        r.hello(info("a", WorkerMode::Push, 2), env("a"), Instant::now());
+        let (first, second) = (r.claim().unwrap(), r.claim().unwrap());
+        let task = TaskId::new();
+        let f = FunctionId::new();
+        let (tx, mut rx) = oneshot::channel();
+        assert_eq!(r.send(&first, task, f, tx), Some(true));
+        let (tx2, _rx2) = oneshot::channel();
+        let again = r.send(&second, TaskId::new(), f, tx2);
+        assert_eq!(again, Some(false), "body sent once");
+        assert_eq!(r.workers["a"].credit, 0);
+        assert!(r.result("a", task).is_some());
+        assert_eq!(r.workers["a"].credit, 1);
+        assert_eq!(r.workers["a"].info.tasks_done, 1);
+        r.remove("a", "gone");
+        assert!(
+            rx.try_recv().is_err(),
+            "the finished task's channel was taken by result()"
+        );
+    }
+
+    #[test]
+    fn a_result_from_before_a_reconnect_frees_the_slot_it_held() {
+        let mut r = Registry::default();
+        let mut busy = info("a", WorkerMode::Push, 1);
+        busy.busy = 1;
+        r.hello(busy, env("a"), Instant::now());
+        assert!(r.claim().is_none(), "its one slot runs an earlier task");
+        assert!(r.result("a", TaskId::new()).is_none());
+        assert!(r.claim().is_some(), "the slot is free again");
+        assert!(r.result("a", TaskId::new()).is_none());
+        assert_eq!(r.workers["a"].credit, 1, "never more credit than slots");
+    }
+
+    #[test]
+    fn pull_claims_take_the_oldest_poll_and_expire() {
+        let mut r = Registry::default();
+        let now = Instant::now();
+        r.hello(info("p", WorkerMode::Pull, 4), env("p"), now);
+        assert!(r.claim().is_none(), "no poll held yet");
+        r.workers
+            .get_mut("p")
+            .unwrap()
+            .polls
+            .push_back((env("poll1"), now));
+        let c = r.claim().unwrap();
+        assert_eq!(c.route, env("poll1"));
+        r.unclaim(c);
+        assert_eq!(r.expired_polls(Duration::ZERO).len(), 1);
+        assert_eq!(r.free(), 0);
+    }
+
+    #[test]
+    fn leaving_workers_get_nothing_and_removal_fails_their_tasks() {
+        let mut r = Registry::default();
+        r.hello(info("a", WorkerMode::Push, 2), env("a"), Instant::now());
+        let claim = r.claim().unwrap();
+        let (tx, mut rx) = oneshot::channel();
+        r.send(&claim, TaskId::new(), FunctionId::new(), tx);
+        r.leaving("a");
+        assert!(r.claim().is_none());
+        r.remove("a", "worker lost");
+        assert!(matches!(rx.try_recv(), Ok(RunResult::Lost(why)) if why == "worker lost"));
+    }
+}

@@ -1,0 +1,182 @@
+//! `faas-worker`: runs tasks for a remote dispatcher on its own pool of Python children.
+//!
+//! The ZeroMQ sockets are rebuilt whenever the dispatcher goes quiet or the connection drops
+//! (the `zeromq` crate does not reconnect DEALER or REQ sockets by itself), and the worker says
+//! hello again; tasks keep running meanwhile and their results are sent once connected.
+//! Results wait in an outbox until sent, so a reconnect does not lose them.
+
+mod pull;
+mod push;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faas_protocol::model::{Outcome, WorkerMode};
+use faas_protocol::wire::{TaskMsg, ToDispatcher};
+use faas_protocol::{FunctionId, TaskId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::executor::{ExecutorError, FunctionDef, Job, Pool, PoolConfig};
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub mode: WorkerMode,
+    /// The dispatcher, e.g. `tcp://127.0.0.1:5555`.
+    pub endpoint: String,
+    pub id: String,
+    pub procs: usize,
+    pub python: PathBuf,
+    /// How often to beat until the dispatcher's welcome says otherwise.
+    pub heartbeat: Duration,
+    /// How long SIGTERM waits for running tasks before handing them back.
+    pub drain_grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+    #[error("the dispatcher refused this worker: {0}")]
+    Refused(String),
+}
+
+/// What both modes share: the pool, the function cache, the running set and the outbox.
+#[derive(Debug)]
+struct Core {
+    cfg: WorkerConfig,
+    pool: Pool,
+    functions: Mutex<HashMap<FunctionId, Arc<FunctionDef>>>,
+    running: Mutex<HashSet<TaskId>>,
+    outbox: mpsc::UnboundedSender<ToDispatcher>,
+    host: String,
+}
+
+impl Core {
+    fn hello(&self) -> ToDispatcher {
+        ToDispatcher::Hello {
+            worker: self.cfg.id.clone(),
+            mode: self.cfg.mode,
+            host: self.host.clone(),
+            pid: std::process::id(),
+            slots: self.pool.size() as u32,
+            busy: self.busy(),
+        }
+    }
+
+    fn heartbeat(&self) -> ToDispatcher {
+        ToDispatcher::Heartbeat {
+            worker: self.cfg.id.clone(),
+            busy: self.busy(),
+        }
+    }
+
+    fn busy(&self) -> u32 {
+        self.running.lock().expect("running lock").len() as u32
+    }
+
+    /// Turns a task message into a job, caching the function it carries.
+    fn job(&self, t: &TaskMsg) -> Result<Job, String> {
+        let mut cache = self.functions.lock().expect("function cache lock");
+        let function = match (&t.body, cache.get(&t.function_id)) {
+            (Some(body), _) => {
+                let f = Arc::new(FunctionDef {
+                    id: t.function_id,
+                    format: t.format,
+                    body: body.clone(),
+                    entrypoint: t.entrypoint.clone(),
+                });
+                cache.insert(t.function_id, f.clone());
+                f
+            }
+            (None, Some(f)) => f.clone(),
+            (None, None) => {
+                return Err(format!(
+                    "the worker was sent function {} without its body",
+                    t.function_id
+                ))
+            }
+        };
+        Ok(Job {
+            task_id: t.task_id,
+            function,
+            args: t.args.clone(),
+            timeout: Duration::from_millis(t.timeout_ms.max(1)),
+        })
+    }
+
+    /// Starts a task: its function is cached here, in message order, before the task runs
+    /// concurrently (a later task may carry no body and rely on this one's).
+    fn start(self: &Arc<Self>, t: TaskMsg, slot: Option<crate::executor::Slot>) {
+        let job = self.job(&t);
+        self.running.lock().expect("running lock").insert(t.task_id);
+        tokio::spawn(self.clone().execute(t, job, slot));
+    }
+
+    /// Runs a task to its outcome and puts the result in the outbox.
+    async fn execute(
+        self: Arc<Self>,
+        t: TaskMsg,
+        job: Result<Job, String>,
+        slot: Option<crate::executor::Slot>,
+    ) {
+        let outcome = match job {
+            Ok(job) => match slot {
+                Some(slot) => slot.run(job).await,
+                None => self.pool.run(job).await,
+            },
+            Err(why) => Outcome::platform_failure("ProtocolError", why),
+        };
+        self.running
+            .lock()
+            .expect("running lock")
+            .remove(&t.task_id);
+        let _ = self.outbox.send(ToDispatcher::Result {
+            worker: self.cfg.id.clone(),
+            task_id: t.task_id,
+            format: t.format,
+            outcome,
+        });
+    }
+
+    fn unfinished(&self) -> Vec<TaskId> {
+        self.running
+            .lock()
+            .expect("running lock")
+            .iter()
+            .copied()
+            .collect()
+    }
+}
+
+/// Runs the worker until `shutdown`, then drains: no new tasks, running ones get
+/// `drain_grace` to finish, the rest are handed back with `bye`.
+pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let pool = Pool::start(PoolConfig {
+        python: cfg.python.clone(),
+        size: cfg.procs,
+        kill_grace: Duration::from_secs(2),
+    })
+    .await?;
+    let (outbox, results) = mpsc::unbounded_channel();
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    let core = Arc::new(Core {
+        cfg,
+        pool: pool.clone(),
+        functions: Mutex::default(),
+        running: Mutex::default(),
+        outbox,
+        host,
+    });
+    let outcome = match core.cfg.mode {
+        WorkerMode::Pull => pull::run(core.clone(), results, shutdown).await,
+        _ => push::run(core.clone(), results, shutdown).await,
+    };
+    pool.shutdown().await;
+    outcome
+}

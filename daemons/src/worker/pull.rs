@@ -1,0 +1,269 @@
+//! Pull mode: this worker asks for work over REQ sockets; the dispatcher holds each poll
+//! until it has a task or the long-poll ends, so an idle worker costs close to nothing.
+//!
+//! Two REQ sockets: a control socket (hello, heartbeat, result, leaving, bye; each answered at
+//! once) and a work socket (poll; answered with a task or `no_work`), so a held poll never
+//! delays a result. A REQ socket whose answer does not come in time is thrown away and built
+//! again (the "lazy pirate" pattern): the `zeromq` crate does not reconnect it by itself.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use faas_protocol::wire::{self, ToDispatcher, ToWorker};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+use zeromq::{ReqSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
+
+use super::{Core, WorkerError};
+
+/// Longest a poll may stay unanswered before the socket is presumed dead; well above the
+/// dispatcher's long-poll.
+const POLL_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn run(
+    core: Arc<Core>,
+    mut results: mpsc::UnboundedReceiver<ToDispatcher>,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let stop_polling = CancellationToken::new();
+    let rejoin = Arc::new(Notify::new());
+    let work = tokio::spawn(work_loop(
+        core.clone(),
+        stop_polling.clone(),
+        rejoin.clone(),
+    ));
+    let mut control = Req::new(&core.cfg.endpoint);
+    let mut heartbeat = core.cfg.heartbeat;
+    let mut unsent: VecDeque<ToDispatcher> = VecDeque::new();
+    let mut joined = false;
+    let mut beat = tokio::time::interval(heartbeat);
+    while !shutdown.is_cancelled() {
+        if !joined {
+            match control
+                .request(&core.hello(), heartbeat * 3, &shutdown)
+                .await
+            {
+                Ok(ToWorker::Welcome {
+                    dispatcher,
+                    heartbeat_ms,
+                }) => {
+                    info!(%dispatcher, id = %core.cfg.id, "joined the dispatcher");
+                    heartbeat = Duration::from_millis(heartbeat_ms.max(50));
+                    beat = tokio::time::interval(heartbeat);
+                    joined = true;
+                }
+                Ok(ToWorker::Refused {
+                    reason,
+                    rejoin: false,
+                }) => {
+                    error!(%reason, "the dispatcher refused this worker");
+                    stop_polling.cancel();
+                    return Err(WorkerError::Refused(reason));
+                }
+                Ok(other) => debug!(?other, "unexpected answer to hello"),
+                Err(why) => debug!(why, "no answer to hello yet"),
+            }
+            if !joined {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+            continue;
+        }
+        let msg = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = rejoin.notified() => { joined = false; continue }
+            r = async { match unsent.pop_front() { Some(r) => Some(r), None => results.recv().await } } => match r {
+                Some(r) => r,
+                None => break,
+            },
+            _ = beat.tick() => core.heartbeat(),
+        };
+        match control.request(&msg, heartbeat * 3, &shutdown).await {
+            Ok(ToWorker::Refused { rejoin: true, .. }) => {
+                joined = false;
+                if matches!(msg, ToDispatcher::Result { .. }) {
+                    // Recorded anyway by the dispatcher; the refusal only says "hello first".
+                    debug!("result delivered to a dispatcher that did not know this worker");
+                }
+            }
+            Ok(_) => {}
+            Err(why) => {
+                warn!(why, "dispatcher not answering; reconnecting");
+                if matches!(msg, ToDispatcher::Result { .. }) {
+                    unsent.push_front(msg);
+                }
+                joined = false;
+            }
+        }
+    }
+    drain(
+        &core,
+        &mut control,
+        &mut results,
+        &mut unsent,
+        stop_polling,
+        heartbeat,
+    )
+    .await;
+    let _ = work.await;
+    Ok(())
+}
+
+/// Asks for one task whenever a child is free.
+async fn work_loop(core: Arc<Core>, stop: CancellationToken, rejoin: Arc<Notify>) {
+    let mut socket = Req::new(&core.cfg.endpoint);
+    let poll = ToDispatcher::Poll {
+        worker: core.cfg.id.clone(),
+    };
+    let mut backoff = Duration::from_millis(50);
+    while !stop.is_cancelled() {
+        let slot = tokio::select! {
+            _ = stop.cancelled() => return,
+            slot = core.pool.acquire() => match slot { Some(s) => s, None => return },
+        };
+        // Not raced against `stop`: once asked, the answer may be a task that must run.
+        // `leaving` makes the dispatcher answer a held poll at once.
+        match socket
+            .request(&poll, POLL_TIMEOUT, &CancellationToken::new())
+            .await
+        {
+            Ok(ToWorker::Task(t)) => {
+                backoff = Duration::from_millis(50);
+                core.start(t, Some(slot));
+                continue;
+            }
+            Ok(ToWorker::NoWork) => continue,
+            Ok(ToWorker::Refused { rejoin: true, .. }) => rejoin.notify_one(),
+            Ok(other) => debug!(?other, "unexpected answer to a poll"),
+            Err(why) => debug!(why, "poll failed"),
+        }
+        drop(slot);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+async fn drain(
+    core: &Arc<Core>,
+    control: &mut Req,
+    results: &mut mpsc::UnboundedReceiver<ToDispatcher>,
+    unsent: &mut VecDeque<ToDispatcher>,
+    stop_polling: CancellationToken,
+    heartbeat: Duration,
+) {
+    let never = CancellationToken::new();
+    let id = core.cfg.id.clone();
+    stop_polling.cancel();
+    let _ = control
+        .request(
+            &ToDispatcher::Leaving { worker: id.clone() },
+            heartbeat * 3,
+            &never,
+        )
+        .await;
+    info!(running = core.busy(), "draining");
+    let deadline = Instant::now() + core.cfg.drain_grace;
+    loop {
+        let next = match unsent.pop_front() {
+            Some(r) => Some(r),
+            None if core.busy() == 0 => results.try_recv().ok(),
+            None => tokio::time::timeout_at(deadline, results.recv())
+                .await
+                .ok()
+                .flatten(),
+        };
+        let Some(r) = next else { break };
+        let _ = control.request(&r, heartbeat * 3, &never).await;
+    }
+    let unfinished = core.unfinished();
+    if !unfinished.is_empty() {
+        warn!(
+            count = unfinished.len(),
+            "drain grace ran out; handing tasks back"
+        );
+    }
+    let _ = control
+        .request(
+            &ToDispatcher::Bye {
+                worker: id,
+                unfinished,
+            },
+            heartbeat * 3,
+            &never,
+        )
+        .await;
+}
+
+/// A REQ socket that is rebuilt after any failure (lazy pirate).
+struct Req {
+    endpoint: String,
+    socket: Option<ReqSocket>,
+}
+
+impl Req {
+    fn new(endpoint: &str) -> Self {
+        Self {
+            endpoint: endpoint.to_owned(),
+            socket: None,
+        }
+    }
+
+    /// Sends `msg` and waits up to `timeout` for the answer. On any failure the socket is
+    /// dropped, so the next request starts on a fresh one.
+    async fn request(
+        &mut self,
+        msg: &ToDispatcher,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<ToWorker, &'static str> {
+        let result = self.exchange(msg, timeout, cancel).await;
+        if result.is_err() {
+            self.socket = None;
+        }
+        result
+    }
+
+    async fn exchange(
+        &mut self,
+        msg: &ToDispatcher,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<ToWorker, &'static str> {
+        if self.socket.is_none() {
+            let mut s = ReqSocket::new();
+            tokio::select! {
+                _ = cancel.cancelled() => return Err("cancelled"),
+                r = tokio::time::timeout(Duration::from_secs(5), s.connect(&self.endpoint)) => match r {
+                    Ok(Ok(())) => {}
+                    _ => return Err("cannot connect"),
+                },
+            }
+            self.socket = Some(s);
+        }
+        let socket = self.socket.as_mut().expect("just set");
+        let frame = ZmqMessage::from(Bytes::from(wire::encode(msg)));
+        socket.send(frame).await.map_err(|_| "send failed")?;
+        let reply = tokio::select! {
+            _ = cancel.cancelled() => return Err("cancelled"),
+            r = tokio::time::timeout(timeout, socket.recv()) => r,
+        };
+        let reply = reply
+            .map_err(|_| "no answer in time")?
+            .map_err(|_| "receive failed")?;
+        let payload = reply.into_vec().pop().ok_or("empty answer")?;
+        wire::decode::<ToWorker>(&payload).map_err(|e| {
+            warn!(error = %e, "cannot read the dispatcher's answer");
+            "unreadable answer"
+        })
+    }
+}

@@ -1,0 +1,276 @@
+//! Push mode: one DEALER socket; the dispatcher sends tasks while this worker has free slots.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use faas_protocol::wire::{self, ToDispatcher, ToWorker};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+use zeromq::{DealerSocket, Socket, SocketEvent, SocketRecv, SocketSend, ZmqMessage};
+
+use super::{Core, WorkerError};
+
+/// Why one connection ended.
+enum End {
+    Reconnect(&'static str),
+    Shutdown,
+}
+
+pub(super) async fn run(
+    core: Arc<Core>,
+    mut results: mpsc::UnboundedReceiver<ToDispatcher>,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    // Results taken from the outbox but not yet handed to a live socket.
+    let mut unsent: VecDeque<ToDispatcher> = VecDeque::new();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(mut conn) = Connection::open(&core, &shutdown).await else {
+            break;
+        };
+        match conn
+            .serve(&core, &mut results, &mut unsent, &shutdown)
+            .await?
+        {
+            End::Shutdown => {
+                drain(&core, conn, &mut results, &mut unsent).await;
+                return Ok(());
+            }
+            End::Reconnect(why) => {
+                warn!(why, "connection to the dispatcher lost; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Connection {
+    send: zeromq::DealerSendHalf,
+    inbox: mpsc::UnboundedReceiver<ZmqMessage>,
+    monitor: futures::channel::mpsc::Receiver<SocketEvent>,
+    heartbeat: Duration,
+    last_heard: Instant,
+}
+
+impl Connection {
+    /// Connects (waiting for the dispatcher as long as it takes) and says hello.
+    async fn open(core: &Core, shutdown: &CancellationToken) -> Option<Self> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let mut socket = DealerSocket::new();
+            let monitor = socket.monitor();
+            let connected = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                r = socket.connect(&core.cfg.endpoint) => r,
+            };
+            match connected {
+                Ok(()) => {
+                    let (send, mut recv) = socket.split();
+                    let (tx, inbox) = mpsc::unbounded_channel();
+                    // A task of its own, so receiving is never cancelled halfway.
+                    tokio::spawn(async move {
+                        while let Ok(msg) = recv.recv().await {
+                            if tx.send(msg).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    let mut conn = Self {
+                        send,
+                        inbox,
+                        monitor,
+                        heartbeat: core.cfg.heartbeat,
+                        last_heard: Instant::now(),
+                    };
+                    if conn.send(&core.hello()).await {
+                        info!(endpoint = %core.cfg.endpoint, id = %core.cfg.id, "connected; said hello");
+                        return Some(conn);
+                    }
+                }
+                Err(e) => {
+                    debug!(error = %e, endpoint = %core.cfg.endpoint, "dispatcher not reachable yet")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn send(&mut self, msg: &ToDispatcher) -> bool {
+        let frame = ZmqMessage::from(Bytes::from(wire::encode(msg)));
+        self.send.send(frame).await.is_ok()
+    }
+
+    async fn serve(
+        &mut self,
+        core: &Arc<Core>,
+        results: &mut mpsc::UnboundedReceiver<ToDispatcher>,
+        unsent: &mut VecDeque<ToDispatcher>,
+        shutdown: &CancellationToken,
+    ) -> Result<End, WorkerError> {
+        while let Some(r) = unsent.pop_front() {
+            if !self.send(&r).await {
+                unsent.push_front(r);
+                return Ok(End::Reconnect("send failed"));
+            }
+        }
+        let mut beat = tokio::time::interval(self.heartbeat);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(End::Shutdown),
+                event = futures::StreamExt::next(&mut self.monitor) => {
+                    if matches!(event, Some(SocketEvent::Disconnected(_)) | None) {
+                        return Ok(End::Reconnect("socket disconnected"));
+                    }
+                }
+                msg = self.inbox.recv() => {
+                    let Some(msg) = msg else { return Ok(End::Reconnect("socket closed")) };
+                    self.last_heard = Instant::now();
+                    if let Some(end) = self.on_message(core, msg).await? {
+                        return Ok(end);
+                    }
+                }
+                result = results.recv() => {
+                    let Some(result) = result else { return Ok(End::Shutdown) };
+                    if !self.send(&result).await {
+                        unsent.push_back(result);
+                        return Ok(End::Reconnect("send failed"));
+                    }
+                }
+                _ = beat.tick() => {
+                    if self.last_heard.elapsed() > self.heartbeat * 3 {
+                        return Ok(End::Reconnect("dispatcher silent for three heartbeats"));
+                    }
+                    if !self.send(&core.heartbeat()).await {
+                        return Ok(End::Reconnect("send failed"));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        core: &Arc<Core>,
+        msg: ZmqMessage,
+    ) -> Result<Option<End>, WorkerError> {
+        let Some(payload) = msg.into_vec().pop() else {
+            return Ok(None);
+        };
+        match wire::decode::<ToWorker>(&payload) {
+            Ok(ToWorker::Task(t)) => {
+                debug!(task_id = %t.task_id, "task received");
+                core.start(t, None);
+            }
+            Ok(ToWorker::Welcome {
+                dispatcher,
+                heartbeat_ms,
+            }) => {
+                info!(%dispatcher, heartbeat_ms, "welcomed by the dispatcher");
+                self.heartbeat = Duration::from_millis(heartbeat_ms.max(50));
+            }
+            Ok(ToWorker::Refused {
+                reason,
+                rejoin: true,
+            }) => {
+                debug!(%reason, "dispatcher asks to rejoin");
+                if !self.send(&core.hello()).await {
+                    return Ok(Some(End::Reconnect("send failed")));
+                }
+            }
+            Ok(ToWorker::Refused {
+                reason,
+                rejoin: false,
+            }) => {
+                error!(%reason, "the dispatcher refused this worker");
+                return Err(WorkerError::Refused(reason));
+            }
+            Ok(ToWorker::Ack | ToWorker::NoWork) => {}
+            Err(e) => error!(error = %e, "cannot read a message from the dispatcher"),
+        }
+        Ok(None)
+    }
+}
+
+/// Graceful stop: say `leaving`, let running tasks finish within the grace (their results
+/// still go out, and a task that crossed the `leaving` on the wire still runs), then `bye`
+/// with whatever did not finish.
+async fn drain(
+    core: &Arc<Core>,
+    mut conn: Connection,
+    results: &mut mpsc::UnboundedReceiver<ToDispatcher>,
+    unsent: &mut VecDeque<ToDispatcher>,
+) {
+    let id = core.cfg.id.clone();
+    conn.send(&ToDispatcher::Leaving { worker: id.clone() })
+        .await;
+    let deadline = Instant::now() + core.cfg.drain_grace;
+    info!(running = core.busy(), "draining");
+    while let Some(r) = unsent.pop_front() {
+        conn.send(&r).await;
+    }
+    let mut acks = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            r = results.recv() => match r {
+                Some(r) => { conn.send(&r).await; }
+                None => break,
+            },
+            msg = conn.inbox.recv() => match msg.and_then(|m| m.into_vec().pop()) {
+                Some(payload) => match wire::decode::<ToWorker>(&payload) {
+                    Ok(ToWorker::Task(t)) => { core.start(t, None); }
+                    Ok(ToWorker::Ack) => acks += 1,
+                    _ => {}
+                },
+                None => break,
+            },
+        }
+        if core.busy() == 0 && acks > 0 {
+            break;
+        }
+    }
+    // Results that landed just as the last task finished.
+    while let Ok(r) = results.try_recv() {
+        conn.send(&r).await;
+    }
+    let unfinished = core.unfinished();
+    if !unfinished.is_empty() {
+        warn!(
+            count = unfinished.len(),
+            "drain grace ran out; handing tasks back"
+        );
+    }
+    conn.send(&ToDispatcher::Bye {
+        worker: id,
+        unfinished,
+    })
+    .await;
+    // A send that returned Ok was only queued locally: wait (briefly) for the answer to `bye`.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(msg) = conn.inbox.recv().await {
+            if let Some(payload) = msg.into_vec().pop() {
+                if matches!(wire::decode::<ToWorker>(&payload), Ok(ToWorker::Ack)) {
+                    acks -= 1;
+                    if acks < 0 {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+}
