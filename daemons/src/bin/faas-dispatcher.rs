@@ -124,10 +124,11 @@ async fn main() -> anyhow::Result<()> {
                 Err(e) => usage_error(e),
             };
             let store = Store::connect(&args.redis, Keys::new(args.prefix)).await?;
-            let executor = Arc::new(LocalExecutor {
-                pool: pool.clone(),
-                name: format!("local-{host}-{}", std::process::id()),
-            });
+            let executor = Arc::new(LocalExecutor::new(
+                pool.clone(),
+                format!("local-{host}-{}", std::process::id()),
+                name,
+            ));
             dispatcher::run(store, executor, cfg, shutdown).await?;
             pool.shutdown().await;
         }

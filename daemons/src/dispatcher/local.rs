@@ -1,20 +1,56 @@
 //! Local mode: the dispatcher's own pool of Python children is the executor.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use faas_protocol::model::{WorkerInfo, WorkerMode};
+
 use crate::executor::{Job, Pool, Slot};
+use crate::now_ms;
 
 use super::{ExecSlot, Executor, RunResult};
 
 /// The local pool, named as the worker in task records.
 #[derive(Debug)]
 pub struct LocalExecutor {
-    pub pool: Pool,
-    pub name: String,
+    pool: Pool,
+    name: String,
+    /// The registry entry's fixed part; `busy`, `tasks_done` and the heartbeat are filled in.
+    info: WorkerInfo,
+    done: Arc<AtomicU64>,
+}
+
+impl LocalExecutor {
+    pub fn new(pool: Pool, name: String, dispatcher: String) -> Self {
+        let info = WorkerInfo {
+            id: name.clone(),
+            mode: WorkerMode::Local,
+            host: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default(),
+            pid: std::process::id(),
+            dispatcher,
+            slots: pool.size() as u32,
+            busy: 0,
+            tasks_done: 0,
+            joined_at: now_ms(),
+            last_heartbeat: 0,
+        };
+        Self {
+            pool,
+            name,
+            info,
+            done: Arc::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct LocalSlot {
     slot: Slot,
     name: String,
+    done: Arc<AtomicU64>,
 }
 
 impl Executor for LocalExecutor {
@@ -25,6 +61,7 @@ impl Executor for LocalExecutor {
         Some(LocalSlot {
             slot,
             name: self.name.clone(),
+            done: self.done.clone(),
         })
     }
 
@@ -33,6 +70,16 @@ impl Executor for LocalExecutor {
         Some(LocalSlot {
             slot,
             name: self.name.clone(),
+            done: self.done.clone(),
+        })
+    }
+
+    fn local_worker(&self) -> Option<WorkerInfo> {
+        Some(WorkerInfo {
+            busy: (self.pool.size() - self.pool.free()) as u32,
+            tasks_done: self.done.load(Ordering::Relaxed),
+            last_heartbeat: now_ms(),
+            ..self.info.clone()
         })
     }
 }
@@ -45,6 +92,8 @@ impl ExecSlot for LocalSlot {
     async fn run(self, job: Job) -> RunResult {
         // A local child that dies fails its task (WorkerCrashed): the task itself killed it,
         // and running it again would likely kill the next child too.
-        RunResult::Done(self.slot.run(job).await)
+        let outcome = self.slot.run(job).await;
+        self.done.fetch_add(1, Ordering::Relaxed);
+        RunResult::Done(outcome)
     }
 }

@@ -17,6 +17,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use faas_protocol::event::WorkerState;
+use faas_protocol::model::WorkerInfo;
 use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,6 +36,11 @@ pub trait Executor: Send + Sync + 'static {
     /// Waits for a free slot; `None` when the executor is shutting down.
     fn acquire(&self) -> impl Future<Output = Option<Self::Slot>> + Send;
     fn try_acquire(&self) -> Option<Self::Slot>;
+    /// The registry entry of an executor that is itself the worker (local mode). Remote
+    /// executors keep their workers' entries themselves.
+    fn local_worker(&self) -> Option<WorkerInfo> {
+        None
+    }
 }
 
 /// The right to run one job now.
@@ -111,6 +118,11 @@ pub async fn run<E: Executor>(
     info!(name = %shared.cfg.name, "dispatcher taking tasks");
     let tracker = TaskTracker::new();
     let upkeep = tokio::spawn(upkeep(shared.clone(), shutdown.clone()));
+    let announce = tokio::spawn(announce_local(
+        shared.store.clone(),
+        executor.clone(),
+        shutdown.clone(),
+    ));
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let first = tokio::select! {
@@ -179,7 +191,34 @@ pub async fn run<E: Executor>(
         }
     }
     upkeep.abort();
+    let _ = announce.await;
     Ok(())
+}
+
+/// How often a local pool's registry entry is refreshed (the console ages heartbeats).
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
+
+/// Keeps a local pool's entry in the worker registry, so it shows up like any worker.
+async fn announce_local<E: Executor>(store: Store, executor: Arc<E>, shutdown: CancellationToken) {
+    let Some(first) = executor.local_worker() else {
+        return;
+    };
+    let _ = store.put_worker(&first, WorkerState::Joined).await;
+    let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if let Some(info) = executor.local_worker() {
+            if let Err(e) = store.put_worker(&info, WorkerState::Heartbeat).await {
+                debug!(error = %e, "cannot refresh the local worker entry");
+            }
+        }
+    }
+    if let Some(info) = executor.local_worker() {
+        let _ = store.put_worker(&info, WorkerState::Left).await;
+    }
 }
 
 /// Runs one queue entry on `slot` from start to recorded outcome.
