@@ -143,9 +143,14 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
-/// The gateway accepted a task.
+/// The gateway accepted a task (`POST /execute_function`: counted by the metrics middleware).
 pub fn task_submitted() {
-    metrics::counter!(GATEWAY_TASKS_SUBMITTED).increment(1);
+    tasks_submitted(1);
+}
+
+/// The gateway accepted `n` tasks at once (a batch: its handler calls this).
+pub fn tasks_submitted(n: u64) {
+    metrics::counter!(GATEWAY_TASKS_SUBMITTED).increment(n);
 }
 
 /// The dispatcher handed a task to an executor or a worker.

@@ -65,6 +65,19 @@ pub struct ResultReply {
     pub error: Option<TaskError>,
 }
 
+/// `POST /execute_batch`: many executions in one request, each shaped like `/execute_function`'s
+/// body. All are validated before any is submitted, then all are written in one pipeline.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ExecuteBatch {
+    pub executions: Vec<ExecuteFunction>,
+}
+
+/// The task ids of an [`ExecuteBatch`], in the order of its `executions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecuteBatchReply {
+    pub task_ids: Vec<TaskId>,
+}
+
 /// Every 4xx and 5xx body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReply {
@@ -87,6 +100,40 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"task_id":"6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10","status":"QUEUED","result":null}"#
+        );
+    }
+
+    #[test]
+    fn execute_batch_bytes_are_pinned() {
+        let batch = ExecuteBatch {
+            executions: vec![
+                ExecuteFunction {
+                    function_id: "0b6f8a52-3f43-4a7e-9b59-5d1c0f6a9a10".into(),
+                    args: Some(serde_json::json!([1])),
+                    ..ExecuteFunction::default()
+                },
+                ExecuteFunction {
+                    function_id: "0b6f8a52-3f43-4a7e-9b59-5d1c0f6a9a10".into(),
+                    payload: Some("gARLKi4=".into()),
+                    timeout_ms: Some(500),
+                    ..ExecuteFunction::default()
+                },
+            ],
+        };
+        assert_eq!(
+            serde_json::to_string(&batch).unwrap(),
+            concat!(
+                r#"{"executions":[{"function_id":"0b6f8a52-3f43-4a7e-9b59-5d1c0f6a9a10","args":[1]},"#,
+                r#"{"function_id":"0b6f8a52-3f43-4a7e-9b59-5d1c0f6a9a10","payload":"gARLKi4=","timeout_ms":500}]}"#
+            )
+        );
+        let id: TaskId = "6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10".parse().unwrap();
+        let reply = ExecuteBatchReply { task_ids: vec![id] };
+        let text = r#"{"task_ids":["6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10"]}"#;
+        assert_eq!(serde_json::to_string(&reply).unwrap(), text);
+        assert_eq!(
+            serde_json::from_str::<ExecuteBatchReply>(text).unwrap(),
+            reply
         );
     }
 }

@@ -65,6 +65,14 @@ pub async fn execute_function(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<ExecuteFunction>,
 ) -> Result<Json<ExecuteFunctionReply>, ApiError> {
+    let task = new_task(&st, req).await?;
+    let task_id = st.store.submit(&task).await?;
+    Ok(Json(ExecuteFunctionReply { task_id }))
+}
+
+/// Validates one execution (the body of `/execute_function`, an item of `/execute_batch`) and
+/// turns it into the task to submit. Touches Redis only to look up an uncached function.
+pub(super) async fn new_task(st: &AppState, req: ExecuteFunction) -> Result<NewTask, ApiError> {
     let function_id: FunctionId = req
         .function_id
         .parse()
@@ -79,7 +87,7 @@ pub async fn execute_function(
             "`max_attempts` must be between 1 and {MAX_ATTEMPTS}"
         )));
     }
-    let meta = function_meta(&st, function_id).await?;
+    let meta = function_meta(st, function_id).await?;
     let args = match meta.format {
         FunctionFormat::Dill => {
             if req.args.is_some() || req.kwargs.is_some() {
@@ -109,15 +117,13 @@ pub async fn execute_function(
             json!({"args": args, "kwargs": kwargs}).to_string()
         }
     };
-    let task = NewTask {
+    Ok(NewTask {
         function_id,
         meta,
         args,
         timeout_ms: req.timeout_ms,
         max_attempts: req.max_attempts.unwrap_or(st.config.default_max_attempts),
-    };
-    let task_id = st.store.submit(&task).await?;
-    Ok(Json(ExecuteFunctionReply { task_id }))
+    })
 }
 
 pub async fn status(
@@ -175,6 +181,9 @@ async fn wait_for(st: &AppState, id: TaskId, wait: Duration) -> Result<TaskBrief
         // Read after registering, so that an event between the two reads is not missed.
         let current = brief(st, id).await?;
         if current.status.is_terminal() {
+            // `forget` keeps the senders whose receiver is still alive: drop ours first, or
+            // every task waited for leaves an entry in the map for good.
+            drop(woken);
             st.waiters.forget(id);
             return Ok(current);
         }

@@ -6,6 +6,7 @@
 //! drive it with `oneshot` as well as over a real socket.
 
 mod auth;
+mod batch;
 mod error;
 mod extract;
 mod handlers;
@@ -105,6 +106,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/register_function", post(handlers::register_function))
         .route("/execute_function", post(handlers::execute_function))
+        .route("/execute_batch", post(batch::execute_batch))
         .route("/status/{id}", get(handlers::status))
         .route("/result/{id}", get(handlers::result))
         .route("/tasks/{id}", get(handlers::task))
