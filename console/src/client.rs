@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use faas_protocol::api::{
-    ErrorReply, ExecuteFunction, ExecuteFunctionReply, RegisterFunction, RegisterFunctionReply,
-    ResultReply, StatusReply,
+    ErrorReply, ExecuteBatch, ExecuteBatchReply, ExecuteFunction, ExecuteFunctionReply,
+    RegisterFunction, RegisterFunctionReply, ResultReply, StatusReply,
 };
 use faas_protocol::model::{FunctionSummary, TaskRecord, WorkerInfo};
 use faas_protocol::{FunctionId, TaskId};
@@ -89,6 +89,14 @@ impl GatewayClient {
     pub async fn execute(&self, req: &ExecuteFunction) -> Result<TaskId> {
         let r: ExecuteFunctionReply = self.post("/execute_function", req).await?;
         Ok(r.task_id)
+    }
+
+    /// Submits many executions in one request; the task ids come back in the same order.
+    pub async fn execute_batch(&self, executions: Vec<ExecuteFunction>) -> Result<Vec<TaskId>> {
+        let r: ExecuteBatchReply = self
+            .post("/execute_batch", &ExecuteBatch { executions })
+            .await?;
+        Ok(r.task_ids)
     }
 
     /// Executes a source function with JSON arguments.

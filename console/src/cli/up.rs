@@ -1,0 +1,602 @@
+//! `faas up`: the whole platform on this machine with one command.
+//!
+//! Starts a private `redis-server` (unless `--redis` names one), the gateway, the dispatcher and,
+//! in push/pull mode, the workers; keeps them running (see [`super::supervisor`]); then hands the
+//! terminal to `faas-console`, or with `--no-console` shows the daemons' logs. Ctrl-C, SIGTERM or
+//! quitting the console stops everything it started, the last started first.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::supervisor::{DaemonSpec, Fatal, LogSink, Supervisor};
+use crate::client::GatewayClient;
+
+/// How long a fresh redis-server and the gateway get to answer.
+const REDIS_START: Duration = Duration::from_secs(10);
+const GATEWAY_START: Duration = Duration::from_secs(30);
+/// Stop graces: the dispatcher and workers drain running tasks first.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+const WORKER_STOP: Duration = Duration::from_secs(10);
+const GATEWAY_STOP: Duration = Duration::from_secs(5);
+const REDIS_STOP: Duration = Duration::from_secs(5);
+const CONSOLE_STOP: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// The dispatcher runs tasks on its own pool of Python processes.
+    Local,
+    /// Worker processes receive tasks as they have free slots (ZeroMQ DEALER).
+    Push,
+    /// Worker processes ask for tasks (ZeroMQ REQ).
+    Pull,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Local => "local",
+            Mode::Push => "push",
+            Mode::Pull => "pull",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where tasks run.
+    #[arg(short = 'm', long, value_enum, default_value_t = Mode::Local)]
+    pub mode: Mode,
+    /// Worker processes (push and pull modes).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Python processes: the local pool's size, or each worker's [default: CPU cores].
+    #[arg(long)]
+    pub procs: Option<usize>,
+    /// Address the gateway serves HTTP on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: String,
+    /// Use this Redis instead of starting a private redis-server.
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Stay in the foreground showing the daemons' logs instead of opening faas-console.
+    #[arg(long)]
+    pub no_console: bool,
+    /// Python interpreter for the tasks [default: ./.venv/bin/python if present, else python3].
+    #[arg(long, env = "FAAS_PYTHON")]
+    pub python: Option<PathBuf>,
+    /// Port the dispatcher binds for push/pull workers [default: a free port].
+    #[arg(long)]
+    pub dispatcher_port: Option<u16>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(
+        "redis-server not found on PATH: install it (sudo apt-get install redis-server) or pass --redis URL"
+    )]
+    NoRedis,
+    #[error("{name} not found next to faas in {dir}: build it (cargo build --workspace --bins)")]
+    MissingBinary { name: String, dir: String },
+    #[error("{0}")]
+    Start(String),
+    #[error("{name} {message}\n--- last lines of {name}:\n{tail}")]
+    Daemon {
+        name: String,
+        message: String,
+        tail: String,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl UpError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            UpError::Usage(_) => super::EXIT_USAGE,
+            _ => super::EXIT_FAILURE,
+        }
+    }
+}
+
+/// The resolved plan: what to start, where.
+#[derive(Debug)]
+struct Plan {
+    mode: Mode,
+    workers: usize,
+    procs: usize,
+    listen: SocketAddr,
+    gateway_url: String,
+    redis: RedisPlan,
+    python: PathBuf,
+    dispatcher_port: u16,
+    bins: Bins,
+    token: Option<String>,
+    console: Option<PathBuf>,
+    run_dir: PathBuf,
+}
+
+#[derive(Debug)]
+enum RedisPlan {
+    /// `--redis URL`: someone else's server.
+    External(String),
+    /// A private redis-server started (and stopped) by `faas up`.
+    Private(PathBuf),
+}
+
+#[derive(Debug)]
+struct Bins {
+    gateway: PathBuf,
+    dispatcher: PathBuf,
+    worker: Option<PathBuf>,
+}
+
+/// Runs the platform until a signal, the console quitting, or a daemon that cannot be kept up.
+pub async fn run(args: UpArgs, token: Option<String>) -> Result<(), UpError> {
+    // Signals are caught from the very start, so a stop during start-up still cleans up.
+    let interrupted = CancellationToken::new();
+    spawn_signal_listener(interrupted.clone())?;
+    let plan = plan(args, token)?;
+    std::fs::create_dir_all(&plan.run_dir).map_err(|source| UpError::Io {
+        what: format!("cannot create {}", plan.run_dir.display()),
+        source,
+    })?;
+    let sink = match plan.console {
+        Some(_) => LogSink::Dir(plan.run_dir.clone()),
+        None => LogSink::Terminal { pad: 10 },
+    };
+    let (mut sup, mut fatal) = Supervisor::new(sink);
+    // Start-up can be abandoned at any await; the wait afterwards closes the console itself.
+    let started = tokio::select! {
+        r = start_all(&plan, &mut sup, &mut fatal) => r,
+        () = interrupted.cancelled() => Err(UpError::Start("interrupted".into())),
+    };
+    let outcome = match started {
+        Ok(redis_url) => wait(&plan, &sup, &mut fatal, &interrupted, &redis_url).await,
+        Err(e) => Err(e),
+    };
+    // The console (if any) is gone by now; stop the daemons, the last started first.
+    eprintln!("faas up: stopping");
+    sup.stop_all().await;
+    if plan.console.is_some() {
+        eprintln!("faas up: daemon logs are in {}", plan.run_dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&plan.run_dir);
+    }
+    // A stop request while waiting for the console counts as a clean stop.
+    if interrupted.is_cancelled() {
+        return Ok(());
+    }
+    outcome
+}
+
+fn spawn_signal_listener(interrupted: CancellationToken) -> Result<(), UpError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let io = |source| UpError::Io {
+        what: "cannot install signal handlers".into(),
+        source,
+    };
+    let mut term = signal(SignalKind::terminate()).map_err(io)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        interrupted.cancel();
+    });
+    Ok(())
+}
+
+fn plan(args: UpArgs, token: Option<String>) -> Result<Plan, UpError> {
+    if args.workers == 0 || args.procs == Some(0) {
+        return Err(UpError::Usage(
+            "--workers and --procs must be at least 1".into(),
+        ));
+    }
+    let listen: SocketAddr = args.listen.parse().map_err(|_| {
+        UpError::Usage(format!(
+            "--listen {:?} is not an address like 127.0.0.1:8000",
+            args.listen
+        ))
+    })?;
+    if listen.port() == 0 {
+        return Err(UpError::Usage(
+            "--listen needs a port (0 would hide where the gateway is)".into(),
+        ));
+    }
+    // A gateway bound to every interface is still reached through loopback from here.
+    let reach = if listen.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+    } else {
+        listen
+    };
+    let dir = exe_dir()?;
+    let bin = |name: &str| -> Result<PathBuf, UpError> {
+        let p = dir.join(name);
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(UpError::MissingBinary {
+                name: name.into(),
+                dir: dir.display().to_string(),
+            })
+        }
+    };
+    let bins = Bins {
+        gateway: bin("faas-gateway")?,
+        dispatcher: bin("faas-dispatcher")?,
+        worker: match args.mode {
+            Mode::Local => None,
+            Mode::Push | Mode::Pull => Some(bin("faas-worker")?),
+        },
+    };
+    let redis = match args.redis {
+        Some(url) => RedisPlan::External(url),
+        None => RedisPlan::Private(find_on_path("redis-server").ok_or(UpError::NoRedis)?),
+    };
+    let console = if args.no_console {
+        None
+    } else {
+        let path = dir.join("faas-console");
+        let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+        if !path.is_file() {
+            eprintln!(
+                "faas up: note: faas-console not found in {}; showing the daemons' logs instead",
+                dir.display()
+            );
+            None
+        } else if !tty {
+            eprintln!(
+                "faas up: note: no terminal for the console; showing the daemons' logs instead"
+            );
+            None
+        } else {
+            Some(path)
+        }
+    };
+    if args.mode == Mode::Local && args.workers != 1 {
+        eprintln!(
+            "faas up: note: --workers applies to push and pull modes; local mode runs one pool of --procs processes"
+        );
+    }
+    Ok(Plan {
+        mode: args.mode,
+        workers: args.workers,
+        procs: args
+            .procs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        listen,
+        gateway_url: format!("http://{reach}"),
+        redis,
+        python: args.python.unwrap_or_else(default_python),
+        dispatcher_port: args
+            .dispatcher_port
+            .unwrap_or_else(|| free_port().unwrap_or(5555)),
+        bins,
+        token,
+        console,
+        run_dir: std::env::temp_dir().join(format!("faas-up-{}", std::process::id())),
+    })
+}
+
+/// Starts every daemon in order and waits until the gateway answers; returns the Redis URL.
+async fn start_all(
+    plan: &Plan,
+    sup: &mut Supervisor,
+    fatal: &mut mpsc::UnboundedReceiver<Fatal>,
+) -> Result<String, UpError> {
+    let redis_url = match &plan.redis {
+        RedisPlan::External(url) => url.clone(),
+        RedisPlan::Private(server) => start_redis(plan, server, sup, fatal).await?,
+    };
+    // Children never colour their logs unless they go straight to a terminal.
+    let colour = plan.console.is_none() && std::io::stdout().is_terminal();
+    let no_color = (!colour).then(|| "1".to_owned());
+
+    let gateway = DaemonSpec::new("gateway", plan.bins.gateway.clone(), GATEWAY_STOP)
+        .arg("--listen")
+        .arg(plan.listen.to_string())
+        .arg("--redis")
+        .arg(&redis_url)
+        .arg("--shutdown-grace-ms")
+        .arg("2000")
+        .env("FAAS_TOKEN", plan.token.clone())
+        .env("NO_COLOR", no_color.clone());
+    start(sup, gateway)?;
+    wait_gateway(plan, sup, fatal).await?;
+
+    let mut dispatcher = DaemonSpec::new("dispatcher", plan.bins.dispatcher.clone(), WORKER_STOP)
+        .arg("-m")
+        .arg(plan.mode.as_str())
+        .arg("--redis")
+        .arg(&redis_url)
+        .arg("--drain-grace-ms")
+        .arg(DRAIN_GRACE.as_millis().to_string())
+        .env("NO_COLOR", no_color.clone());
+    dispatcher = match plan.mode {
+        Mode::Local => dispatcher
+            .arg("-w")
+            .arg(plan.procs.to_string())
+            .arg("--python")
+            .arg(&plan.python),
+        Mode::Push | Mode::Pull => dispatcher.arg("-p").arg(plan.dispatcher_port.to_string()),
+    };
+    start(sup, dispatcher)?;
+    if let Some(worker) = &plan.bins.worker {
+        let endpoint = format!("tcp://127.0.0.1:{}", plan.dispatcher_port);
+        for i in 1..=plan.workers {
+            let spec = DaemonSpec::new(&format!("worker-{i}"), worker.clone(), WORKER_STOP)
+                .group("workers")
+                .arg(plan.mode.as_str())
+                .arg(plan.procs.to_string())
+                .arg(&endpoint)
+                .arg("--python")
+                .arg(&plan.python)
+                .arg("--drain-grace-ms")
+                .arg(DRAIN_GRACE.as_millis().to_string())
+                .env("NO_COLOR", no_color.clone());
+            start(sup, spec)?;
+        }
+    }
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "es" });
+    let placement = match plan.mode {
+        Mode::Local => count(plan.procs, "Python process"),
+        _ => format!(
+            "{} x {}",
+            count(plan.workers, "worker process"),
+            count(plan.procs, "Python process")
+        ),
+    };
+    eprintln!(
+        "faas up: ready: gateway {} | redis {} | mode {} ({placement}) | python {}",
+        plan.gateway_url,
+        redis_url,
+        plan.mode.as_str(),
+        plan.python.display()
+    );
+    Ok(redis_url)
+}
+
+/// Waits for the console to quit (without one: for a stop signal); returns early with the
+/// error of a daemon that could not be kept up.
+async fn wait(
+    plan: &Plan,
+    sup: &Supervisor,
+    fatal: &mut mpsc::UnboundedReceiver<Fatal>,
+    interrupted: &CancellationToken,
+    redis_url: &str,
+) -> Result<(), UpError> {
+    match &plan.console {
+        Some(console) => run_console(console, plan, redis_url, fatal, interrupted).await,
+        None => {
+            eprintln!("faas up: showing the daemons' logs; Ctrl-C stops everything");
+            tokio::select! {
+                f = fatal.recv() => Err(fatal_error(sup, f)),
+                () = interrupted.cancelled() => Ok(()),
+            }
+        }
+    }
+}
+
+fn start(sup: &mut Supervisor, spec: DaemonSpec) -> Result<(), UpError> {
+    let name = spec.name.clone();
+    sup.start(spec).map(drop).map_err(|source| UpError::Io {
+        what: format!("cannot open the log of {name}"),
+        source,
+    })
+}
+
+fn fatal_error(sup: &Supervisor, f: Option<Fatal>) -> UpError {
+    match f {
+        Some(f) => UpError::Daemon {
+            tail: sup.tail(&f.name),
+            name: f.name,
+            message: f.message,
+        },
+        None => UpError::Start("the supervisor stopped unexpectedly".into()),
+    }
+}
+
+/// Starts the private redis-server on a free port and waits until it answers PING. A port taken
+/// between the probe and the bind makes the server exit; then the next free port is tried.
+async fn start_redis(
+    plan: &Plan,
+    server: &Path,
+    sup: &mut Supervisor,
+    fatal: &mut mpsc::UnboundedReceiver<Fatal>,
+) -> Result<String, UpError> {
+    let port = free_port().map_err(|source| UpError::Io {
+        what: "cannot find a free port for redis".into(),
+        source,
+    })?;
+    let spec = DaemonSpec::new("redis", server.to_owned(), REDIS_STOP)
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--bind")
+        .arg("127.0.0.1")
+        // A private, throw-away instance: nothing is persisted.
+        .arg("--save")
+        .arg("")
+        .arg("--appendonly")
+        .arg("no")
+        .arg("--dir")
+        .arg(&plan.run_dir);
+    start(sup, spec)?;
+    let deadline = Instant::now() + REDIS_START;
+    while Instant::now() < deadline {
+        if let Ok(f) = fatal.try_recv() {
+            return Err(fatal_error(sup, Some(f)));
+        }
+        if ping(port).await {
+            return Ok(format!("redis://127.0.0.1:{port}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(UpError::Daemon {
+        name: "redis".into(),
+        message: format!("did not answer PING on port {port} within {REDIS_START:?}"),
+        tail: sup.tail("redis"),
+    })
+}
+
+async fn wait_gateway(
+    plan: &Plan,
+    sup: &Supervisor,
+    fatal: &mut mpsc::UnboundedReceiver<Fatal>,
+) -> Result<(), UpError> {
+    let client = GatewayClient::new(&plan.gateway_url, None);
+    let deadline = Instant::now() + GATEWAY_START;
+    while Instant::now() < deadline {
+        if let Ok(f) = fatal.try_recv() {
+            return Err(fatal_error(sup, Some(f)));
+        }
+        // Bounded: whatever holds the port (another program, if ours could not bind) may accept
+        // the connection and never answer.
+        let probe = tokio::time::timeout(Duration::from_secs(2), client.healthz()).await;
+        if matches!(probe, Ok(Ok(()))) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(UpError::Daemon {
+        name: "gateway".into(),
+        message: format!(
+            "did not answer {}/healthz within {GATEWAY_START:?}",
+            plan.gateway_url
+        ),
+        tail: sup.tail("gateway"),
+    })
+}
+
+/// Runs the console in the foreground until it quits; a daemon that cannot be kept up closes it.
+async fn run_console(
+    console: &Path,
+    plan: &Plan,
+    redis_url: &str,
+    fatal: &mut mpsc::UnboundedReceiver<Fatal>,
+    interrupted: &CancellationToken,
+) -> Result<(), UpError> {
+    // Not in a process group of its own: it must stay in the terminal's foreground group to read
+    // keys. Settings go through the environment, which every client of the platform reads.
+    let mut cmd = tokio::process::Command::new(console);
+    cmd.env("FAAS_GATEWAY_URL", &plan.gateway_url)
+        .env("FAAS_REDIS_URL", redis_url)
+        .kill_on_drop(true);
+    match &plan.token {
+        Some(t) => cmd.env("FAAS_TOKEN", t),
+        None => cmd.env_remove("FAAS_TOKEN"),
+    };
+    let mut child = cmd.spawn().map_err(|source| UpError::Io {
+        what: format!("cannot start {}", console.display()),
+        source,
+    })?;
+    let outcome = tokio::select! {
+        _ = child.wait() => return Ok(()),
+        f = fatal.recv() => Some(f),
+        () = interrupted.cancelled() => None,
+    };
+    // A stop signal or a fatal error: close the console first (SIGTERM lets it restore the
+    // terminal) before anything else is printed.
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        if tokio::time::timeout(CONSOLE_STOP, child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.kill().await;
+        }
+    }
+    match outcome {
+        Some(Some(f)) => Err(UpError::Daemon {
+            name: f.name,
+            message: f.message,
+            tail: format!("(see {})", plan.run_dir.display()),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The directory of the running `faas` binary, where its sibling binaries are.
+fn exe_dir() -> Result<PathBuf, UpError> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .ok_or_else(|| UpError::Start("cannot tell where the faas binary is".into()))
+}
+
+/// `FAAS_PYTHON`/`--python` were not given: the project's virtualenv if there is one here.
+fn default_python() -> PathBuf {
+    let venv = Path::new(".venv/bin/python");
+    match std::env::current_dir() {
+        Ok(cwd) if venv.exists() => cwd.join(venv),
+        _ => PathBuf::from("python3"),
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path: OsString = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A raw RESP `PING`: no Redis client library needed for one readiness probe.
+async fn ping(port: u16) -> bool {
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"PING\r\n").await.ok()?;
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).await.ok()?;
+        Some(buf[..n].starts_with(b"+PONG"))
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_on_path() {
+        assert!(find_on_path("sh").is_some());
+        assert!(find_on_path("surely-not-a-program-faas").is_none());
+    }
+
+    #[test]
+    fn python_defaults_to_a_venv_here_or_python3() {
+        let p = default_python();
+        assert!(p.ends_with(".venv/bin/python") || p.as_os_str() == "python3");
+    }
+}

@@ -1,0 +1,500 @@
+//! The console's whole state and how it changes: `apply` takes updates from the network,
+//! `on_key` takes keys, `tick` moves the clock. Nothing here does I/O; what should happen on
+//! the network is queued as `Command`s for the loop to hand to the network tasks.
+
+use faas_protocol::api::ResultReply;
+use faas_protocol::event::Event;
+use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord};
+use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::forms::{Form, FormAction, InvokeForm, RegisterForm};
+use super::msg::{Command, Link, Snapshot, Update};
+use super::tasks::TaskList;
+use super::throughput::Throughput;
+use super::workers::Workers;
+
+/// How long a notice stays in the footer.
+const NOTICE_MS: u64 = 6_000;
+/// Rows a page key moves.
+const PAGE: usize = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Tab {
+    #[default]
+    Overview,
+    Workers,
+    Tasks,
+    Functions,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Overview, Tab::Workers, Tab::Tasks, Tab::Functions];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::Workers => "Workers",
+            Tab::Tasks => "Tasks",
+            Tab::Functions => "Functions",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+/// The connections the header reports.
+#[derive(Clone, Debug, Default)]
+pub struct Links {
+    pub redis_url: String,
+    pub gateway_url: String,
+    pub redis_events: Link,
+    pub redis_poll: Link,
+    pub gateway: Link,
+}
+
+impl Links {
+    /// One state for Redis: up only when both the subscription and the polling are.
+    pub fn redis(&self) -> Link {
+        match (&self.redis_events, &self.redis_poll) {
+            (Link::Up { since_ms: a }, Link::Up { since_ms: b }) => Link::Up {
+                since_ms: (*a).max(*b),
+            },
+            (d @ Link::Down { .. }, _) | (_, d @ Link::Down { .. }) => d.clone(),
+            _ => Link::Connecting,
+        }
+    }
+}
+
+/// A task detail being shown (Enter on the Tasks screen).
+#[derive(Clone, Debug)]
+pub struct Detail {
+    pub id: TaskId,
+    /// None while loading.
+    pub record: Option<Result<TaskRecord, String>>,
+    pub scroll: u16,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TasksView {
+    pub filter: Option<TaskStatus>,
+    /// The selected task; None follows the newest.
+    pub selected: Option<TaskId>,
+    pub detail: Option<Detail>,
+}
+
+/// The last invocation made from the form, followed until its result arrives.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub function: String,
+    pub task_id: Option<TaskId>,
+    pub status: Option<TaskStatus>,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<TaskError>,
+    /// The gateway refused or could not be reached.
+    pub failure: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FunctionsView {
+    /// Newest first.
+    pub list: Vec<FunctionSummary>,
+    /// A list has arrived from the gateway at least once.
+    pub loaded: bool,
+    pub selected: usize,
+    pub form: Option<Form>,
+    pub invocation: Option<Invocation>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+    pub until_ms: u64,
+}
+
+/// Everything the screens show.
+#[derive(Debug, Default)]
+pub struct App {
+    pub now_ms: u64,
+    pub tab: Tab,
+    pub help: bool,
+    pub quit: bool,
+    pub links: Links,
+    /// The last poll of counters, queue and registry; None before the first one.
+    pub snapshot: Option<Snapshot>,
+    pub throughput: Throughput,
+    pub workers: Workers,
+    pub tasks: TaskList,
+    pub tasks_view: TasksView,
+    pub functions: FunctionsView,
+    pub notice: Option<Notice>,
+    outbox: Vec<Command>,
+}
+
+impl App {
+    pub fn new(redis_url: &str, gateway_url: &str, now_ms: u64) -> Self {
+        let mut app = Self {
+            now_ms,
+            ..Self::default()
+        };
+        app.links.redis_url = redis_url.to_owned();
+        app.links.gateway_url = gateway_url.to_owned();
+        app
+    }
+
+    /// Commands queued since the last call, oldest first.
+    pub fn take_commands(&mut self) -> Vec<Command> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Moves the clock and batches the task reads the last events asked for.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        if self.notice.as_ref().is_some_and(|n| n.until_ms <= now_ms) {
+            self.notice = None;
+        }
+        self.workers.prune(now_ms);
+        let ids = self.tasks.take_enrich();
+        if !ids.is_empty() {
+            self.outbox.push(Command::Enrich(ids));
+        }
+    }
+
+    fn notify(&mut self, text: impl Into<String>, error: bool) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error,
+            until_ms: self.now_ms + NOTICE_MS,
+        });
+    }
+
+    pub fn apply(&mut self, update: Update) {
+        match update {
+            Update::RedisEvents(l) => self.links.redis_events = l,
+            Update::RedisPoll(l) => self.links.redis_poll = l,
+            Update::Gateway(l) => self.links.gateway = l,
+            Update::Event(ev) => self.on_event(ev),
+            Update::Snapshot(s) => {
+                self.workers.on_registry(s.workers.clone());
+                self.snapshot = Some(s);
+            }
+            Update::Tasks(infos) => {
+                for (id, info) in infos {
+                    self.tasks.on_info(id, info);
+                }
+            }
+            Update::Functions(list) => self.on_functions(list),
+            Update::Registered(r) => self.on_registered(r),
+            Update::Invoked(r) => self.on_invoked(r),
+            Update::InvokeResult(r) => self.on_invoke_result(r),
+            Update::TaskDetail(id, r) => {
+                if let Some(d) = self.tasks_view.detail.as_mut().filter(|d| d.id == id) {
+                    d.record = Some(r);
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Task {
+                task_id,
+                status,
+                worker,
+                at,
+            } => {
+                let finished = self.tasks.on_event(task_id, status, worker, at);
+                if finished {
+                    self.throughput.record(self.now_ms);
+                }
+                if let Some(inv) = self.invocation_for(task_id) {
+                    // The result itself comes from the gateway; events only move the status.
+                    if !inv.status.is_some_and(TaskStatus::is_terminal) {
+                        inv.status = Some(status);
+                    }
+                }
+                // An open detail is re-read when its task moves, so the result shows up.
+                if self
+                    .tasks_view
+                    .detail
+                    .as_ref()
+                    .is_some_and(|d| d.id == task_id)
+                {
+                    self.outbox.push(Command::FetchTask(task_id));
+                }
+            }
+            Event::Worker {
+                worker,
+                state,
+                busy,
+                slots,
+                at,
+            } => self.workers.on_event(worker, state, busy, slots, at),
+        }
+    }
+
+    fn invocation_for(&mut self, id: TaskId) -> Option<&mut Invocation> {
+        self.functions
+            .invocation
+            .as_mut()
+            .filter(|i| i.task_id == Some(id))
+    }
+
+    fn on_functions(&mut self, mut list: Vec<FunctionSummary>) {
+        let selected = self.selected_function().map(|f| f.function_id);
+        list.sort_by_key(|f| std::cmp::Reverse(f.created_at));
+        self.functions.list = list;
+        self.functions.loaded = true;
+        self.select_function(selected);
+    }
+
+    fn select_function(&mut self, id: Option<FunctionId>) {
+        let list = &self.functions.list;
+        self.functions.selected = id
+            .and_then(|id| list.iter().position(|f| f.function_id == id))
+            .unwrap_or(self.functions.selected)
+            .min(list.len().saturating_sub(1));
+    }
+
+    pub fn selected_function(&self) -> Option<&FunctionSummary> {
+        self.functions.list.get(self.functions.selected)
+    }
+
+    fn on_registered(&mut self, r: Result<FunctionSummary, String>) {
+        match r {
+            Ok(f) => {
+                if matches!(self.functions.form, Some(Form::Register(_))) {
+                    self.functions.form = None;
+                }
+                self.notify(
+                    format!("registered {} ({}): i invokes it", f.name, f.function_id),
+                    false,
+                );
+                let id = f.function_id;
+                if !self.functions.list.iter().any(|x| x.function_id == id) {
+                    self.functions.list.insert(0, f);
+                }
+                self.select_function(Some(id));
+                self.outbox.push(Command::RefreshFunctions);
+            }
+            Err(e) => match &mut self.functions.form {
+                Some(Form::Register(form)) => {
+                    form.sending = false;
+                    form.error = Some(e);
+                }
+                _ => self.notify(format!("registration failed: {e}"), true),
+            },
+        }
+    }
+
+    fn on_invoked(&mut self, r: Result<TaskId, String>) {
+        let known = match &r {
+            Ok(id) => self.tasks.get(id).map(|t| t.status),
+            Err(_) => None,
+        };
+        let Some(inv) = self
+            .functions
+            .invocation
+            .as_mut()
+            .filter(|i| i.task_id.is_none() && i.failure.is_none())
+        else {
+            return;
+        };
+        match r {
+            Ok(task_id) => {
+                inv.task_id = Some(task_id);
+                // An event may have beaten the HTTP reply.
+                inv.status = Some(known.unwrap_or(TaskStatus::Queued));
+            }
+            Err(e) => inv.failure = Some(e),
+        }
+    }
+
+    fn on_invoke_result(&mut self, r: ResultReply) {
+        if let Some(inv) = self.invocation_for(r.task_id) {
+            inv.status = Some(r.status);
+            inv.result = Some(r.result);
+            inv.error = r.error;
+        }
+    }
+
+    /// Handles one key press.
+    pub fn on_key(&mut self, key: KeyEvent) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q')) {
+            self.quit = true;
+            return;
+        }
+        if self.functions.form.is_some() {
+            self.form_key(key);
+            return;
+        }
+        if self.help {
+            match key.code {
+                KeyCode::Char('q') => self.quit = true,
+                _ => self.help = false,
+            }
+            return;
+        }
+        if self.tasks_view.detail.is_some() {
+            self.detail_key(key);
+            return;
+        }
+        match key.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Tab | KeyCode::Right => self.switch_tab(self.tab.index() + 1),
+            KeyCode::BackTab | KeyCode::Left => self.switch_tab(self.tab.index() + 3),
+            KeyCode::Char(c @ '1'..='4') => self.switch_tab(c as usize - '1' as usize),
+            _ => match self.tab {
+                Tab::Tasks => self.tasks_key(key),
+                Tab::Functions => self.functions_key(key),
+                Tab::Overview | Tab::Workers => {}
+            },
+        }
+    }
+
+    fn switch_tab(&mut self, i: usize) {
+        self.tab = Tab::ALL[i % Tab::ALL.len()];
+        if self.tab == Tab::Functions {
+            self.outbox.push(Command::RefreshFunctions);
+        }
+    }
+
+    fn tasks_key(&mut self, key: KeyEvent) {
+        let filter = self.tasks_view.filter;
+        let ids: Vec<TaskId> = self.tasks.iter(filter).map(|r| r.id).collect();
+        let current = self
+            .tasks_view
+            .selected
+            .and_then(|s| ids.iter().position(|id| *id == s))
+            .unwrap_or(0);
+        let last = ids.len().saturating_sub(1);
+        let to = |i: usize| ids.get(i.min(last)).copied();
+        match key.code {
+            KeyCode::Down | KeyCode::Char('j') => self.tasks_view.selected = to(current + 1),
+            KeyCode::Up | KeyCode::Char('k') => {
+                // Back at the top: follow the newest again.
+                self.tasks_view.selected = current.checked_sub(1).filter(|i| *i > 0).and_then(to)
+            }
+            KeyCode::PageDown => self.tasks_view.selected = to(current + PAGE),
+            KeyCode::PageUp => {
+                self.tasks_view.selected = current.checked_sub(PAGE).filter(|i| *i > 0).and_then(to)
+            }
+            KeyCode::Home | KeyCode::Char('g') => self.tasks_view.selected = None,
+            KeyCode::End | KeyCode::Char('G') => self.tasks_view.selected = to(last),
+            KeyCode::Char('f') => {
+                self.tasks_view.filter = next_filter(filter);
+                self.tasks_view.selected = None;
+            }
+            KeyCode::Enter => {
+                if let Some(id) = ids.get(current).copied() {
+                    self.tasks_view.detail = Some(Detail {
+                        id,
+                        record: None,
+                        scroll: 0,
+                    });
+                    self.outbox.push(Command::FetchTask(id));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The row the Tasks screen highlights: the selected task, or the newest.
+    pub fn selected_task_index(&self) -> usize {
+        let Some(sel) = self.tasks_view.selected else {
+            return 0;
+        };
+        self.tasks
+            .iter(self.tasks_view.filter)
+            .position(|r| r.id == sel)
+            .unwrap_or(0)
+    }
+
+    fn detail_key(&mut self, key: KeyEvent) {
+        let Some(detail) = self.tasks_view.detail.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter => self.tasks_view.detail = None,
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Down | KeyCode::Char('j') => detail.scroll = detail.scroll.saturating_add(1),
+            KeyCode::Up | KeyCode::Char('k') => detail.scroll = detail.scroll.saturating_sub(1),
+            KeyCode::PageDown => detail.scroll = detail.scroll.saturating_add(PAGE as u16),
+            KeyCode::PageUp => detail.scroll = detail.scroll.saturating_sub(PAGE as u16),
+            KeyCode::Char('r') => {
+                let id = detail.id;
+                self.outbox.push(Command::FetchTask(id));
+            }
+            _ => {}
+        }
+    }
+
+    fn functions_key(&mut self, key: KeyEvent) {
+        let n = self.functions.list.len();
+        let sel = &mut self.functions.selected;
+        match key.code {
+            KeyCode::Down | KeyCode::Char('j') => *sel = (*sel + 1).min(n.saturating_sub(1)),
+            KeyCode::Up | KeyCode::Char('k') => *sel = sel.saturating_sub(1),
+            KeyCode::Char('n') => {
+                self.functions.form = Some(Form::Register(RegisterForm::default()))
+            }
+            KeyCode::Char('i') | KeyCode::Enter => match self.selected_function() {
+                Some(f) if f.format == FunctionFormat::Source => {
+                    let form = InvokeForm::new(f.clone());
+                    self.functions.form = Some(Form::Invoke(form));
+                }
+                Some(_) => self.notify(
+                    "a dill function takes pickled arguments: invoke it from a Python client",
+                    true,
+                ),
+                None => self.notify("no function selected: press n to register one", true),
+            },
+            KeyCode::Char('r') => self.outbox.push(Command::RefreshFunctions),
+            _ => {}
+        }
+    }
+
+    fn form_key(&mut self, key: KeyEvent) {
+        let action = match &mut self.functions.form {
+            Some(Form::Register(f)) => f.key(key),
+            Some(Form::Invoke(f)) => f.key(key),
+            None => return,
+        };
+        match action {
+            FormAction::Edit => {}
+            FormAction::Cancel => self.functions.form = None,
+            FormAction::Submit(cmd) => {
+                // An invocation is followed in its own panel; a registration keeps its form
+                // open until the gateway answers, so a refusal can be fixed in place.
+                if let Some(Form::Invoke(f)) = &self.functions.form {
+                    self.functions.invocation = Some(Invocation {
+                        function: f.function.name.clone(),
+                        task_id: None,
+                        status: None,
+                        result: None,
+                        error: None,
+                        failure: None,
+                    });
+                    self.functions.form = None;
+                }
+                self.outbox.push(cmd);
+            }
+        }
+    }
+}
+
+/// All → QUEUED → RUNNING → COMPLETED → FAILED → All.
+fn next_filter(f: Option<TaskStatus>) -> Option<TaskStatus> {
+    match f {
+        None => Some(TaskStatus::ALL[0]),
+        Some(s) => {
+            let i = TaskStatus::ALL.iter().position(|x| *x == s).unwrap_or(0);
+            TaskStatus::ALL.get(i + 1).copied()
+        }
+    }
+}

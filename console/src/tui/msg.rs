@@ -1,0 +1,97 @@
+//! The messages between the network tasks and the UI state: `Update`s flow in, `Command`s out.
+//!
+//! Keeping them plain data is what lets the state and the key handling be tested without a
+//! terminal or a network: a test feeds `Update`s and keys and checks the `Command`s that come out.
+
+use faas_protocol::api::ResultReply;
+use faas_protocol::event::Event;
+use faas_protocol::model::{FunctionSummary, TaskRecord, WorkerInfo};
+use faas_protocol::{FunctionId, TaskId, TaskStatus};
+
+/// The state of one connection, as the header shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Link {
+    /// Not connected yet, no failure so far.
+    #[default]
+    Connecting,
+    /// Connected since this Unix time (ms).
+    Up { since_ms: u64 },
+    /// The last attempt failed; the next one is at `retry_at_ms`.
+    Down { retry_at_ms: u64, error: String },
+}
+
+impl Link {
+    pub fn is_up(&self) -> bool {
+        matches!(self, Link::Up { .. })
+    }
+}
+
+/// The platform counters of `{prefix}:stats`: totals since the platform's Redis began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub submitted: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub requeued: u64,
+}
+
+/// One periodic read of the platform's state from Redis.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub stats: Stats,
+    /// XLEN of the queue stream: queued plus in-flight entries.
+    pub queue_len: u64,
+    /// Entries delivered to a dispatcher and not yet acknowledged (in flight).
+    pub pending: u64,
+    /// The worker registry.
+    pub workers: Vec<WorkerInfo>,
+}
+
+/// What the task hash says about a task, read to fill in what events do not carry.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TaskInfo {
+    pub function_name: Option<String>,
+    pub status: Option<TaskStatus>,
+    pub worker: Option<String>,
+    pub attempts: Option<u32>,
+    pub created_at: Option<u64>,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+}
+
+/// From the network tasks to the state.
+#[derive(Clone, Debug)]
+pub enum Update {
+    /// The pub/sub subscription to the events channel.
+    RedisEvents(Link),
+    /// The connection that polls counters, the queue and the registry.
+    RedisPoll(Link),
+    Gateway(Link),
+    Event(Event),
+    Snapshot(Snapshot),
+    Tasks(Vec<(TaskId, TaskInfo)>),
+    Functions(Vec<FunctionSummary>),
+    Registered(Result<FunctionSummary, String>),
+    Invoked(Result<TaskId, String>),
+    InvokeResult(ResultReply),
+    TaskDetail(TaskId, Result<TaskRecord, String>),
+}
+
+/// From the state to the network tasks: each is run without the UI waiting for it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Register {
+        name: String,
+        entrypoint: String,
+        source: String,
+    },
+    Invoke {
+        function_id: FunctionId,
+        args: serde_json::Value,
+        kwargs: serde_json::Value,
+    },
+    FetchTask(TaskId),
+    RefreshFunctions,
+    /// Read these task hashes (function name, attempts, times) for the task list.
+    Enrich(Vec<TaskId>),
+}

@@ -1,0 +1,117 @@
+//! The task detail popup: the record from `GET /tasks/{id}`, with args, result, the error and
+//! its traceback, what the function printed, and the timings. Re-read when the task moves.
+
+use faas_protocol::model::TaskRecord;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::fmt;
+use crate::tui::app::{App, Detail};
+
+pub fn render(f: &mut Frame, area: Rect, d: &Detail, app: &App) {
+    let lines = match &d.record {
+        None => vec![Line::styled("loading…", fmt::dim())],
+        Some(Err(e)) => vec![Line::styled(
+            format!("cannot read the task: {e}"),
+            Style::default().fg(Color::Red),
+        )],
+        Some(Ok(r)) => record_lines(r, app.now_ms),
+    };
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((d.scroll, 0))
+            .block(Block::bordered().title(format!("Task {}", d.id))),
+        area,
+    );
+}
+
+fn record_lines(r: &TaskRecord, now: u64) -> Vec<Line<'static>> {
+    let kv = |k: &str, v: String| {
+        Line::from(vec![
+            Span::styled(format!("{k:<10}"), fmt::dim()),
+            Span::raw(v),
+        ])
+    };
+    let mut lines = vec![
+        kv(
+            "function",
+            format!(
+                "{} ({}, {})",
+                r.function_name,
+                r.function_id,
+                r.format.as_str()
+            ),
+        ),
+        Line::from(vec![
+            Span::styled(format!("{:<10}", "status"), fmt::dim()),
+            Span::styled(r.status.as_str(), fmt::status_style(r.status)),
+        ]),
+        kv("worker", r.worker.clone().unwrap_or_else(|| "—".into())),
+        kv(
+            "attempts",
+            format!(
+                "{} of {}{}",
+                r.attempts,
+                r.max_attempts,
+                r.timeout_ms
+                    .map(|t| format!(" · timeout {}", fmt::duration(t)))
+                    .unwrap_or_default()
+            ),
+        ),
+        kv("created", fmt::clock(r.created_at)),
+    ];
+    if let Some(s) = r.started_at {
+        lines.push(kv(
+            "started",
+            format!(
+                "{} (waited {})",
+                fmt::clock(s),
+                fmt::duration(s.saturating_sub(r.created_at))
+            ),
+        ));
+    }
+    match (r.started_at, r.finished_at) {
+        (Some(s), Some(e)) => lines.push(kv(
+            "finished",
+            format!(
+                "{} (ran {})",
+                fmt::clock(e),
+                fmt::duration(e.saturating_sub(s))
+            ),
+        )),
+        (Some(s), None) => lines.push(kv(
+            "running",
+            format!("for {}", fmt::duration(now.saturating_sub(s))),
+        )),
+        _ => {}
+    }
+    section(&mut lines, "args", &fmt::json(&r.args));
+    if !r.result.is_null() || (r.status.is_terminal() && r.error.is_none()) {
+        section(&mut lines, "result", &fmt::json(&r.result));
+    }
+    if let Some(e) = &r.error {
+        lines.push(Line::default());
+        lines.push(Line::styled(
+            format!("error: {}: {}", e.kind, e.message),
+            Style::default().fg(Color::Red),
+        ));
+        for l in e.traceback.lines() {
+            lines.push(Line::styled(l.to_owned(), Style::default().fg(Color::Red)));
+        }
+    }
+    if !r.log.is_empty() {
+        section(&mut lines, "log", &r.log);
+    }
+    lines
+}
+
+fn section(lines: &mut Vec<Line<'static>>, name: &str, body: &str) {
+    lines.push(Line::default());
+    lines.push(Line::styled(name.to_owned(), fmt::title()));
+    lines.extend(body.lines().map(|l| Line::raw(format!("  {l}"))));
+}

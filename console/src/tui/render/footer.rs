@@ -1,0 +1,74 @@
+//! The footer: the keys that work right now, and the latest notice (a registration, an error).
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::fmt;
+use crate::tui::app::{App, Tab};
+
+pub fn render(f: &mut Frame, area: Rect, app: &App) {
+    let spans: Vec<Span> = keys(app)
+        .iter()
+        .flat_map(|(k, what)| {
+            [
+                Span::styled(format!(" {k}"), fmt::title()),
+                Span::styled(format!(" {what} "), fmt::dim()),
+            ]
+        })
+        .collect();
+    let keys = Line::from(spans);
+    // The keys keep their room; a notice gets the rest, cut if it must be.
+    let [left, right] =
+        Layout::horizontal([Constraint::Length(keys.width() as u16), Constraint::Min(0)])
+            .areas(area);
+    f.render_widget(Paragraph::new(keys), left);
+    if let Some(n) = &app.notice {
+        let colour = if n.error { Color::Red } else { Color::Green };
+        let text = fmt::truncate(&n.text, right.width.saturating_sub(1) as usize);
+        f.render_widget(
+            Paragraph::new(Line::styled(text, Style::default().fg(colour))).right_aligned(),
+            right,
+        );
+    }
+}
+
+fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
+    if app.functions.form.is_some() {
+        return vec![
+            ("Tab", "next field"),
+            ("Ctrl-S", "submit"),
+            ("Esc", "cancel"),
+        ];
+    }
+    if app.help {
+        return vec![("any key", "closes help"), ("q", "quit")];
+    }
+    if app.tab == Tab::Tasks && app.tasks_view.detail.is_some() {
+        return vec![
+            ("↑↓", "scroll"),
+            ("r", "reload"),
+            ("Esc", "close"),
+            ("q", "quit"),
+        ];
+    }
+    let mut keys = match app.tab {
+        Tab::Tasks => vec![
+            ("↑↓", "select"),
+            ("Enter", "detail"),
+            ("f", "filter"),
+            ("g", "newest"),
+        ],
+        Tab::Functions => vec![
+            ("↑↓", "select"),
+            ("n", "new"),
+            ("i", "invoke"),
+            ("r", "reload"),
+        ],
+        Tab::Overview | Tab::Workers => vec![],
+    };
+    keys.extend([("1-4/Tab", "screens"), ("?", "help"), ("q", "quit")]);
+    keys
+}

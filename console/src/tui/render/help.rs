@@ -1,0 +1,71 @@
+//! The `?` help popup: every key, by screen.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph};
+use ratatui::Frame;
+
+use super::fmt;
+
+const KEYS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "Everywhere",
+        &[
+            ("1 2 3 4", "Overview, Workers, Tasks, Functions"),
+            ("Tab / Shift-Tab", "next / previous screen"),
+            ("?", "this help"),
+            ("q, Ctrl-C", "quit"),
+        ],
+    ),
+    (
+        "Tasks",
+        &[
+            (
+                "↑ ↓ PgUp PgDn",
+                "select a task (the list keeps it selected)",
+            ),
+            ("g / G", "follow the newest / go to the oldest"),
+            ("f", "filter: all, QUEUED, RUNNING, COMPLETED, FAILED"),
+            ("Enter", "details: args, result, error, timings"),
+            ("Esc / r", "close / reload the details"),
+        ],
+    ),
+    (
+        "Functions",
+        &[
+            ("↑ ↓", "select a function"),
+            ("n", "register a function from Python source"),
+            ("i, Enter", "invoke the selected function with JSON args"),
+            ("r", "reload the list"),
+        ],
+    ),
+    (
+        "Forms",
+        &[
+            ("Tab / Shift-Tab", "next / previous field"),
+            ("Enter", "next field; invokes in the invoke form"),
+            ("Ctrl-S", "submit"),
+            ("Esc", "cancel"),
+        ],
+    ),
+];
+
+pub fn render(f: &mut Frame, area: Rect) {
+    let mut lines = Vec::new();
+    for (section, keys) in KEYS {
+        lines.push(Line::styled(*section, fmt::title()));
+        for (k, what) in *keys {
+            lines.push(Line::from(vec![
+                Span::raw(format!("  {k:<18}")),
+                Span::styled(*what, fmt::dim()),
+            ]));
+        }
+        lines.push(Line::default());
+    }
+    lines.pop();
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title("Keys")),
+        area,
+    );
+}

@@ -1,0 +1,67 @@
+//! Drawing the state: `render(&App, &mut Frame)`, one file per screen region. Rendering only
+//! reads the state (no I/O, no clock: times come from `App::now_ms`), so a fixed state always
+//! draws the same screen, which is what the snapshot tests rely on.
+//!
+//! ```text
+//! ┌───────────────────────────────────────────────────────────────────────────────┐
+//! │ faas-console │ 1 Overview │ 2 Workers │ 3 Tasks │ 4 Functions   header.rs (tabs) │
+//! │ redis ● connected 3m · redis://…   gateway ● connected 3m · http://…           │
+//! ├───────────────────────────────────────────────────────────────────────────────┤
+//! │                                                                               │
+//! │  the selected tab: overview.rs | workers.rs | tasks.rs | functions.rs         │
+//! │                                                                               │
+//! │        overlays on top: detail.rs (a task) · forms.rs (register/invoke)       │
+//! │                         help.rs (keys)                                         │
+//! ├───────────────────────────────────────────────────────────────────────────────┤
+//! │ keys of the current screen                               notice   footer.rs   │
+//! └───────────────────────────────────────────────────────────────────────────────┘
+//! ```
+
+mod detail;
+mod fmt;
+mod footer;
+mod forms;
+mod functions;
+mod header;
+mod help;
+mod overview;
+mod tasks;
+mod workers;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::Frame;
+
+use super::app::{App, Tab};
+
+pub fn render(app: &App, f: &mut Frame) {
+    let [head, body, foot] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    header::render(f, head, app);
+    match app.tab {
+        Tab::Overview => overview::render(f, body, app),
+        Tab::Workers => workers::render(f, body, app),
+        Tab::Tasks => tasks::render(f, body, app),
+        Tab::Functions => functions::render(f, body, app),
+    }
+    if app.tab == Tab::Tasks {
+        if let Some(d) = &app.tasks_view.detail {
+            detail::render(f, popup(body, 90, 90), d, app);
+        }
+    }
+    if let Some(form) = &app.functions.form {
+        forms::render(f, body, form);
+    }
+    if app.help {
+        help::render(f, popup(body, 80, 100));
+    }
+    footer::render(f, foot, app);
+}
+
+/// A centred box of `w`×`h` percent of `area`.
+fn popup(area: Rect, w: u16, h: u16) -> Rect {
+    area.centered(Constraint::Percentage(w), Constraint::Percentage(h))
+}

@@ -1,0 +1,341 @@
+//! Every screen drawn from a fixed state into a 100×30 `TestBackend` and compared with its
+//! insta snapshot (`cargo insta review` after an intended change), plus checks of the colours
+//! that the text snapshots cannot show.
+
+use faas_console::tui::app::App;
+use faas_console::tui::msg::{Link, Snapshot, Stats, TaskInfo, Update};
+use faas_console::tui::render::render;
+use faas_protocol::api::ResultReply;
+use faas_protocol::event::{Event, WorkerState};
+use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerInfo, WorkerMode};
+use faas_protocol::{FunctionFormat, TaskId, TaskStatus};
+use insta::assert_snapshot;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Color;
+use ratatui::Terminal;
+use serde_json::json;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn id<T: std::str::FromStr>(n: u8) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    format!("00000000-0000-4000-8000-0000000000{n:02x}")
+        .parse()
+        .unwrap()
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn press(app: &mut App, keys: &str) {
+    for c in keys.chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+}
+
+fn draw(app: &App) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    terminal.draw(|f| render(app, f)).unwrap();
+    terminal
+}
+
+fn worker(name: &str, mode: WorkerMode, busy: u32, slots: u32, age_ms: u64) -> WorkerInfo {
+    WorkerInfo {
+        id: name.into(),
+        mode,
+        host: "node-1".into(),
+        pid: 4242,
+        dispatcher: "dispatcher-1".into(),
+        slots,
+        busy,
+        tasks_done: 1234,
+        joined_at: T0 - 3_600_000,
+        last_heartbeat: T0 - age_ms,
+    }
+}
+
+fn task(app: &mut App, n: u8, function: &str, events: &[(TaskStatus, u64)]) -> TaskId {
+    let tid: TaskId = id(n);
+    for (status, at) in events {
+        app.apply(Update::Event(Event::Task {
+            task_id: tid,
+            status: *status,
+            worker: (*status != TaskStatus::Queued).then(|| "w-push-1".to_owned()),
+            at: *at,
+        }));
+    }
+    app.apply(Update::Tasks(vec![(
+        tid,
+        TaskInfo {
+            function_name: Some(function.into()),
+            ..TaskInfo::default()
+        },
+    )]));
+    tid
+}
+
+/// A console that has been watching a busy platform for a while.
+fn busy_app() -> App {
+    let mut app = App::new("redis://127.0.0.1:6379", "http://127.0.0.1:8000", T0);
+    app.apply(Update::RedisEvents(Link::Up {
+        since_ms: T0 - 125_000,
+    }));
+    app.apply(Update::RedisPoll(Link::Up {
+        since_ms: T0 - 125_000,
+    }));
+    app.apply(Update::Gateway(Link::Up {
+        since_ms: T0 - 65_000,
+    }));
+    app.apply(Update::Snapshot(Snapshot {
+        stats: Stats {
+            submitted: 1_234_567,
+            completed: 1_230_000,
+            failed: 321,
+            requeued: 12,
+        },
+        queue_len: 4_246,
+        pending: 8,
+        workers: vec![
+            worker("w-local-1", WorkerMode::Local, 2, 2, 1_000),
+            worker("w-pull-1", WorkerMode::Pull, 0, 4, 12_000),
+            worker("w-push-1", WorkerMode::Push, 3, 4, 2_000),
+        ],
+    }));
+    app.apply(Update::Event(Event::Worker {
+        worker: "w-push-2".into(),
+        state: WorkerState::Joined,
+        busy: 0,
+        slots: 4,
+        at: T0 - 40_000,
+    }));
+    app.apply(Update::Event(Event::Worker {
+        worker: "w-push-2".into(),
+        state: WorkerState::Lost,
+        busy: 0,
+        slots: 4,
+        at: T0 - 5_000,
+    }));
+    // Throughput: a ramp over the last 40 seconds.
+    for s in 0..40u64 {
+        app.tick(T0 - (40 - s) * 1000);
+        for _ in 0..s {
+            let t = TaskId::new();
+            app.apply(Update::Event(Event::Task {
+                task_id: t,
+                status: TaskStatus::Completed,
+                worker: None,
+                at: app.now_ms,
+            }));
+        }
+    }
+    app.tick(T0);
+    app.take_commands();
+    // Replace the throughput filler rows by a few tasks that read well.
+    app.tasks = Default::default();
+    task(
+        &mut app,
+        1,
+        "add",
+        &[
+            (TaskStatus::Queued, T0 - 9_000),
+            (TaskStatus::Running, T0 - 8_990),
+            (TaskStatus::Completed, T0 - 8_978),
+        ],
+    );
+    task(
+        &mut app,
+        2,
+        "divide",
+        &[
+            (TaskStatus::Queued, T0 - 7_000),
+            (TaskStatus::Running, T0 - 6_900),
+            (TaskStatus::Failed, T0 - 6_850),
+        ],
+    );
+    task(
+        &mut app,
+        3,
+        "resize_image",
+        &[
+            (TaskStatus::Queued, T0 - 3_000),
+            (TaskStatus::Running, T0 - 2_500),
+        ],
+    );
+    task(&mut app, 4, "add", &[(TaskStatus::Queued, T0 - 100)]);
+    app.take_commands();
+    app
+}
+
+#[test]
+fn overview() {
+    let app = busy_app();
+    assert_snapshot!(draw(&app).backend());
+}
+
+#[test]
+fn overview_before_anything_was_read_while_redis_is_down() {
+    let mut app = App::new("redis://127.0.0.1:6379", "http://127.0.0.1:8000", T0);
+    app.apply(Update::RedisEvents(Link::Down {
+        retry_at_ms: T0 + 1_000,
+        error: "Connection refused (os error 111)".into(),
+    }));
+    let terminal = draw(&app);
+    assert_snapshot!(terminal.backend());
+    // The indicator is red, so it is seen from across the room.
+    let buf = terminal.backend().buffer();
+    let x = (0..100)
+        .find(|x| buf[(*x, 1)].symbol() == "✕")
+        .expect("a ✕ in the header");
+    assert_eq!(buf[(x, 1)].fg, Color::Red);
+}
+
+#[test]
+fn workers() {
+    let mut app = busy_app();
+    press(&mut app, "2");
+    let terminal = draw(&app);
+    assert_snapshot!(terminal.backend());
+    let buf = terminal.backend().buffer();
+    let state_colour = |word: &str| {
+        (0..30)
+            .flat_map(|y| (0..95).map(move |x| (x, y)))
+            .find(|(x, y)| {
+                (0..word.len() as u16)
+                    .map(|i| buf[(x + i, *y)].symbol())
+                    .collect::<String>()
+                    == word
+            })
+            .map(|(x, y)| buf[(x, y)].fg)
+    };
+    assert_eq!(state_colour("online"), Some(Color::Green));
+    assert_eq!(state_colour("late"), Some(Color::Yellow));
+    assert_eq!(state_colour("lost"), Some(Color::Red));
+}
+
+#[test]
+fn tasks() {
+    let mut app = busy_app();
+    press(&mut app, "3");
+    let terminal = draw(&app);
+    assert_snapshot!(terminal.backend());
+    let buf = terminal.backend().buffer();
+    // Rows: header at y=3, then newest first; COMPLETED (task 1) is the last row, at y=7.
+    let status_x = (0..100).find(|x| buf[(*x, 3)].symbol() == "S").unwrap();
+    assert_eq!(buf[(status_x, 7)].symbol(), "C");
+    assert_eq!(buf[(status_x, 7)].fg, Color::Green);
+    assert_eq!(buf[(status_x, 6)].fg, Color::Red, "FAILED is red");
+}
+
+#[test]
+fn tasks_filtered_by_status() {
+    let mut app = busy_app();
+    press(&mut app, "3ff");
+    assert_snapshot!(draw(&app).backend());
+}
+
+#[test]
+fn task_detail_with_error_and_traceback() {
+    let mut app = busy_app();
+    press(&mut app, "3jj");
+    app.on_key(key(KeyCode::Enter));
+    let tid: TaskId = id(2);
+    assert_eq!(app.tasks_view.detail.as_ref().map(|d| d.id), Some(tid));
+    app.apply(Update::TaskDetail(
+        tid,
+        Ok(TaskRecord {
+            task_id: tid,
+            function_id: id(0xf1),
+            function_name: "divide".into(),
+            format: FunctionFormat::Source,
+            status: TaskStatus::Failed,
+            args: json!({"args": [1, 0], "kwargs": {}}),
+            result: serde_json::Value::Null,
+            error: Some(TaskError {
+                kind: "ZeroDivisionError".into(),
+                message: "division by zero".into(),
+                traceback: "Traceback (most recent call last):\n  File \"<source>\", line 2, in divide\nZeroDivisionError: division by zero".into(),
+            }),
+            log: "dividing 1 by 0\n".into(),
+            attempts: 1,
+            max_attempts: 3,
+            timeout_ms: Some(30_000),
+            worker: Some("w-push-1".into()),
+            created_at: T0 - 7_000,
+            started_at: Some(T0 - 6_900),
+            finished_at: Some(T0 - 6_850),
+        }),
+    ));
+    assert_snapshot!(draw(&app).backend());
+}
+
+fn with_functions(app: &mut App) -> FunctionSummary {
+    let add = FunctionSummary {
+        function_id: id(0xa1),
+        name: "add".into(),
+        format: FunctionFormat::Source,
+        created_at: T0 - 30_000,
+    };
+    let legacy = FunctionSummary {
+        function_id: id(0xa2),
+        name: "legacy_pickle".into(),
+        format: FunctionFormat::Dill,
+        created_at: T0 - 7_200_000,
+    };
+    app.apply(Update::Functions(vec![legacy, add.clone()]));
+    add
+}
+
+#[test]
+fn functions_with_a_completed_invocation() {
+    let mut app = busy_app();
+    press(&mut app, "4");
+    with_functions(&mut app);
+    press(&mut app, "i");
+    press(&mut app, "[2, 3]");
+    app.on_key(key(KeyCode::Enter));
+    let tid: TaskId = id(9);
+    app.apply(Update::Invoked(Ok(tid)));
+    app.apply(Update::InvokeResult(ResultReply {
+        task_id: tid,
+        status: TaskStatus::Completed,
+        result: json!(5),
+        error: None,
+    }));
+    assert_snapshot!(draw(&app).backend());
+}
+
+#[test]
+fn register_form() {
+    let mut app = busy_app();
+    press(&mut app, "4");
+    with_functions(&mut app);
+    press(&mut app, "n");
+    press(&mut app, "mul");
+    app.on_key(key(KeyCode::Tab));
+    app.on_key(key(KeyCode::Tab));
+    press(&mut app, "def mul(a, b):");
+    app.on_key(key(KeyCode::Enter));
+    press(&mut app, "    return a * b");
+    assert_snapshot!(draw(&app).backend());
+}
+
+#[test]
+fn invoke_form_with_an_error() {
+    let mut app = busy_app();
+    press(&mut app, "4");
+    with_functions(&mut app);
+    press(&mut app, "i{\"a\": 1}");
+    app.on_key(key(KeyCode::Enter));
+    assert_snapshot!(draw(&app).backend());
+}
+
+#[test]
+fn help() {
+    let mut app = busy_app();
+    press(&mut app, "?");
+    assert_snapshot!(draw(&app).backend());
+}

@@ -1,0 +1,540 @@
+//! The console's state and key handling, without a terminal or a network: updates and keys go
+//! in, the state and the queued `Command`s are checked.
+
+use faas_console::tui::app::{App, Tab};
+use faas_console::tui::forms::Form;
+use faas_console::tui::msg::{Command, Link, Snapshot, Stats, TaskInfo, Update};
+use faas_console::tui::tasks::TASK_LIST_CAP;
+use faas_console::tui::workers::{Health, LATE_AFTER_MS, LOST_AFTER_MS};
+use faas_protocol::api::ResultReply;
+use faas_protocol::event::{Event, WorkerState};
+use faas_protocol::model::{FunctionSummary, TaskError, WorkerInfo, WorkerMode};
+use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde_json::json;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn app() -> App {
+    App::new("redis://r", "http://g", T0)
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn ch(c: char) -> KeyEvent {
+    key(KeyCode::Char(c))
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.on_key(if c == '\n' {
+            key(KeyCode::Enter)
+        } else {
+            ch(c)
+        });
+    }
+}
+
+fn task_event(id: TaskId, status: TaskStatus, at: u64) -> Update {
+    Update::Event(Event::Task {
+        task_id: id,
+        status,
+        worker: (status != TaskStatus::Queued).then(|| "w1".to_owned()),
+        at,
+    })
+}
+
+fn worker(id: &str, busy: u32, slots: u32, last_heartbeat: u64) -> WorkerInfo {
+    WorkerInfo {
+        id: id.into(),
+        mode: WorkerMode::Push,
+        host: "h1".into(),
+        pid: 7,
+        dispatcher: "d1".into(),
+        slots,
+        busy,
+        tasks_done: 3,
+        joined_at: T0 - 60_000,
+        last_heartbeat,
+    }
+}
+
+fn function(name: &str, format: FunctionFormat) -> FunctionSummary {
+    FunctionSummary {
+        function_id: FunctionId::new(),
+        name: name.into(),
+        format,
+        created_at: T0,
+    }
+}
+
+#[test]
+fn task_events_build_a_newest_first_list_with_durations() {
+    let mut app = app();
+    let (a, b) = (TaskId::new(), TaskId::new());
+    app.apply(task_event(a, TaskStatus::Queued, T0));
+    app.apply(task_event(b, TaskStatus::Queued, T0 + 1));
+    app.apply(task_event(a, TaskStatus::Running, T0 + 10));
+    app.apply(task_event(a, TaskStatus::Completed, T0 + 260));
+
+    let ids: Vec<TaskId> = app.tasks.iter(None).map(|r| r.id).collect();
+    assert_eq!(ids, vec![b, a], "newest first");
+    let row = app.tasks.get(&a).unwrap();
+    assert_eq!(row.status, TaskStatus::Completed);
+    assert_eq!(row.worker.as_deref(), Some("w1"));
+    assert_eq!(row.duration_ms(T0 + 999_999), Some(250));
+    assert_eq!(row.attempts, Some(1));
+    // Filtering by status.
+    let queued: Vec<TaskId> = app
+        .tasks
+        .iter(Some(TaskStatus::Queued))
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(queued, vec![b]);
+}
+
+#[test]
+fn a_terminal_status_is_final_even_against_late_events() {
+    let mut app = app();
+    let a = TaskId::new();
+    app.apply(task_event(a, TaskStatus::Failed, T0));
+    app.apply(task_event(a, TaskStatus::Running, T0 + 5));
+    assert_eq!(app.tasks.get(&a).unwrap().status, TaskStatus::Failed);
+    assert_eq!(app.tasks.get(&a).unwrap().finished_at, Some(T0));
+}
+
+#[test]
+fn the_task_list_is_bounded() {
+    let mut app = app();
+    let first = TaskId::new();
+    app.apply(task_event(first, TaskStatus::Queued, T0));
+    for i in 0..TASK_LIST_CAP as u64 {
+        app.apply(task_event(TaskId::new(), TaskStatus::Queued, T0 + i));
+    }
+    assert_eq!(app.tasks.len(), TASK_LIST_CAP);
+    assert!(app.tasks.get(&first).is_none(), "the oldest fell off");
+}
+
+#[test]
+fn task_hashes_are_read_in_one_batch_per_tick_and_fill_the_rows() {
+    let mut app = app();
+    let (a, b) = (TaskId::new(), TaskId::new());
+    app.apply(task_event(a, TaskStatus::Queued, T0));
+    app.apply(task_event(a, TaskStatus::Running, T0 + 1));
+    app.apply(task_event(a, TaskStatus::Completed, T0 + 2));
+    app.apply(task_event(b, TaskStatus::Queued, T0 + 3));
+    assert!(app.take_commands().is_empty(), "nothing before the tick");
+    app.tick(T0 + 200);
+    // Each id once, however many events it had.
+    assert_eq!(app.take_commands(), vec![Command::Enrich(vec![a, b])]);
+    app.tick(T0 + 400);
+    assert!(app.take_commands().is_empty());
+
+    app.apply(Update::Tasks(vec![(
+        b,
+        TaskInfo {
+            function_name: Some("add".into()),
+            status: Some(TaskStatus::Completed),
+            attempts: Some(2),
+            started_at: Some(T0 + 10),
+            finished_at: Some(T0 + 30),
+            ..TaskInfo::default()
+        },
+    )]));
+    let row = app.tasks.get(&b).unwrap();
+    assert_eq!(row.function.as_deref(), Some("add"));
+    assert_eq!(row.attempts, Some(2));
+    // A missed terminal event is caught up from the hash.
+    assert_eq!(row.status, TaskStatus::Completed);
+    assert_eq!(row.duration_ms(T0), Some(20));
+}
+
+#[test]
+fn counts_come_from_the_snapshot_and_throughput_from_events() {
+    let mut app = app();
+    assert!(app.snapshot.is_none());
+    let snap = Snapshot {
+        stats: Stats {
+            submitted: 100,
+            completed: 90,
+            failed: 4,
+            requeued: 1,
+        },
+        queue_len: 6,
+        pending: 2,
+        workers: vec![],
+    };
+    app.apply(Update::Snapshot(snap.clone()));
+    assert_eq!(app.snapshot, Some(snap));
+
+    for i in 0..5 {
+        let id = TaskId::new();
+        app.apply(task_event(id, TaskStatus::Completed, T0 + i));
+    }
+    app.tick(T0 + 1_000);
+    assert_eq!(app.throughput.last_second(app.now_ms), 5);
+    assert_eq!(app.throughput.total(app.now_ms), 5);
+    app.tick(T0 + 61_000);
+    assert_eq!(
+        app.throughput.total(app.now_ms),
+        0,
+        "a minute later it is gone"
+    );
+}
+
+#[test]
+fn worker_health_follows_heartbeats_and_events() {
+    let mut app = app();
+    app.apply(Update::Snapshot(Snapshot {
+        workers: vec![
+            worker("a", 1, 4, T0),
+            worker("b", 0, 2, T0 - LATE_AFTER_MS),
+            worker("c", 0, 2, T0 - LOST_AFTER_MS),
+        ],
+        ..Snapshot::default()
+    }));
+    let health = |app: &App| {
+        app.workers
+            .iter()
+            .map(|w| (w.info.id.clone(), w.health(app.now_ms)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        health(&app),
+        vec![
+            ("a".into(), Health::Online),
+            ("b".into(), Health::Late),
+            ("c".into(), Health::Lost)
+        ]
+    );
+    assert_eq!(app.workers.health_counts(T0), (1, 1, 1));
+    assert_eq!(
+        app.workers.slots(T0),
+        (1, 6),
+        "lost workers' slots do not count"
+    );
+
+    // A heartbeat brings b back and updates its load.
+    app.apply(Update::Event(Event::Worker {
+        worker: "b".into(),
+        state: WorkerState::Heartbeat,
+        busy: 2,
+        slots: 2,
+        at: T0,
+    }));
+    // a is declared lost; its registry entry goes, the row stays.
+    app.apply(Update::Event(Event::Worker {
+        worker: "a".into(),
+        state: WorkerState::Lost,
+        busy: 0,
+        slots: 4,
+        at: T0,
+    }));
+    app.apply(Update::Snapshot(Snapshot {
+        workers: vec![worker("b", 2, 2, T0)],
+        ..Snapshot::default()
+    }));
+    assert_eq!(app.workers.health_counts(T0), (1, 0, 2));
+    assert_eq!(app.workers.slots(T0), (2, 2));
+
+    // A worker that says bye is gone; one heard of only by event is a stub.
+    app.apply(Update::Event(Event::Worker {
+        worker: "b".into(),
+        state: WorkerState::Left,
+        busy: 0,
+        slots: 2,
+        at: T0,
+    }));
+    app.apply(Update::Event(Event::Worker {
+        worker: "d".into(),
+        state: WorkerState::Joined,
+        busy: 0,
+        slots: 8,
+        at: T0,
+    }));
+    let ids: Vec<(String, bool)> = app
+        .workers
+        .iter()
+        .map(|w| (w.info.id.clone(), w.registered))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![("a".into(), true), ("c".into(), true), ("d".into(), false)]
+    );
+
+    // Long-lost workers are forgotten.
+    app.tick(T0 + 11 * 60_000);
+    app.apply(Update::Event(Event::Worker {
+        worker: "d".into(),
+        state: WorkerState::Heartbeat,
+        busy: 0,
+        slots: 8,
+        at: T0 + 11 * 60_000,
+    }));
+    app.tick(T0 + 11 * 60_000);
+    let ids: Vec<String> = app.workers.iter().map(|w| w.info.id.clone()).collect();
+    assert_eq!(ids, vec!["d".to_owned()]);
+}
+
+#[test]
+fn redis_is_up_only_when_both_of_its_connections_are() {
+    let mut app = app();
+    assert_eq!(app.links.redis(), Link::Connecting);
+    app.apply(Update::RedisEvents(Link::Up { since_ms: T0 }));
+    assert_eq!(app.links.redis(), Link::Connecting);
+    app.apply(Update::RedisPoll(Link::Up { since_ms: T0 + 5 }));
+    assert_eq!(app.links.redis(), Link::Up { since_ms: T0 + 5 });
+    let down = Link::Down {
+        retry_at_ms: T0 + 500,
+        error: "connection refused".into(),
+    };
+    app.apply(Update::RedisEvents(down.clone()));
+    assert_eq!(app.links.redis(), down);
+}
+
+#[test]
+fn keys_switch_tabs_toggle_help_and_quit() {
+    let mut app = app();
+    assert_eq!(app.tab, Tab::Overview);
+    app.on_key(ch('3'));
+    assert_eq!(app.tab, Tab::Tasks);
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.tab, Tab::Functions);
+    assert_eq!(app.take_commands(), vec![Command::RefreshFunctions]);
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.tab, Tab::Overview, "wraps around");
+    app.on_key(key(KeyCode::BackTab));
+    assert_eq!(app.tab, Tab::Functions);
+
+    app.on_key(ch('?'));
+    assert!(app.help);
+    app.on_key(ch('2'));
+    assert!(!app.help, "any key closes the help");
+    assert_eq!(app.tab, Tab::Functions, "and does nothing else");
+
+    assert!(!app.quit);
+    app.on_key(ch('q'));
+    assert!(app.quit);
+}
+
+#[test]
+fn the_task_selection_stays_on_its_task_as_new_ones_arrive() {
+    let mut app = app();
+    app.on_key(ch('3'));
+    let ids: Vec<TaskId> = (0..3).map(|_| TaskId::new()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        app.apply(task_event(*id, TaskStatus::Queued, T0 + i as u64));
+    }
+    // Newest first: ids[2], ids[1], ids[0]. No selection follows the newest.
+    assert_eq!(app.selected_task_index(), 0);
+    app.on_key(ch('j'));
+    assert_eq!(app.tasks_view.selected, Some(ids[1]));
+    app.apply(task_event(TaskId::new(), TaskStatus::Queued, T0 + 9));
+    assert_eq!(app.tasks_view.selected, Some(ids[1]));
+    assert_eq!(app.selected_task_index(), 2, "moved down with its task");
+    app.on_key(key(KeyCode::End));
+    assert_eq!(app.tasks_view.selected, Some(ids[0]));
+    app.on_key(ch('g'));
+    assert_eq!(
+        app.tasks_view.selected, None,
+        "back to following the newest"
+    );
+
+    // The filter cycles through the statuses and back to all.
+    for expected in [
+        Some(TaskStatus::Queued),
+        Some(TaskStatus::Running),
+        Some(TaskStatus::Completed),
+        Some(TaskStatus::Failed),
+        None,
+    ] {
+        app.on_key(ch('f'));
+        assert_eq!(app.tasks_view.filter, expected);
+    }
+}
+
+#[test]
+fn enter_opens_a_task_detail_that_is_fetched_and_refetched_when_the_task_moves() {
+    let mut app = app();
+    app.on_key(ch('3'));
+    let id = TaskId::new();
+    app.apply(task_event(id, TaskStatus::Running, T0));
+    app.take_commands();
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.tasks_view.detail.as_ref().map(|d| d.id), Some(id));
+    assert_eq!(app.take_commands(), vec![Command::FetchTask(id)]);
+
+    app.apply(task_event(id, TaskStatus::Completed, T0 + 5));
+    assert_eq!(app.take_commands(), vec![Command::FetchTask(id)]);
+    app.apply(Update::TaskDetail(id, Err("gateway down".into())));
+    assert!(matches!(
+        app.tasks_view.detail.as_ref().and_then(|d| d.record.clone()),
+        Some(Err(e)) if e == "gateway down"
+    ));
+    // Keys go to the detail while it is open.
+    app.on_key(ch('j'));
+    assert_eq!(app.tasks_view.detail.as_ref().unwrap().scroll, 1);
+    app.on_key(ch('1'));
+    assert_eq!(app.tab, Tab::Tasks);
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.tasks_view.detail.is_none());
+}
+
+#[test]
+fn the_register_form_validates_submits_and_closes_on_success() {
+    let mut app = app();
+    app.on_key(ch('4'));
+    app.take_commands();
+    app.on_key(ch('n'));
+    assert!(matches!(app.functions.form, Some(Form::Register(_))));
+    // Keys are text now: 'q' does not quit.
+    type_text(&mut app, "q");
+    assert!(!app.quit);
+    app.on_key(key(KeyCode::Backspace));
+
+    app.on_key(ctrl('s'));
+    let Some(Form::Register(form)) = &app.functions.form else {
+        panic!("form closed on an invalid submit");
+    };
+    assert_eq!(form.error.as_deref(), Some("the function needs a name"));
+    assert!(app.take_commands().is_empty());
+
+    type_text(&mut app, "add\n"); // Enter moves to the entrypoint, left empty
+    app.on_key(key(KeyCode::Tab));
+    type_text(&mut app, "def add(a, b):\n    return a + b");
+    app.on_key(ctrl('s'));
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::Register {
+            name: "add".into(),
+            entrypoint: "add".into(),
+            source: "def add(a, b):\n    return a + b".into(),
+        }]
+    );
+
+    // A refusal stays in the form; success closes it and selects the new function.
+    app.apply(Update::Registered(Err("source is empty (HTTP 400)".into())));
+    let Some(Form::Register(form)) = &app.functions.form else {
+        panic!("form closed on a refusal");
+    };
+    assert_eq!(form.error.as_deref(), Some("source is empty (HTTP 400)"));
+    app.on_key(ctrl('s'));
+    app.take_commands();
+    let other = function("other", FunctionFormat::Source);
+    app.apply(Update::Functions(vec![other]));
+    let add = function("add", FunctionFormat::Source);
+    app.apply(Update::Registered(Ok(add.clone())));
+    assert!(app.functions.form.is_none());
+    assert_eq!(app.selected_function(), Some(&add));
+    assert_eq!(app.take_commands(), vec![Command::RefreshFunctions]);
+    assert!(app.notice.as_ref().unwrap().text.contains("registered add"));
+}
+
+#[test]
+fn the_invoke_form_sends_json_args_and_the_panel_follows_the_task() {
+    let mut app = app();
+    app.on_key(ch('4'));
+    let add = function("add", FunctionFormat::Source);
+    app.apply(Update::Functions(vec![add.clone()]));
+    app.take_commands();
+
+    app.on_key(ch('i'));
+    type_text(&mut app, "[2, ");
+    app.on_key(key(KeyCode::Enter));
+    let Some(Form::Invoke(form)) = &app.functions.form else {
+        panic!("invoke form not open");
+    };
+    assert!(form
+        .error
+        .as_deref()
+        .unwrap()
+        .starts_with("args is not valid JSON"));
+    assert!(app.take_commands().is_empty());
+
+    type_text(&mut app, "3]");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::Invoke {
+            function_id: add.function_id,
+            args: json!([2, 3]),
+            kwargs: json!({}),
+        }]
+    );
+    assert!(app.functions.form.is_none());
+
+    let id = TaskId::new();
+    app.apply(task_event(id, TaskStatus::Running, T0)); // the event can beat the reply
+    app.apply(Update::Invoked(Ok(id)));
+    let inv = app.functions.invocation.as_ref().unwrap();
+    assert_eq!(
+        (inv.task_id, inv.status),
+        (Some(id), Some(TaskStatus::Running))
+    );
+    app.apply(Update::InvokeResult(ResultReply {
+        task_id: id,
+        status: TaskStatus::Completed,
+        result: json!(5),
+        error: None,
+    }));
+    let inv = app.functions.invocation.as_ref().unwrap();
+    assert_eq!(inv.status, Some(TaskStatus::Completed));
+    assert_eq!(inv.result, Some(json!(5)));
+}
+
+#[test]
+fn a_failed_invocation_keeps_its_error_and_dill_functions_are_refused() {
+    let mut app = app();
+    app.on_key(ch('4'));
+    let boom = function("boom", FunctionFormat::Source);
+    let pickled = function("pickled", FunctionFormat::Dill);
+    app.apply(Update::Functions(vec![boom.clone(), pickled]));
+    app.on_key(ch('i'));
+    type_text(&mut app, "[]\n");
+    let id = TaskId::new();
+    app.apply(Update::Invoked(Ok(id)));
+    let error = TaskError {
+        kind: "ZeroDivisionError".into(),
+        message: "division by zero".into(),
+        traceback: "Traceback (most recent call last):\n  ...".into(),
+    };
+    app.apply(Update::InvokeResult(ResultReply {
+        task_id: id,
+        status: TaskStatus::Failed,
+        result: serde_json::Value::Null,
+        error: Some(error.clone()),
+    }));
+    assert_eq!(
+        app.functions.invocation.as_ref().unwrap().error,
+        Some(error)
+    );
+
+    // Both have created_at T0: the list keeps the gateway's order; select the dill one.
+    let dill_index = app
+        .functions
+        .list
+        .iter()
+        .position(|f| f.format == FunctionFormat::Dill)
+        .unwrap();
+    while app.functions.selected < dill_index {
+        app.on_key(ch('j'));
+    }
+    app.on_key(ch('i'));
+    assert!(app.functions.form.is_none());
+    assert!(app.notice.as_ref().is_some_and(|n| n.error));
+}
+
+#[test]
+fn ctrl_c_quits_even_from_a_form() {
+    let mut app = app();
+    app.on_key(ch('4'));
+    app.on_key(ch('n'));
+    app.on_key(ctrl('c'));
+    assert!(app.quit);
+}
