@@ -10,6 +10,7 @@ use faas_daemons::dispatcher::{
     self, DispatcherConfig, LocalExecutor, RemoteConfig, RemoteExecutor,
 };
 use faas_daemons::executor::{Pool, PoolConfig};
+use faas_daemons::{metrics, notify};
 use faas_daemons::store::Store;
 use faas_protocol::model::WorkerMode;
 use faas_protocol::Keys;
@@ -69,6 +70,9 @@ struct Args {
     /// Consumer name in the queue group (default: dispatcher-HOST-PID).
     #[arg(long, env = "FAAS_DISPATCHER_NAME")]
     name: Option<String>,
+    /// Serve Prometheus metrics on `http://ADDR/metrics` (e.g. 127.0.0.1:9101). Off by default.
+    #[arg(long, env = "FAAS_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<String>,
     #[arg(long, env = "FAAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -106,8 +110,15 @@ async fn main() -> anyhow::Result<()> {
     let trigger = shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        notify::notify_stopping();
         trigger.cancel();
     });
+    if let Some(addr) = &args.metrics_listen {
+        if let Err(e) = metrics::serve(addr, shutdown.clone()).await {
+            usage_error(e);
+        }
+        metrics::init_dispatcher();
+    }
     match args.mode {
         Mode::Local => {
             let size = args

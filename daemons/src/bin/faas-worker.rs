@@ -84,6 +84,7 @@ async fn main() {
     let trigger = shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        faas_daemons::notify::notify_stopping();
         trigger.cancel();
     });
     info!(%id, mode = ?args.mode, procs = args.num_processes, dispatcher = %args.dispatcher, "worker starting");

@@ -116,6 +116,9 @@ pub async fn run<E: Executor>(
         inflight: Mutex::default(),
     });
     info!(name = %shared.cfg.name, "dispatcher taking tasks");
+    // Redis answered and the executor is up (pool started or socket bound): systemd may
+    // order dependent units after this point.
+    crate::notify::notify_ready();
     let tracker = TaskTracker::new();
     let upkeep = tokio::spawn(upkeep(shared.clone(), shutdown.clone()));
     let announce = tokio::spawn(announce_local(
@@ -176,6 +179,7 @@ pub async fn run<E: Executor>(
             "drain grace ran out; re-queueing unfinished tasks"
         );
         for (entry, task) in left {
+            crate::metrics::task_requeued("drain");
             if let Err(e) = shared
                 .store
                 .requeue(
@@ -275,6 +279,8 @@ async fn run_entry<S: ExecSlot>(shared: Arc<Shared>, entry: QueueEntry, slot: S)
         .lock()
         .expect("lock")
         .insert(entry.entry_id.clone(), task_id);
+    crate::metrics::task_dispatched();
+    let began = std::time::Instant::now();
     let result = slot.run(job).await;
     if shared
         .inflight
@@ -288,6 +294,7 @@ async fn run_entry<S: ExecSlot>(shared: Arc<Shared>, entry: QueueEntry, slot: S)
     }
     match result {
         RunResult::Done(outcome) => {
+            crate::metrics::task_finished(outcome.status, began.elapsed());
             record(
                 &shared,
                 task_id,
@@ -299,6 +306,7 @@ async fn run_entry<S: ExecSlot>(shared: Arc<Shared>, entry: QueueEntry, slot: S)
             .await
         }
         RunResult::Lost(why) => {
+            crate::metrics::task_requeued("worker_lost");
             match store
                 .requeue(task_id, &why, Some(&entry.entry_id), retention)
                 .await
@@ -404,6 +412,7 @@ async fn upkeep(shared: Arc<Shared>, shutdown: CancellationToken) {
                 continue;
             };
             let why = "its dispatcher stopped answering";
+            crate::metrics::task_requeued("reclaim");
             match shared
                 .store
                 .requeue(task, why, Some(&entry.entry_id), shared.cfg.retention)

@@ -160,6 +160,8 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<(), W
         kill_grace: Duration::from_secs(2),
     })
     .await?;
+    // Ready once its children run; reaching a dispatcher may take any time (it waits for one).
+    crate::notify::notify_ready();
     let (outbox, results) = mpsc::unbounded_channel();
     let host = nix::unistd::gethostname()
         .ok()

@@ -30,10 +30,12 @@ pub(super) async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     let stop_polling = CancellationToken::new();
+    let abandon_poll = CancellationToken::new();
     let rejoin = Arc::new(Notify::new());
     let work = tokio::spawn(work_loop(
         core.clone(),
         stop_polling.clone(),
+        abandon_poll.clone(),
         rejoin.clone(),
     ));
     let mut control = Req::new(&core.cfg.endpoint);
@@ -110,14 +112,23 @@ pub(super) async fn run(
         &mut unsent,
         stop_polling,
         heartbeat,
+        joined,
     )
     .await;
+    // A poll still waiting now waits for a dispatcher that is gone or has been told `bye`
+    // (which re-queues anything it might still hand this worker).
+    abandon_poll.cancel();
     let _ = work.await;
     Ok(())
 }
 
 /// Asks for one task whenever a child is free.
-async fn work_loop(core: Arc<Core>, stop: CancellationToken, rejoin: Arc<Notify>) {
+async fn work_loop(
+    core: Arc<Core>,
+    stop: CancellationToken,
+    abandon: CancellationToken,
+    rejoin: Arc<Notify>,
+) {
     let mut socket = Req::new(&core.cfg.endpoint);
     let poll = ToDispatcher::Poll {
         worker: core.cfg.id.clone(),
@@ -129,10 +140,8 @@ async fn work_loop(core: Arc<Core>, stop: CancellationToken, rejoin: Arc<Notify>
             slot = core.pool.acquire() => match slot { Some(s) => s, None => return },
         };
         // Not raced against `stop`: once asked, the answer may be a task that must run.
-        // `leaving` makes the dispatcher answer a held poll at once.
-        match socket
-            .request(&poll, POLL_TIMEOUT, &CancellationToken::new())
-            .await
+        // `leaving` makes the dispatcher answer a held poll at once; `abandon` comes after bye.
+        match socket.request(&poll, POLL_TIMEOUT, &abandon).await
         {
             Ok(ToWorker::Task(t)) => {
                 backoff = Duration::from_millis(50);
@@ -153,6 +162,9 @@ async fn work_loop(core: Arc<Core>, stop: CancellationToken, rejoin: Arc<Notify>
     }
 }
 
+/// Says `leaving`, delivers the results of running tasks within the grace, then says `bye`
+/// with what is unfinished. A dispatcher that does not answer is not waited for again: it
+/// re-queues this worker's tasks once it notices the worker is gone.
 async fn drain(
     core: &Arc<Core>,
     control: &mut Req,
@@ -160,17 +172,19 @@ async fn drain(
     unsent: &mut VecDeque<ToDispatcher>,
     stop_polling: CancellationToken,
     heartbeat: Duration,
+    joined: bool,
 ) {
     let never = CancellationToken::new();
     let id = core.cfg.id.clone();
     stop_polling.cancel();
-    let _ = control
-        .request(
-            &ToDispatcher::Leaving { worker: id.clone() },
-            heartbeat * 3,
-            &never,
-        )
-        .await;
+    let mut reachable = joined;
+    let say = async |control: &mut Req, msg: &ToDispatcher, reachable: &mut bool| {
+        if *reachable && control.request(msg, heartbeat * 3, &never).await.is_err() {
+            warn!("the dispatcher does not answer; leaving without it");
+            *reachable = false;
+        }
+    };
+    say(control, &ToDispatcher::Leaving { worker: id.clone() }, &mut reachable).await;
     info!(running = core.busy(), "draining");
     let deadline = Instant::now() + core.cfg.drain_grace;
     loop {
@@ -183,7 +197,7 @@ async fn drain(
                 .flatten(),
         };
         let Some(r) = next else { break };
-        let _ = control.request(&r, heartbeat * 3, &never).await;
+        say(control, &r, &mut reachable).await;
     }
     let unfinished = core.unfinished();
     if !unfinished.is_empty() {
@@ -192,16 +206,11 @@ async fn drain(
             "drain grace ran out; handing tasks back"
         );
     }
-    let _ = control
-        .request(
-            &ToDispatcher::Bye {
-                worker: id,
-                unfinished,
-            },
-            heartbeat * 3,
-            &never,
-        )
-        .await;
+    let bye = ToDispatcher::Bye {
+        worker: id,
+        unfinished,
+    };
+    say(control, &bye, &mut reachable).await;
 }
 
 /// A REQ socket that is rebuilt after any failure (lazy pirate).

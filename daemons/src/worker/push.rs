@@ -68,9 +68,12 @@ impl Connection {
         loop {
             let mut socket = DealerSocket::new();
             let monitor = socket.monitor();
+            // Bounded: a connect to a host that drops packets would otherwise hang here.
             let connected = tokio::select! {
                 _ = shutdown.cancelled() => return None,
-                r = socket.connect(&core.cfg.endpoint) => r,
+                r = tokio::time::timeout(Duration::from_secs(5), socket.connect(&core.cfg.endpoint)) => {
+                    r.unwrap_or_else(|_| Err(zeromq::ZmqError::Other("connect timed out")))
+                }
             };
             match connected {
                 Ok(()) => {
@@ -263,9 +266,10 @@ async fn drain(
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(msg) = conn.inbox.recv().await {
             if let Some(payload) = msg.into_vec().pop() {
+                // Two acks are due: one for `leaving` (maybe already counted) and one for `bye`.
                 if matches!(wire::decode::<ToWorker>(&payload), Ok(ToWorker::Ack)) {
-                    acks -= 1;
-                    if acks < 0 {
+                    acks += 1;
+                    if acks >= 2 {
                         return;
                     }
                 }

@@ -111,12 +111,11 @@ pub struct RemoteSlot {
 impl Drop for RemoteSlot {
     fn drop(&mut self) {
         if let Some(claim) = self.claim.take() {
-            self.hub
-                .registry
-                .lock()
-                .expect("registry lock")
-                .unclaim(claim);
-            self.hub.capacity.notify_one();
+            let unanswered = self.hub.registry().unclaim(claim);
+            match unanswered {
+                Some(poll) => self.hub.reply(poll, &ToWorker::NoWork),
+                None => self.hub.capacity.notify_one(),
+            }
         }
     }
 }
@@ -156,33 +155,47 @@ impl ExecSlot for RemoteSlot {
         let claim = self.claim.take().expect("a slot runs once");
         let hub = self.hub.clone();
         let (done, result) = oneshot::channel();
+        let (sent, was_sent) = oneshot::channel();
         let f = &job.function;
-        let send_body =
-            hub.registry
-                .lock()
-                .expect("registry lock")
-                .send(&claim, job.task_id, f.id, done);
-        let Some(send_body) = send_body else {
-            return RunResult::Lost(format!(
-                "worker {} left before the task was sent",
-                claim.worker
-            ));
-        };
-        let msg = ToWorker::Task(TaskMsg {
-            task_id: job.task_id,
-            function_id: f.id,
-            format: f.format,
-            body: send_body.then(|| f.body.clone()),
-            entrypoint: if send_body {
-                f.entrypoint.clone()
-            } else {
-                None
-            },
-            args: job.args,
-            timeout_ms: job.timeout.as_millis() as u64,
-        });
-        if !hub.send_awaited(claim.route.clone(), &msg).await {
-            hub.registry().abandon(&claim.worker, job.task_id);
+        {
+            // Deciding whether the body goes along and queueing the message happen under one
+            // lock: otherwise a later task of the same function, sent without the body, could
+            // be queued ahead of the one that carries it.
+            let mut registry = hub.registry();
+            let Some(send_body) = registry.send(&claim, job.task_id, f.id, done) else {
+                return RunResult::Lost(format!(
+                    "worker {} left before the task was sent",
+                    claim.worker
+                ));
+            };
+            let msg = ToWorker::Task(TaskMsg {
+                task_id: job.task_id,
+                function_id: f.id,
+                format: f.format,
+                body: send_body.then(|| f.body.clone()),
+                entrypoint: if send_body {
+                    f.entrypoint.clone()
+                } else {
+                    None
+                },
+                args: job.args,
+                timeout_ms: job.timeout.as_millis() as u64,
+            });
+            let queued = frames(claim.route.clone(), &msg).is_some_and(|msg| {
+                hub.out
+                    .send(Outgoing {
+                        msg,
+                        sent: Some(sent),
+                    })
+                    .is_ok()
+            });
+            if !queued {
+                registry.unsent(&claim.worker, job.task_id, f.id);
+                return RunResult::Lost(format!("cannot queue a message to worker {}", claim.worker));
+            }
+        }
+        if !was_sent.await.unwrap_or(false) {
+            hub.registry().unsent(&claim.worker, job.task_id, f.id);
             return RunResult::Lost(format!("worker {} is not connected", claim.worker));
         }
         // The worker enforces the timeout itself; this deadline only catches a worker that
@@ -210,26 +223,6 @@ impl Hub {
         if let Some(msg) = frames(envelope, msg) {
             let _ = self.out.send(Outgoing { msg, sent: None });
         }
-    }
-
-    /// Sends and learns whether the peer socket was still connected. (Delivered is another
-    /// matter: heartbeats and deadlines cover what a send cannot know.)
-    async fn send_awaited(&self, envelope: Envelope, msg: &ToWorker) -> bool {
-        let Some(msg) = frames(envelope, msg) else {
-            return false;
-        };
-        let (tx, rx) = oneshot::channel();
-        if self
-            .out
-            .send(Outgoing {
-                msg,
-                sent: Some(tx),
-            })
-            .is_err()
-        {
-            return false;
-        }
-        rx.await.unwrap_or(false)
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -479,6 +472,7 @@ async fn upkeep(hub: Arc<Hub>, shutdown: CancellationToken) {
         for poll in hub.registry().expired_polls(hub.cfg.long_poll) {
             hub.reply(poll, &ToWorker::NoWork);
         }
+        crate::metrics::workers_online(hub.registry().workers.len());
         let silent = hub.registry().silent(lost_after);
         for worker in silent {
             let why = format!(

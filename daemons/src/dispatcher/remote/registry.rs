@@ -113,14 +113,24 @@ impl Registry {
         })
     }
 
-    /// Gives back a claim that carried no task.
-    pub fn unclaim(&mut self, claim: Claim) {
-        if let Some(w) = self.workers.get_mut(&claim.worker) {
-            match w.info.mode {
-                WorkerMode::Pull => w
-                    .polls
-                    .push_front((claim.route, claim.since.unwrap_or_else(Instant::now))),
-                _ => w.credit += 1,
+    /// Gives back a claim that carried no task. Returns a pull poll that must be answered
+    /// `no_work` now, because its worker left or is leaving and will not be given tasks.
+    pub fn unclaim(&mut self, claim: Claim) -> Option<Envelope> {
+        let Some(w) = self.workers.get_mut(&claim.worker) else {
+            return claim.since.map(|_| claim.route);
+        };
+        match w.info.mode {
+            WorkerMode::Pull if w.leaving => Some(claim.route),
+            WorkerMode::Pull => {
+                w.polls
+                    .push_front((claim.route, claim.since.unwrap_or_else(Instant::now)));
+                None
+            }
+            _ => {
+                if !w.leaving {
+                    w.credit += 1;
+                }
+                None
             }
         }
     }
@@ -175,6 +185,16 @@ impl Registry {
         if let Some(w) = self.workers.get_mut(worker) {
             w.inflight.remove(&task);
             w.info.busy = w.inflight.len() as u32;
+        }
+    }
+
+    /// A task whose message never left: forgets it, and that the worker knows the function
+    /// (this message may have been the one carrying its body).
+    pub fn unsent(&mut self, worker: &str, task: TaskId, function: FunctionId) {
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.inflight.remove(&task);
+            w.info.busy = w.inflight.len() as u32;
+            w.known.remove(&function);
         }
     }
 
@@ -342,5 +362,34 @@ mod tests {
         assert!(r.claim().is_none());
         r.remove("a", "worker lost");
         assert!(matches!(rx.try_recv(), Ok(RunResult::Lost(why)) if why == "worker lost"));
+    }
+
+    #[test]
+    fn a_poll_given_back_by_a_leaving_pull_worker_is_answered_at_once() {
+        let mut r = Registry::default();
+        let now = Instant::now();
+        r.hello(info("p", WorkerMode::Pull, 1), env("p"), now);
+        r.poll("p", env("poll1"), now);
+        let c = r.claim().unwrap();
+        r.leaving("p");
+        assert_eq!(r.unclaim(c), Some(env("poll1")), "not held for a worker that leaves");
+        assert_eq!(r.free(), 0);
+        r.poll("p", env("poll2"), now);
+        let c = r.claim();
+        assert!(c.is_none(), "a leaving worker is given nothing");
+    }
+
+    #[test]
+    fn an_unsent_task_forgets_that_the_worker_has_the_body() {
+        let mut r = Registry::default();
+        r.hello(info("a", WorkerMode::Push, 2), env("a"), Instant::now());
+        let f = FunctionId::new();
+        let (c1, c2) = (r.claim().unwrap(), r.claim().unwrap());
+        let (tx, _rx) = oneshot::channel();
+        let task = TaskId::new();
+        assert_eq!(r.send(&c1, task, f, tx), Some(true));
+        r.unsent("a", task, f);
+        let (tx, _rx) = oneshot::channel();
+        assert_eq!(r.send(&c2, TaskId::new(), f, tx), Some(true), "the body goes again");
     }
 }
