@@ -1,0 +1,258 @@
+//! `faas up`: one command starts a working platform (private Redis, gateway, dispatcher),
+//! restarts a daemon that dies, and on SIGTERM stops every process it started.
+
+use std::time::Duration;
+
+use faas_tests::{bin, free_port, process_gone, python, wait_until, Daemon, TestDir};
+use serde_json::{json, Value};
+
+/// `faas up` starts Redis, the gateway and a dispatcher with Python children: give it time on a
+/// busy machine.
+const UP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Every process below `pid` (children of all its threads, recursively).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if !found.contains(&c) {
+                    found.push(c);
+                    stack.push(c);
+                }
+            }
+        }
+    }
+    found
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// `faas up --no-console` on a free port, its output in the test dir's `faas-up.log`.
+struct Up {
+    daemon: Daemon,
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Up {
+    async fn start(dir: &TestDir, extra: &[&str]) -> Up {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let py = python().to_string_lossy().into_owned();
+        let mut args = vec![
+            "up",
+            "--no-console",
+            "--listen",
+            &listen,
+            "--procs",
+            "1",
+            "--python",
+            &py,
+        ];
+        args.extend_from_slice(extra);
+        let daemon = Daemon::spawn("faas-up", bin("faas"), &args, &[], dir.path());
+        let url = format!("http://{listen}");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let mut up = Up {
+            daemon,
+            url,
+            client,
+        };
+        // Ready means every daemon was started, not only that the gateway answers.
+        let ready = wait_until(UP_TIMEOUT, async || {
+            up.daemon.assert_running();
+            up.daemon.log_tail(200).contains("faas up: ready") && up.healthy().await
+        })
+        .await;
+        assert!(
+            ready,
+            "faas up was not ready within {UP_TIMEOUT:?}:\n{}",
+            up.daemon.log_tail(40)
+        );
+        up
+    }
+
+    async fn healthy(&self) -> bool {
+        let healthz = format!("{}/healthz", self.url);
+        matches!(self.client.get(&healthz).send().await, Ok(r) if r.status().is_success())
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        assert!(resp.status().is_success(), "POST {path}: {}", resp.status());
+        resp.json().await.expect("JSON reply")
+    }
+
+    /// Registers `add` and runs it to completion.
+    async fn run_a_task(&self) {
+        let f = self
+            .post(
+                "/register_function",
+                json!({"name": "add", "source": "def add(a, b):\n    return a + b\n", "entrypoint": "add"}),
+            )
+            .await;
+        let t = self
+            .post(
+                "/execute_function",
+                json!({"function_id": f["function_id"], "args": [20, 22]}),
+            )
+            .await;
+        let tid = t["task_id"].as_str().expect("task_id");
+        let mut reply = Value::Null;
+        let done = wait_until(UP_TIMEOUT, async || {
+            let url = format!("{}/result/{tid}?wait=5000", self.url);
+            reply = match self.client.get(&url).send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            matches!(reply["status"].as_str(), Some("COMPLETED" | "FAILED"))
+        })
+        .await;
+        assert!(
+            done,
+            "task not finished: {reply}\n{}",
+            self.daemon.log_tail(40)
+        );
+        assert_eq!(reply["status"], "COMPLETED", "{reply}");
+        assert_eq!(reply["result"], json!(42));
+    }
+
+    fn children_named(&self, name: &str) -> Vec<u32> {
+        descendants(self.daemon.pid())
+            .into_iter()
+            .filter(|p| comm(*p) == name)
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_runs_a_stack_and_sigterm_stops_everything_it_started() {
+    let dir = TestDir::new();
+    let mut up = Up::start(&dir, &[]).await;
+    up.run_a_task().await;
+
+    let started = descendants(up.daemon.pid());
+    let names: Vec<String> = started.iter().map(|p| comm(*p)).collect();
+    for expected in ["redis-server", "faas-gateway", "faas-dispatcher"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not among {names:?}"
+        );
+    }
+    let log = std::fs::read_to_string(up.daemon.log_path()).unwrap();
+    assert!(log.contains("faas up: ready: gateway http://"), "{log}");
+    assert!(
+        log.contains("gateway    | "),
+        "daemon logs are not prefixed:\n{log}"
+    );
+
+    let status = up.daemon.stop().expect("faas up was running");
+    assert!(status.success(), "faas up exited with {status}:\n{log}");
+    for pid in &started {
+        assert!(
+            process_gone(*pid as i32),
+            "{} (pid {pid}) outlived faas up",
+            comm(*pid)
+        );
+    }
+    let client = reqwest::Client::new();
+    assert!(client
+        .get(format!("{}/healthz", up.url))
+        .send()
+        .await
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_restarts_a_daemon_that_dies() {
+    let dir = TestDir::new();
+    let mut up = Up::start(&dir, &[]).await;
+    let old = up.children_named("faas-gateway");
+    assert_eq!(old.len(), 1, "one gateway expected");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+
+    let back = wait_until(UP_TIMEOUT, async || {
+        let fresh = up.children_named("faas-gateway");
+        !fresh.is_empty() && fresh != old && up.healthy().await
+    })
+    .await;
+    assert!(back, "gateway not restarted:\n{}", up.daemon.log_tail(30));
+    up.run_a_task().await;
+    let log = std::fs::read_to_string(up.daemon.log_path()).unwrap();
+    assert!(log.contains("gateway exited unexpectedly"), "{log}");
+    assert!(up.daemon.stop().expect("running").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_in_push_mode_runs_tasks_on_worker_processes() {
+    let dir = TestDir::new();
+    let mut up = Up::start(&dir, &["--mode", "push", "--workers", "2"]).await;
+    up.run_a_task().await;
+    assert_eq!(up.children_named("faas-worker").len(), 2);
+    let started = descendants(up.daemon.pid());
+    assert!(up.daemon.stop().expect("running").success());
+    for pid in started {
+        assert!(process_gone(pid as i32), "{} outlived faas up", comm(pid));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_without_redis_server_names_the_install_command() {
+    let out = tokio::process::Command::new(bin("faas"))
+        .args(["up", "--no-console"])
+        .env("PATH", "/nonexistent")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sudo apt-get install redis-server"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_stops_with_the_reason_when_the_gateway_cannot_listen() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let child = tokio::process::Command::new(bin("faas"))
+        .args(["up", "--no-console", "--procs", "1", "--listen", &listen])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(UP_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("faas up did not give up")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+}
