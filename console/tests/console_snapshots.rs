@@ -66,6 +66,7 @@ fn task(app: &mut App, n: u8, function: &str, events: &[(TaskStatus, u64)]) -> T
             status: *status,
             worker: (*status != TaskStatus::Queued).then(|| "w-push-1".to_owned()),
             at: *at,
+            outcome: None,
         }));
     }
     app.apply(Update::Tasks(vec![(
@@ -129,6 +130,7 @@ fn busy_app() -> App {
                 status: TaskStatus::Completed,
                 worker: None,
                 at: app.now_ms,
+                outcome: None,
             }));
         }
     }

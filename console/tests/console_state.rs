@@ -47,6 +47,7 @@ fn task_event(id: TaskId, status: TaskStatus, at: u64) -> Update {
         status,
         worker: (status != TaskStatus::Queued).then(|| "w1".to_owned()),
         at,
+        outcome: None,
     })
 }
 

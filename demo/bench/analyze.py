@@ -114,14 +114,14 @@ def throughput_table(runs):
 
 def cpu_table(runs):
     rows = [
-        "| run | mode | gateway | dispatcher (+ Python) | worker (+ Python) | redis | tasks/s |",
-        "|---|---|---|---|---|---|---|",
+        "| run | mode | P | gateway | dispatcher (+ Python) | worker (+ Python) | redis | tasks/s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind in ["noop", "batch"]:
-        for (mode, _), r in sorted(by(runs, kind).items()):
+        for (mode, p), r in sorted(by(runs, kind).items()):
             c = r["cpu_cores"]
             rows.append(
-                f"| {kind} | {mode} | {c['gateway']:.2f} | {c['dispatcher']:.2f} | "
+                f"| {kind} | {mode} | {p} | {c['gateway']:.2f} | {c['dispatcher']:.2f} | "
                 f"{c['worker']:.2f} | {c['redis']:.2f} | {r['throughput']:.0f} |"
             )
     return "\n".join(rows)
@@ -130,7 +130,8 @@ def cpu_table(runs):
 def commands_table(runs):
     noop = by(runs, "noop")
     per_mode = {}
-    for (mode, _), r in noop.items():
+    # Commands per task hardly depend on P; the smallest P of each mode stands for it.
+    for (mode, _), r in sorted(noop.items(), reverse=True):
         ran = r["tasks"] + r["warmup"]
         per_mode[mode] = {k: v / ran for k, v in r["redis_commands"].items()}
     names = sorted(

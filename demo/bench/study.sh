@@ -6,8 +6,8 @@
 # processes) and runs `faas bench --json` against it:
 #   * weak scaling: 5 tasks per process at P = 1, 2, 4, 8, no-op and sleep(100 ms) tasks, all
 #     in flight at once (concurrency = tasks), as in the original project's evaluation;
-#   * throughput (P = $BIG_PROCS): 20,000 no-op tasks with 64 clients, the same through
-#     /execute_batch, and single-task round trips (concurrency 1);
+#   * throughput (P in $BIG_PROCS, "2 4" by default): 20,000 no-op tasks with 64 clients, the
+#     same through /execute_batch, and single-task round trips (concurrency 1);
 #   * sleep(100 ms) tasks on 8 processes, long enough for a steady state;
 #   * optionally (MILLION=1) a million tasks through /execute_batch, sampling every daemon's RSS.
 # Each run also records the Redis commands per task (INFO commandstats delta over the run,
@@ -32,7 +32,7 @@ PROCS=${PROCS-"1 2 4 8"}
 SLEEP_MS=${SLEEP_MS:-100}
 BIG_TASKS=${BIG_TASKS:-20000}
 BIG_CONC=${BIG_CONC:-64}
-BIG_PROCS=${BIG_PROCS:-2}
+BIG_PROCS=${BIG_PROCS:-"2 4"}
 BATCH=${BATCH:-1000}
 RTT_TASKS=${RTT_TASKS:-2000}
 MILLION=${MILLION:-0}
@@ -216,18 +216,21 @@ for mode in $MODES; do
     fi
     stop_stack
   done
-  start_stack "$mode" "$BIG_PROCS"
-  bench noop "$mode" "$BIG_PROCS" 200 --tasks "$BIG_TASKS" --concurrency "$BIG_CONC"
-  bench batch "$mode" "$BIG_PROCS" 200 --tasks "$BIG_TASKS" --concurrency "$BIG_CONC" --batch "$BATCH"
-  bench rtt "$mode" "$BIG_PROCS" 200 --tasks "$RTT_TASKS" --concurrency 1
-  stop_stack
+  for bp in $BIG_PROCS; do
+    start_stack "$mode" "$bp"
+    bench noop "$mode" "$bp" 200 --tasks "$BIG_TASKS" --concurrency "$BIG_CONC"
+    bench batch "$mode" "$bp" 200 --tasks "$BIG_TASKS" --concurrency "$BIG_CONC" --batch "$BATCH"
+    bench rtt "$mode" "$bp" 200 --tasks "$RTT_TASKS" --concurrency 1
+    stop_stack
+  done
 done
 
 if [[ $MILLION == 1 ]]; then
-  start_stack local "$BIG_PROCS"
+  million_procs=${BIG_PROCS%% *}
+  start_stack local "$million_procs"
   sample_rss "$OUT/million_rss.csv" &
   sampler=$!
-  bench million local "$BIG_PROCS" 200 --tasks 1000000 --concurrency 64 --batch 10000 \
+  bench million local "$million_procs" 200 --tasks 1000000 --concurrency 64 --batch 10000 \
     --task-timeout-ms 3600000
   stop_stack
   wait "$sampler" 2>/dev/null || true

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::TaskId;
-use crate::model::TaskStatus;
+use crate::model::{TaskError, TaskStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -19,6 +19,10 @@ pub enum Event {
         worker: Option<String>,
         /// Unix time in milliseconds.
         at: u64,
+        /// On a terminal event whose result is small: the outcome, exactly as `/result`
+        /// returns it, so that result waiters answer without reading the task back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<EventOutcome>,
     },
     /// A worker joined, left (said bye), was lost (missed heartbeats), or beat its heart
     /// (published at most every few seconds, with its current load).
@@ -32,6 +36,20 @@ pub enum Event {
         at: u64,
     },
 }
+
+/// The result part of a terminal [`Event::Task`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventOutcome {
+    /// dill: base64 pickle; source: the JSON value; null when there is none.
+    #[serde(default)]
+    pub result: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TaskError>,
+}
+
+/// Terminal events carry their outcome only up to this size (result plus error as stored):
+/// every subscriber receives every event, so big results are read from the task instead.
+pub const EVENT_OUTCOME_MAX: usize = 16 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,6 +78,23 @@ mod tests {
     fn task_event_json_is_what_the_lua_scripts_write() {
         let raw = r#"{"type":"task","task_id":"6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10","status":"RUNNING","worker":"w1","at":17}"#;
         let ev: Event = serde_json::from_str(raw).unwrap();
+        assert_eq!(serde_json::to_string(&ev).unwrap(), raw);
+    }
+
+    #[test]
+    fn terminal_event_json_is_what_finish_lua_writes() {
+        let raw = concat!(
+            r#"{"type":"task","task_id":"6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10","status":"FAILED","#,
+            r#""worker":"w1","at":17,"outcome":{"result":null,"error":{"type":"ValueError","#,
+            r#""message":"bad","traceback":"tb"}}}"#
+        );
+        let ev: Event = serde_json::from_str(raw).unwrap();
+        let Event::Task { outcome, .. } = &ev else {
+            panic!("a task event")
+        };
+        let outcome = outcome.as_ref().expect("outcome carried");
+        assert_eq!(outcome.result, serde_json::Value::Null);
+        assert_eq!(outcome.error.as_ref().unwrap().kind, "ValueError");
         assert_eq!(serde_json::to_string(&ev).unwrap(), raw);
     }
 

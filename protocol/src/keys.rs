@@ -6,7 +6,8 @@
 //! | `{p}:functions`      | zset    | function ids scored by creation time (for listing)     |
 //! | `{p}:task:{id}`      | hash    | the task record (see `model::TaskRecord`)              |
 //! | `{p}:queue`          | stream  | one entry (`task` = id) per dispatch; group `dispatchers` |
-//! | `{p}:events`         | pub/sub | JSON `event::Event`s                                   |
+//! | `{p}:events`         | pub/sub | JSON `event::Event`s: every status change, workers      |
+//! | `{p}:finished`       | pub/sub | the terminal task events only (what result waiters need) |
 //! | `{p}:workers`        | hash    | worker id → JSON worker info                           |
 //! | `{p}:stats`          | hash    | counters: submitted, completed, failed, requeued       |
 //!
@@ -47,7 +48,12 @@ impl Keys {
     }
 
     pub fn task(&self, id: TaskId) -> String {
-        format!("{}:task:{id}", self.prefix)
+        format!("{}{id}", self.task_prefix())
+    }
+
+    /// What every task key starts with (the dispatcher's Lua script builds task keys from ids).
+    pub fn task_prefix(&self) -> String {
+        format!("{}:task:", self.prefix)
     }
 
     pub fn queue(&self) -> String {
@@ -56,6 +62,12 @@ impl Keys {
 
     pub fn events(&self) -> String {
         format!("{}:events", self.prefix)
+    }
+
+    /// Terminal task events, also published on [`Keys::events`]. Gateways subscribe here, so
+    /// that they are not woken three times per task for the one event they act on.
+    pub fn finished(&self) -> String {
+        format!("{}:finished", self.prefix)
     }
 
     pub fn workers(&self) -> String {
@@ -78,5 +90,6 @@ mod tests {
         assert_eq!(k.task(id), "faas:task:6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10");
         assert_eq!(k.queue(), "faas:queue");
         assert_eq!(Keys::new("x").events(), "x:events");
+        assert_eq!(Keys::new("x").finished(), "x:finished");
     }
 }

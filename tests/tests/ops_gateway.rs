@@ -1,9 +1,10 @@
 //! The gateway's operational surface: bearer-token auth (401 without, 200 with, `/healthz` open),
-//! Prometheus `/metrics` counters that move with tasks, and a clean, prompt exit on SIGTERM.
+//! Prometheus `/metrics` counters that move with tasks (the dispatcher's too, on
+//! `--metrics-listen`), and a clean, prompt exit on SIGTERM.
 
 use std::time::Duration;
 
-use faas_tests::{assert_json_error, bin, wait_until, Mode, Stack, StatusCode};
+use faas_tests::{assert_json_error, bin, free_port, wait_until, Mode, Stack, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -173,6 +174,78 @@ async fn metrics_counters_move_after_tasks() {
         ) == Some(1.0),
         "{after}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatcher_metrics_count_dispatches_results_and_workers() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let stack = Stack::builder(Mode::Push)
+        .dispatcher_args(&["--metrics-listen", &addr])
+        .start()
+        .await;
+    let url = format!("http://{addr}/metrics");
+    let scrape = async || match reqwest::get(&url).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    // The stack is up once the gateway serves and the workers joined; the dispatcher's own
+    // listener may come a moment later.
+    let mut before = String::new();
+    let up = wait_until(Duration::from_secs(10), async || {
+        before = scrape().await;
+        !before.is_empty()
+    })
+    .await;
+    assert!(up, "the dispatcher does not serve /metrics on {url}");
+    assert_eq!(
+        metric(&before, "faas_dispatcher_tasks_dispatched_total"),
+        Some(0.0),
+        "{before}"
+    );
+
+    let fid = stack
+        .register_source("div", "def div(a, b):\n    return a / b\n", "div")
+        .await;
+    let ok = stack.execute_json(fid, json!([6, 3]), json!({})).await;
+    let bad = stack.execute_json(fid, json!([1, 0]), json!({})).await;
+    assert_eq!(stack.wait_result(ok).await["status"], "COMPLETED");
+    assert_eq!(stack.wait_result(bad).await["status"], "FAILED");
+
+    // The outcome is recorded right after the counters move, so one scrape may race it.
+    let mut after = String::new();
+    let moved = wait_until(Duration::from_secs(10), async || {
+        after = scrape().await;
+        metric(&after, "faas_dispatcher_tasks_dispatched_total") == Some(2.0)
+            && metric(&after, "faas_dispatcher_task_duration_seconds_count") == Some(2.0)
+    })
+    .await;
+    assert!(moved, "the dispatcher's counters did not move: {after}");
+    for status in ["COMPLETED", "FAILED"] {
+        let line = format!(r#"faas_dispatcher_results_total{{status="{status}"}}"#);
+        assert_eq!(metric(&after, &line), Some(1.0), "{line} in {after}");
+    }
+    assert_eq!(
+        metric(&after, "faas_dispatcher_task_duration_seconds_count"),
+        Some(2.0),
+        "{after}"
+    );
+    // The stack's one worker.
+    assert_eq!(
+        metric(&after, "faas_dispatcher_workers_online"),
+        Some(1.0),
+        "{after}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_metrics_address_is_a_usage_error() {
+    let out = std::process::Command::new(bin("faas-dispatcher"))
+        .args(["-m", "local", "--metrics-listen", "not-an-address"])
+        .output()
+        .expect("run faas-dispatcher");
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not-an-address"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ faas_tests::per_mode!(
     exception_fails_with_type_message_and_traceback,
     task_record_has_every_field,
     result_wait_is_woken_by_completion,
+    a_waited_for_result_too_big_for_the_event_is_read_back,
     timeout_kills_the_process_group_and_the_pool_recovers,
     default_timeout_applies_without_timeout_ms,
     crash_fails_the_task_and_the_pool_refills,
@@ -173,6 +174,18 @@ async fn result_wait_is_woken_by_completion(mode: Mode) {
         "?wait=10000 took {:?} for a 1 s task",
         started.elapsed()
     );
+}
+
+/// Terminal events carry small outcomes only; a big one reaches the waiter by a re-read.
+async fn a_waited_for_result_too_big_for_the_event_is_read_back(mode: Mode) {
+    let stack = Stack::start(mode).await;
+    let source = "import time\ndef big(n):\n    time.sleep(0.3)\n    return 'x' * n\n";
+    let fid = stack.register_source("big", source, "big").await;
+    let n = 100_000;
+    let tid = stack.execute_json(fid, json!([n]), json!({})).await;
+    let reply = stack.result_wait(tid, 10_000).await;
+    assert_eq!(reply["status"], "COMPLETED", "{}", reply["status"]);
+    assert_eq!(reply["result"].as_str().map(str::len), Some(n));
 }
 
 async fn timeout_kills_the_process_group_and_the_pool_recovers(mode: Mode) {

@@ -205,6 +205,7 @@ impl App {
                 status,
                 worker,
                 at,
+                ..
             } => {
                 let finished = self.tasks.on_event(task_id, status, worker, at);
                 if finished {

@@ -10,8 +10,8 @@ use faas_daemons::dispatcher::{
     self, DispatcherConfig, LocalExecutor, RemoteConfig, RemoteExecutor,
 };
 use faas_daemons::executor::{Pool, PoolConfig};
-use faas_daemons::{metrics, notify};
 use faas_daemons::store::Store;
+use faas_daemons::{metrics, notify};
 use faas_protocol::model::WorkerMode;
 use faas_protocol::Keys;
 use tokio_util::sync::CancellationToken;
@@ -73,13 +73,19 @@ struct Args {
     /// Serve Prometheus metrics on `http://ADDR/metrics` (e.g. 127.0.0.1:9101). Off by default.
     #[arg(long, env = "FAAS_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// Tokio worker threads (default: half the CPU cores, at least one).
+    #[arg(long, env = "FAAS_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[arg(long, env = "FAAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    faas_daemons::cli::runtime(args.threads.map(usize::from)).block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
     if args.workers == Some(0) {
         usage_error("-w/--workers must be at least 1");

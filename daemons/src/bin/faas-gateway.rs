@@ -41,13 +41,19 @@ struct Args {
     /// How long in-flight requests may run on after SIGTERM, in milliseconds.
     #[arg(long, env = "FAAS_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     shutdown_grace_ms: u64,
+    /// Tokio worker threads (default: half the CPU cores, at least one).
+    #[arg(long, env = "FAAS_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[arg(long, env = "FAAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    faas_daemons::cli::runtime(args.threads.map(usize::from)).block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
     if args.max_attempts == 0 {
         usage_error("--max-attempts must be at least 1");

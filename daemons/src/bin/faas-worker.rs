@@ -40,13 +40,19 @@ struct Args {
     /// How long SIGTERM waits for running tasks before handing them back.
     #[arg(long, env = "FAAS_DRAIN_GRACE_MS", default_value_t = 30_000)]
     drain_grace_ms: u64,
+    /// Tokio worker threads (default: half the CPU cores, at least one).
+    #[arg(long, env = "FAAS_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[arg(long, env = "FAAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = Args::parse();
+    faas_daemons::cli::runtime(args.threads.map(usize::from)).block_on(run(args))
+}
+
+async fn run(args: Args) {
     init_logging(args.log_format);
     if args.num_processes == 0 {
         usage_error("num_processes must be at least 1");

@@ -89,11 +89,16 @@ impl ExecSlot for LocalSlot {
         self.name.clone()
     }
 
-    async fn run(self, job: Job) -> RunResult {
+    async fn run(self, job: Job) -> (RunResult, Option<Self>) {
         // A local child that dies fails its task (WorkerCrashed): the task itself killed it,
         // and running it again would likely kill the next child too.
-        let outcome = self.slot.run(job).await;
+        let (outcome, slot) = self.slot.run(job).await;
         self.done.fetch_add(1, Ordering::Relaxed);
-        RunResult::Done(outcome)
+        let kept = slot.map(|slot| Self {
+            slot,
+            name: self.name,
+            done: self.done,
+        });
+        (RunResult::Done(outcome), kept)
     }
 }

@@ -88,7 +88,7 @@ impl Pool {
     /// Runs a job when a slot is free.
     pub async fn run(&self, job: Job) -> Outcome {
         match self.acquire().await {
-            Some(slot) => slot.run(job).await,
+            Some(slot) => slot.run(job).await.0,
             None => Outcome::platform_failure("ShuttingDown", "the executor pool is shut down"),
         }
     }
@@ -116,9 +116,10 @@ impl Pool {
 }
 
 impl Slot {
-    /// Runs the job on this slot's child. A child that times out or dies is killed and replaced
-    /// in the background: the outcome is reported at once, the slot frees when the new child is up.
-    pub async fn run(self, job: Job) -> Outcome {
+    /// Runs the job on this slot's child and gives the slot back for another job. A child that
+    /// times out or dies is killed and replaced in the background: the outcome is reported at
+    /// once, and the slot (not given back) frees when the new child is up.
+    pub async fn run(self, job: Job) -> (Outcome, Option<Slot>) {
         let pool = self.pool.clone();
         let child = match pool.take_idle() {
             Some(c) => Ok(c),
@@ -128,7 +129,8 @@ impl Slot {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "cannot start a python child");
-                return Outcome::platform_failure("ExecutorUnavailable", e.to_string());
+                let outcome = Outcome::platform_failure("ExecutorUnavailable", e.to_string());
+                return (outcome, Some(self));
             }
         };
         match child.run(&job).await {
@@ -136,7 +138,7 @@ impl Slot {
                 if let Some(extra) = pool.put_idle(child) {
                     extra.kill(pool.inner.cfg.kill_grace).await;
                 }
-                outcome
+                (outcome, Some(self))
             }
             Err(failure) => {
                 let pid = child.pid();
@@ -160,7 +162,7 @@ impl Slot {
                     }
                 };
                 tokio::spawn(self.replace(child));
-                outcome
+                (outcome, None)
             }
         }
     }

@@ -157,10 +157,11 @@ pub async fn result(
         })?,
     }
     .min(st.config.max_wait);
-    let mut brief = brief(&st, id).await?;
-    if !brief.status.is_terminal() && !wait.is_zero() {
-        brief = wait_for(&st, id, wait).await?;
-    }
+    let brief = if wait.is_zero() {
+        brief(&st, id).await?
+    } else {
+        wait_for(&st, id, wait).await?
+    };
     Ok(Json(ResultReply {
         task_id: id,
         status: brief.status,
@@ -173,23 +174,29 @@ pub async fn result(
     }))
 }
 
-/// Waits until `id` is terminal or `wait` passes; woken by the task's terminal event.
+/// Waits until `id` is terminal or `wait` passes; woken by the task's terminal event, which
+/// usually carries the outcome: a waited-for result then costs one Redis read in all.
 async fn wait_for(st: &AppState, id: TaskId, wait: Duration) -> Result<TaskBrief, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let woken = st.waiters.register(id);
-        // Read after registering, so that an event between the two reads is not missed.
-        let current = brief(st, id).await?;
-        if current.status.is_terminal() {
+        // Read after registering, so that an event between the two is not missed.
+        let current = brief(st, id).await;
+        if current.as_ref().map_or(true, |b| b.status.is_terminal()) {
             // `forget` keeps the senders whose receiver is still alive: drop ours first, or
             // every task waited for leaves an entry in the map for good.
             drop(woken);
             st.waiters.forget(id);
-            return Ok(current);
+            return current;
         }
-        if tokio::time::timeout_at(deadline, woken).await.is_err() {
-            st.waiters.forget(id);
-            return brief(st, id).await;
+        match tokio::time::timeout_at(deadline, woken).await {
+            Ok(Ok(Some(outcome))) => return Ok(outcome),
+            // Woken to re-read (a big result, a lost subscription), or the sender was dropped.
+            Ok(_) => {}
+            Err(_) => {
+                st.waiters.forget(id);
+                return brief(st, id).await;
+            }
         }
     }
 }

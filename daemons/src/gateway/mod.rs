@@ -140,7 +140,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let events = tokio::spawn(waiters::listen(
         state.store.client().clone(),
-        state.store.keys().events(),
+        state.store.keys().finished(),
         state.waiters.clone(),
         shutdown.clone(),
     ));

@@ -1,9 +1,11 @@
 //! Result waiters: `GET /result/{id}?wait=MS` sleeps until a task event wakes it.
 //!
 //! One subscription to the events channel per gateway fans out to every waiter, so a waiting
-//! request costs no Redis round trips while it waits. After the subscription was lost (a Redis
-//! restart ends a RESP2 pub/sub stream), every waiter is woken to re-read, since events may
-//! have been missed meanwhile.
+//! request costs no Redis round trips while it waits. A terminal event carries the task's
+//! outcome when it is small, and the waiter answers with it without reading the task back;
+//! otherwise (a big result, a task failed by `requeue.lua`) the waiter is woken to re-read.
+//! After the subscription was lost (a Redis restart ends a RESP2 pub/sub stream), every waiter
+//! is woken to re-read, since events may have been missed meanwhile.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,15 +18,20 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::store::TaskBrief;
+
+/// What wakes a waiter: the terminal outcome, or `None` for "read the task again".
+pub type Wake = Option<TaskBrief>;
+
 #[derive(Debug, Default)]
 pub struct Waiters {
-    map: Mutex<HashMap<TaskId, Vec<oneshot::Sender<()>>>>,
+    map: Mutex<HashMap<TaskId, Vec<oneshot::Sender<Wake>>>>,
 }
 
 impl Waiters {
     /// Registers interest in `id` reaching a terminal state. Register first, then read the
     /// task, so an event between the two is not missed.
-    pub fn register(&self, id: TaskId) -> oneshot::Receiver<()> {
+    pub fn register(&self, id: TaskId) -> oneshot::Receiver<Wake> {
         let (tx, rx) = oneshot::channel();
         self.map
             .lock()
@@ -46,17 +53,17 @@ impl Waiters {
         }
     }
 
-    fn wake(&self, id: TaskId) {
+    fn wake(&self, id: TaskId, wake: Wake) {
         let senders = self.map.lock().expect("waiters lock").remove(&id);
         for tx in senders.into_iter().flatten() {
-            let _ = tx.send(());
+            let _ = tx.send(wake.clone());
         }
     }
 
     fn wake_all(&self) {
         let all = std::mem::take(&mut *self.map.lock().expect("waiters lock"));
         for tx in all.into_values().flatten() {
-            let _ = tx.send(());
+            let _ = tx.send(None);
         }
     }
 
@@ -114,8 +121,18 @@ pub async fn listen(
 fn on_event(waiters: &Waiters, payload: &[u8]) {
     match serde_json::from_slice::<Event>(payload) {
         Ok(Event::Task {
-            task_id, status, ..
-        }) if status.is_terminal() => waiters.wake(task_id),
+            task_id,
+            status,
+            outcome,
+            ..
+        }) if status.is_terminal() => {
+            let brief = outcome.map(|o| TaskBrief {
+                status,
+                result: o.result,
+                error: o.error,
+            });
+            waiters.wake(task_id, brief)
+        }
         Ok(_) => {}
         Err(e) => debug!(error = %e, "ignoring an event that does not parse"),
     }

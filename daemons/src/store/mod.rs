@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use faas_protocol::event::{Event, WorkerState};
+use faas_protocol::event::{Event, EventOutcome, WorkerState, EVENT_OUTCOME_MAX};
 use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerInfo};
 use faas_protocol::{FunctionFormat, FunctionId, Keys, TaskId, TaskStatus};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -19,10 +19,20 @@ use tracing::warn;
 use crate::executor::{FunctionDef, Outcome};
 use crate::now_ms;
 
-pub use queue::{QueueEntry, QueueReader};
+pub use queue::{QueueEntry, QueueReader, Taken};
 
-static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/start.lua")));
-static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish.lua")));
+static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/take_lib.lua"),
+        include_str!("lua/take.lua")
+    ))
+});
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/take_lib.lua"),
+        include_str!("lua/finish.lua")
+    ))
+});
 static REQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/requeue.lua")));
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +44,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The queue's consumer group is missing (Redis restarted without its data).
+    pub fn is_nogroup(&self) -> bool {
+        match self {
+            // From a script the code may come wrapped, so the text is checked too.
+            StoreError::Redis(e) => {
+                e.code() == Some("NOGROUP") || e.to_string().contains("NOGROUP")
+            }
+            StoreError::Corrupt { .. } => false,
+        }
+    }
+
     fn corrupt(key: &str, detail: impl Into<String>) -> Self {
         Self::Corrupt {
             key: key.to_owned(),
@@ -78,7 +99,7 @@ pub struct TaskBrief {
     pub error: Option<TaskError>,
 }
 
-/// What `start` found: run the task only when `previous` is QUEUED.
+/// What starting a task found: run it only when `previous` is QUEUED.
 #[derive(Clone, Debug)]
 pub struct Started {
     pub previous: Option<TaskStatus>,
@@ -335,32 +356,6 @@ impl Store {
         }))
     }
 
-    /// QUEUED → RUNNING for `worker`; see `lua/start.lua`.
-    pub async fn start(&self, id: TaskId, worker: &str) -> Result<Started> {
-        let mut c = self.conn.clone();
-        let reply: Vec<redis::Value> = START
-            .key(self.keys.task(id))
-            .key(self.keys.events())
-            .arg(id.to_string())
-            .arg(worker)
-            .arg(now_ms())
-            .invoke_async(&mut c)
-            .await?;
-        let text = |i: usize| -> String {
-            reply
-                .get(i)
-                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
-                .unwrap_or_default()
-        };
-        Ok(Started {
-            previous: text(0).parse().ok(),
-            attempts: text(1).parse().unwrap_or(0),
-            function_id: text(2).parse().ok(),
-            args: text(3),
-            timeout_ms: text(4).parse().ok(),
-        })
-    }
-
     /// Records an outcome unless the task is already terminal, and removes its queue entry.
     /// Returns whether the outcome was recorded.
     pub async fn finish(
@@ -372,6 +367,25 @@ impl Store {
         entry: Option<&str>,
         retention: Duration,
     ) -> Result<bool> {
+        let (recorded, _) = self
+            .finish_and_take(id, format, outcome, worker, entry, retention, None)
+            .await?;
+        Ok(recorded)
+    }
+
+    /// [`finish`](Self::finish), and with `next` = (worker, consumer) also takes the next queue
+    /// entry for that worker and starts its task, in the same round trip (`lua/finish.lua`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_and_take(
+        &self,
+        id: TaskId,
+        format: FunctionFormat,
+        outcome: &Outcome,
+        worker: &str,
+        entry: Option<&str>,
+        retention: Duration,
+        next: Option<(&str, &str)>,
+    ) -> Result<(bool, Option<Taken>)> {
         let result = match &outcome.result {
             serde_json::Value::Null => String::new(),
             // A dill result is base64 text, stored as it is; a source result is stored as JSON.
@@ -383,12 +397,26 @@ impl Store {
             .as_ref()
             .map(|e| serde_json::to_string(e).expect("errors serialise"))
             .unwrap_or_default();
+        let event_outcome = if result.len() + error.len() <= EVENT_OUTCOME_MAX {
+            let carried = EventOutcome {
+                result: outcome.result.clone(),
+                error: outcome.error.clone(),
+            };
+            format!(
+                r#","outcome":{}"#,
+                serde_json::to_string(&carried).expect("outcomes serialise")
+            )
+        } else {
+            String::new()
+        };
+        let (next_worker, consumer) = next.unwrap_or(("", ""));
         let mut c = self.conn.clone();
-        let recorded: i64 = FINISH
+        let reply: Vec<String> = FINISH
             .key(self.keys.task(id))
             .key(self.keys.stats())
             .key(self.keys.events())
             .key(self.keys.queue())
+            .key(self.keys.finished())
             .arg(id.to_string())
             .arg(outcome.status.as_str())
             .arg(result)
@@ -399,9 +427,15 @@ impl Store {
             .arg(retention.as_secs())
             .arg(faas_protocol::keys::DISPATCHER_GROUP)
             .arg(entry.unwrap_or(""))
+            .arg(event_outcome)
+            .arg(next_worker)
+            .arg(consumer)
+            .arg(self.keys.task_prefix())
             .invoke_async(&mut c)
             .await?;
-        Ok(recorded == 1)
+        let recorded = reply.first().is_some_and(|r| r == "1");
+        let taken = queue::parse_taken(reply.get(1..).unwrap_or_default()).pop();
+        Ok((recorded, taken))
     }
 
     /// Puts a task whose runner was lost back on the queue (or fails it after max attempts).
@@ -419,6 +453,7 @@ impl Store {
             .key(self.keys.stats())
             .key(self.keys.events())
             .key(self.keys.queue())
+            .key(self.keys.finished())
             .arg(id.to_string())
             .arg(why)
             .arg(now_ms())

@@ -11,7 +11,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::AsyncConnectionConfig;
 
-use super::{Result, Store};
+use super::{Result, Started, Store, TAKE};
 
 /// One stream entry: the task to run and the entry id to acknowledge once it is done.
 #[derive(Clone, Debug)]
@@ -33,6 +33,33 @@ impl From<StreamId> for QueueEntry {
             task_id,
         }
     }
+}
+
+/// An entry taken from the queue together with what starting its task found.
+#[derive(Clone, Debug)]
+pub struct Taken {
+    pub entry: QueueEntry,
+    pub started: Started,
+}
+
+/// Reads `take_entries`' reply (`lua/take_lib.lua`): 7 values per entry.
+pub(super) fn parse_taken(reply: &[String]) -> Vec<Taken> {
+    reply
+        .chunks_exact(7)
+        .map(|v| Taken {
+            entry: QueueEntry {
+                entry_id: v[0].clone(),
+                task_id: v[1].parse().ok(),
+            },
+            started: Started {
+                previous: v[2].parse().ok(),
+                attempts: v[3].parse().unwrap_or(0),
+                function_id: v[4].parse().ok(),
+                args: v[5].clone(),
+                timeout_ms: v[6].parse().ok(),
+            },
+        })
+        .collect()
 }
 
 /// A dispatcher's view of the queue under its consumer name.
@@ -125,6 +152,43 @@ impl QueueReader {
                 Err(e.into())
             }
         }
+    }
+
+    /// Reads up to `workers.len()` new entries without waiting and starts their tasks, entry
+    /// `i` on `workers[i]`, in one round trip (`lua/take.lua`). Empty when the queue is.
+    pub async fn take(&self, workers: &[String]) -> Result<Vec<Taken>> {
+        match self.take_script(workers, &[]).await {
+            Err(e) if e.is_nogroup() => {
+                self.ensure_group().await?;
+                Ok(Vec::new())
+            }
+            other => other,
+        }
+    }
+
+    /// Starts the tasks of entries already read (by a blocking [`read`](Self::read)).
+    pub async fn start(&self, workers: &[String], entries: &[QueueEntry]) -> Result<Vec<Taken>> {
+        self.take_script(workers, entries).await
+    }
+
+    async fn take_script(&self, workers: &[String], entries: &[QueueEntry]) -> Result<Vec<Taken>> {
+        let keys = self.store.keys();
+        let mut call = TAKE.prepare_invoke();
+        call.key(keys.queue())
+            .key(keys.events())
+            .arg(DISPATCHER_GROUP)
+            .arg(&self.consumer)
+            .arg(keys.task_prefix())
+            .arg(crate::now_ms())
+            .arg(workers.len())
+            .arg(workers);
+        for e in entries {
+            let task = e.task_id.map(|t| t.to_string()).unwrap_or_default();
+            call.arg(&e.entry_id).arg(task);
+        }
+        let mut c = self.store.conn();
+        let reply: Vec<String> = call.invoke_async(&mut c).await?;
+        Ok(parse_taken(&reply))
     }
 
     /// Takes over entries that another consumer (a dead dispatcher) has held for `min_idle`.

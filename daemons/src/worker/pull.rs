@@ -141,8 +141,7 @@ async fn work_loop(
         };
         // Not raced against `stop`: once asked, the answer may be a task that must run.
         // `leaving` makes the dispatcher answer a held poll at once; `abandon` comes after bye.
-        match socket.request(&poll, POLL_TIMEOUT, &abandon).await
-        {
+        match socket.request(&poll, POLL_TIMEOUT, &abandon).await {
             Ok(ToWorker::Task(t)) => {
                 backoff = Duration::from_millis(50);
                 core.start(t, Some(slot));
@@ -184,7 +183,12 @@ async fn drain(
             *reachable = false;
         }
     };
-    say(control, &ToDispatcher::Leaving { worker: id.clone() }, &mut reachable).await;
+    say(
+        control,
+        &ToDispatcher::Leaving { worker: id.clone() },
+        &mut reachable,
+    )
+    .await;
     info!(running = core.busy(), "draining");
     let deadline = Instant::now() + core.cfg.drain_grace;
     loop {

@@ -151,7 +151,14 @@ impl ExecSlot for RemoteSlot {
             .unwrap_or_default()
     }
 
-    async fn run(mut self, job: Job) -> RunResult {
+    async fn run(self, job: Job) -> (RunResult, Option<Self>) {
+        // Spent either way: push credit comes back with the result, a pull poll is answered.
+        (self.send_and_wait(job).await, None)
+    }
+}
+
+impl RemoteSlot {
+    async fn send_and_wait(mut self, job: Job) -> RunResult {
         let claim = self.claim.take().expect("a slot runs once");
         let hub = self.hub.clone();
         let (done, result) = oneshot::channel();
@@ -191,7 +198,10 @@ impl ExecSlot for RemoteSlot {
             });
             if !queued {
                 registry.unsent(&claim.worker, job.task_id, f.id);
-                return RunResult::Lost(format!("cannot queue a message to worker {}", claim.worker));
+                return RunResult::Lost(format!(
+                    "cannot queue a message to worker {}",
+                    claim.worker
+                ));
             }
         }
         if !was_sent.await.unwrap_or(false) {
@@ -294,7 +304,12 @@ impl Hub {
                     );
                     return;
                 }
-                let new = self.registry().hello(info.clone(), envelope.clone(), now);
+                let (new, online) = {
+                    let mut registry = self.registry();
+                    let new = registry.hello(info.clone(), envelope.clone(), now);
+                    (new, registry.workers.len())
+                };
+                crate::metrics::workers_online(online);
                 info!(%worker, slots, new, "worker joined");
                 if new {
                     self.publish(info, WorkerState::Joined);
@@ -472,6 +487,7 @@ async fn upkeep(hub: Arc<Hub>, shutdown: CancellationToken) {
         for poll in hub.registry().expired_polls(hub.cfg.long_poll) {
             hub.reply(poll, &ToWorker::NoWork);
         }
+        // Joins update it at once; leaving and lost workers are counted here, a tick later.
         crate::metrics::workers_online(hub.registry().workers.len());
         let silent = hub.registry().silent(lost_after);
         for worker in silent {

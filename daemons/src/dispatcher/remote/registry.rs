@@ -372,7 +372,11 @@ mod tests {
         r.poll("p", env("poll1"), now);
         let c = r.claim().unwrap();
         r.leaving("p");
-        assert_eq!(r.unclaim(c), Some(env("poll1")), "not held for a worker that leaves");
+        assert_eq!(
+            r.unclaim(c),
+            Some(env("poll1")),
+            "not held for a worker that leaves"
+        );
         assert_eq!(r.free(), 0);
         r.poll("p", env("poll2"), now);
         let c = r.claim();
@@ -390,6 +394,10 @@ mod tests {
         assert_eq!(r.send(&c1, task, f, tx), Some(true));
         r.unsent("a", task, f);
         let (tx, _rx) = oneshot::channel();
-        assert_eq!(r.send(&c2, TaskId::new(), f, tx), Some(true), "the body goes again");
+        assert_eq!(
+            r.send(&c2, TaskId::new(), f, tx),
+            Some(true),
+            "the body goes again"
+        );
     }
 }

@@ -1,24 +1,42 @@
 -- Records a task's outcome once: a terminal status is never overwritten, so a late or
--- duplicate result is dropped. Also removes the task's queue entry (ack + delete).
+-- duplicate result is dropped. Also removes the task's queue entry (ack + delete), and can
+-- take the next entry for the slot that just became free (take_lib.lua, prepended), so that a
+-- busy dispatcher needs one round trip per task: this one.
 -- KEYS[1]: task hash  KEYS[2]: stats hash  KEYS[3]: events channel  KEYS[4]: queue stream
+-- KEYS[5]: finished channel (terminal events only, for result waiters)
 -- ARGV[1]: task id  ARGV[2]: COMPLETED | FAILED  ARGV[3]: result ('' = null)
 -- ARGV[4]: error JSON ('' = none)  ARGV[5]: log  ARGV[6]: worker  ARGV[7]: now (unix ms)
 -- ARGV[8]: retention seconds (0 = keep)  ARGV[9]: consumer group  ARGV[10]: stream entry id ('' = none)
--- Returns: 1 when the outcome was recorded, 0 when the task was already terminal or is gone.
+-- ARGV[11]: '' or ',"outcome":{...}', the JSON the event carries for result waiters (built by
+--   the caller with serde, so this script never has to encode a result)
+-- ARGV[12]: '' (take nothing) or the worker to start the next entry on
+-- ARGV[13]: consumer  ARGV[14]: task key prefix (both only used with ARGV[12])
+-- Returns: {'1' when the outcome was recorded or '0' when the task was already terminal or is
+-- gone, then take_entries' 7 values if an entry was taken}. A failed take is no error: the
+-- outcome is what matters here, and the dispatcher's next read reports the queue's trouble.
 if ARGV[10] ~= '' then
   redis.call('XACK', KEYS[4], ARGV[9], ARGV[10])
   redis.call('XDEL', KEYS[4], ARGV[10])
 end
+local recorded = '0'
 local st = redis.call('HGET', KEYS[1], 'status')
-if not st or st == 'COMPLETED' or st == 'FAILED' then
-  return 0
+if st and st ~= 'COMPLETED' and st ~= 'FAILED' then
+  recorded = '1'
+  redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4],
+    'log', ARGV[5], 'worker', ARGV[6], 'finished_at', ARGV[7])
+  if tonumber(ARGV[8]) > 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[8])
+  end
+  redis.call('HINCRBY', KEYS[2], string.lower(ARGV[2]), 1)
+  local event = '{"type":"task","task_id":"' .. ARGV[1] .. '","status":"' ..
+    ARGV[2] .. '","worker":' .. cjson.encode(ARGV[6]) .. ',"at":' .. ARGV[7] .. ARGV[11] .. '}'
+  redis.call('PUBLISH', KEYS[3], event)
+  redis.call('PUBLISH', KEYS[5], event)
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4],
-  'log', ARGV[5], 'worker', ARGV[6], 'finished_at', ARGV[7])
-if tonumber(ARGV[8]) > 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[8])
+local out = {recorded}
+if ARGV[12] ~= '' then
+  local taken = take_entries(KEYS[4], KEYS[3], ARGV[9], ARGV[13], ARGV[14], ARGV[7],
+    {ARGV[12]}, nil)
+  for _, v in ipairs(taken) do out[#out + 1] = v end
 end
-redis.call('HINCRBY', KEYS[2], string.lower(ARGV[2]), 1)
-redis.call('PUBLISH', KEYS[3], '{"type":"task","task_id":"' .. ARGV[1] .. '","status":"' ..
-  ARGV[2] .. '","worker":' .. cjson.encode(ARGV[6]) .. ',"at":' .. ARGV[7] .. '}')
-return 1
+return out

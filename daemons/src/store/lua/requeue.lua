@@ -1,6 +1,7 @@
 -- Puts a task whose worker or dispatcher was lost back on the queue, or fails it once it has
 -- used up its attempts. Only a RUNNING (or QUEUED) task moves; terminal ones stay as they are.
 -- KEYS[1]: task hash  KEYS[2]: stats hash  KEYS[3]: events channel  KEYS[4]: queue stream
+-- KEYS[5]: finished channel (terminal events only, for result waiters)
 -- ARGV[1]: task id  ARGV[2]: why (text)  ARGV[3]: now (unix ms)  ARGV[4]: retention seconds
 -- ARGV[5]: consumer group  ARGV[6]: old stream entry id ('' = none)
 -- Returns: 'QUEUED' (re-added to the queue), 'FAILED' (attempts used up), or the status left alone.
@@ -25,8 +26,10 @@ if attempts >= max then
     redis.call('EXPIRE', KEYS[1], ARGV[4])
   end
   redis.call('HINCRBY', KEYS[2], 'failed', 1)
-  redis.call('PUBLISH', KEYS[3], '{"type":"task","task_id":"' .. ARGV[1] ..
-    '","status":"FAILED","at":' .. ARGV[3] .. '}')
+  local event = '{"type":"task","task_id":"' .. ARGV[1] .. '","status":"FAILED","at":' ..
+    ARGV[3] .. '}'
+  redis.call('PUBLISH', KEYS[3], event)
+  redis.call('PUBLISH', KEYS[5], event)
   return 'FAILED'
 end
 redis.call('HSET', KEYS[1], 'status', 'QUEUED', 'worker', '')

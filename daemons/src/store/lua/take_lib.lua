@@ -1,0 +1,52 @@
+-- Shared by take.lua and finish.lua, and prepended to each (Redis scripts cannot include).
+--
+-- take_entries reads up to #workers new queue entries for `consumer` (XREADGROUP does not
+-- block inside a script), or uses `given` ({entry id, task id} pairs read earlier by a
+-- blocking read), and starts each entry's task on the worker of the same position: QUEUED ->
+-- RUNNING, the attempt counted, the event published. Task hashes are named from the entries
+-- rather than passed in KEYS: a single Redis (what the platform supports) allows it.
+-- Returns a flat list of 7 values per entry (entry id, task id or '', status before or
+-- 'MISSING', attempts, function_id, args, timeout_ms) and, if the read failed, its error.
+-- The caller runs a task only when the status before was QUEUED.
+local function take_entries(queue, events, group, consumer, prefix, now, workers, given)
+  local entries = given or {}
+  if not given then
+    local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', #workers,
+      'STREAMS', queue, '>')
+    if type(reply) == 'table' and reply.err then
+      return {}, reply.err
+    end
+    if reply then
+      for _, e in ipairs(reply[1][2]) do
+        local task = ''
+        local fields = e[2] or {}
+        for j = 1, #fields, 2 do
+          if fields[j] == 'task' then task = fields[j + 1] end
+        end
+        entries[#entries + 1] = {e[1], task}
+      end
+    end
+  end
+  local out = {}
+  for i, e in ipairs(entries) do
+    local entry, task, worker = e[1], e[2], workers[i]
+    local st, attempts, f = 'MISSING', 0, {}
+    if task ~= '' then
+      local key = prefix .. task
+      st = redis.call('HGET', key, 'status') or 'MISSING'
+      if st ~= 'MISSING' then
+        f = redis.call('HMGET', key, 'function_id', 'args', 'timeout_ms', 'attempts')
+        attempts = tonumber(f[4]) or 0
+      end
+      if st == 'QUEUED' then
+        attempts = redis.call('HINCRBY', key, 'attempts', 1)
+        redis.call('HSET', key, 'status', 'RUNNING', 'worker', worker, 'started_at', now)
+        redis.call('PUBLISH', events, '{"type":"task","task_id":"' .. task ..
+          '","status":"RUNNING","worker":' .. cjson.encode(worker) .. ',"at":' .. now .. '}')
+      end
+    end
+    local row = {entry, task, st, tostring(attempts), f[1] or '', f[2] or '', f[3] or ''}
+    for _, v in ipairs(row) do out[#out + 1] = v end
+  end
+  return out, nil
+end
