@@ -1,6 +1,8 @@
 //! What every daemon binary shares: logging set-up, the shutdown signal and the exit code for
 //! bad configuration.
 
+use std::future::Future;
+
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
@@ -29,22 +31,46 @@ pub fn init_logging(format: LogFormat) {
 /// Tokio worker threads when `--threads` is not given: half the CPU cores, at least one.
 ///
 /// The daemons are I/O-bound coordinators that share their machine with Redis, the other
-/// daemons and the Python children. Measured on 2 cores with `faas bench`: one worker thread per
-/// daemon instead of one per core ran 15 % more no-op tasks per second, because every wake-up
-/// that hops between idle runtime threads is a futex call and a context switch, and those were
-/// a third of the gateway's CPU time. Dedicated machines raise it with `--threads`.
+/// daemons and the Python children. On 2 cores, `faas bench` ran 15 % more no-op tasks per
+/// second with one runtime thread per daemon than with one per core: every wake-up that hops
+/// between runtime threads is a futex call and a context switch, and those were a third of
+/// each daemon's CPU time in `perf`. Dedicated machines raise it with `--threads`.
 pub fn default_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     (cores / 2).max(1)
 }
 
-/// The multi-threaded runtime of a daemon, with `threads` workers (default [`default_threads`]).
-pub fn runtime(threads: Option<usize>) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.unwrap_or_else(default_threads).max(1))
+/// Runs a daemon's main future on a runtime of `threads` threads (default [`default_threads`]).
+///
+/// One thread is a current-thread runtime: the main loop and every task it spawns share it, and
+/// nothing is ever woken across threads. With more, the main future is spawned like any task:
+/// driven by `block_on` it would stay on the main thread, apart from the workers, and each
+/// message between it and its tasks would cross threads (the first version did that; `perf`
+/// showed the push worker parked on a condition variable for every task).
+pub fn run_daemon<F>(threads: Option<usize>, main: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let threads = threads.unwrap_or_else(default_threads).max(1);
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = builder
         .enable_all()
         .build()
-        .expect("cannot start the Tokio runtime")
+        .expect("cannot start the Tokio runtime");
+    if threads == 1 {
+        return runtime.block_on(main);
+    }
+    match runtime.block_on(runtime.spawn(main)) {
+        Ok(out) => out,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM (systemd stops daemons with SIGTERM).

@@ -49,7 +49,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    faas_daemons::cli::runtime(args.threads.map(usize::from)).block_on(run(args))
+    faas_daemons::cli::run_daemon(args.threads.map(usize::from), run(args))
 }
 
 async fn run(args: Args) {

@@ -397,7 +397,7 @@ async fn record(
     for _ in 0..20 {
         let done = shared
             .store
-            .finish_and_take(
+            .finish(
                 task_id,
                 format,
                 outcome,

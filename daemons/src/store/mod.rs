@@ -356,27 +356,12 @@ impl Store {
         }))
     }
 
-    /// Records an outcome unless the task is already terminal, and removes its queue entry.
-    /// Returns whether the outcome was recorded.
-    pub async fn finish(
-        &self,
-        id: TaskId,
-        format: FunctionFormat,
-        outcome: &Outcome,
-        worker: &str,
-        entry: Option<&str>,
-        retention: Duration,
-    ) -> Result<bool> {
-        let (recorded, _) = self
-            .finish_and_take(id, format, outcome, worker, entry, retention, None)
-            .await?;
-        Ok(recorded)
-    }
-
-    /// [`finish`](Self::finish), and with `next` = (worker, consumer) also takes the next queue
-    /// entry for that worker and starts its task, in the same round trip (`lua/finish.lua`).
+    /// Records an outcome unless the task is already terminal, and removes its queue entry;
+    /// returns whether the outcome was recorded. With `next` = (worker, consumer) the same
+    /// round trip also takes the next queue entry for that worker and starts its task
+    /// (`lua/finish.lua`).
     #[allow(clippy::too_many_arguments)]
-    pub async fn finish_and_take(
+    pub async fn finish(
         &self,
         id: TaskId,
         format: FunctionFormat,

@@ -413,10 +413,10 @@ impl Hub {
         let retention = self.cfg.retention;
         tokio::spawn(async move {
             match store
-                .finish(task, format, &outcome, &worker, None, retention)
+                .finish(task, format, &outcome, &worker, None, retention, None)
                 .await
             {
-                Ok(recorded) => info!(%task, %worker, recorded, "late result"),
+                Ok((recorded, _)) => info!(%task, %worker, recorded, "late result"),
                 Err(e) => warn!(%task, error = %e, "cannot record a late result"),
             }
         });
