@@ -1,5 +1,6 @@
 //! `faas up`: one command starts a working platform (private Redis, gateway, dispatcher),
-//! restarts a daemon that dies, and on SIGTERM stops every process it started.
+//! restarts a daemon that dies, and on SIGTERM (or its own death by SIGKILL) stops every
+//! process it started.
 
 use std::time::Duration;
 
@@ -181,6 +182,26 @@ async fn up_runs_a_stack_and_sigterm_stops_everything_it_started() {
         .send()
         .await
         .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_up_takes_its_daemons_with_it() {
+    let dir = TestDir::new();
+    let mut up = Up::start(&dir, &[]).await;
+    let started = descendants(up.daemon.pid());
+    assert!(!started.is_empty(), "faas up started nothing");
+    up.daemon.kill9();
+    // No handler of faas up runs on SIGKILL: the kernel's parent-death signal stops them.
+    let all_gone = wait_until(Duration::from_secs(20), async || {
+        started.iter().all(|p| process_gone(*p as i32))
+    })
+    .await;
+    let left: Vec<String> = started
+        .iter()
+        .filter(|p| !process_gone(**p as i32))
+        .map(|p| format!("{} ({p})", comm(*p)))
+        .collect();
+    assert!(all_gone, "still running after faas up was killed: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -281,6 +281,22 @@ async fn supervise(
     }
 }
 
+/// Has the kernel send the child SIGTERM when `faas up` dies, even by SIGKILL, which no handler
+/// of ours sees: the daemons then stop as they do under systemd instead of running on orphaned.
+/// (Strictly, when the thread that spawned it exits: a runtime worker, which lives as long as
+/// `faas up` does.) The workspace denies unsafe code; this is its one exception, because
+/// `pre_exec` is the only way to run code between fork and exec.
+#[allow(unsafe_code)]
+pub(super) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: runs in the forked child before exec; prctl is async-signal-safe and touches no
+    // state shared with the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+}
+
 fn spawn(spec: &DaemonSpec, out: &LogOut, tail: &Tail) -> std::io::Result<Child> {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
@@ -292,6 +308,7 @@ fn spawn(spec: &DaemonSpec, out: &LogOut, tail: &Tail) -> std::io::Result<Child>
         .process_group(0)
         // Last resort if `faas up` itself unwinds without stopping them.
         .kill_on_drop(true);
+    die_with_parent(&mut cmd);
     for (k, v) in &spec.env {
         match v {
             Some(v) => cmd.env(k, v),

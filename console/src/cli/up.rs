@@ -498,6 +498,7 @@ async fn run_console(
     cmd.env("FAAS_GATEWAY_URL", &plan.gateway_url)
         .env("FAAS_REDIS_URL", redis_url)
         .kill_on_drop(true);
+    super::supervisor::die_with_parent(&mut cmd);
     match &plan.token {
         Some(t) => cmd.env("FAAS_TOKEN", t),
         None => cmd.env_remove("FAAS_TOKEN"),
