@@ -397,3 +397,24 @@ async fn healthz_is_ok_while_redis_answers() {
         .await;
     assert_eq!(stack.healthz().await, Some(faas_tests::StatusCode::OK));
 }
+
+/// The local pool's registry entry counts running tasks, not the slots the dispatch loop holds
+/// while it waits for work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_pool_shows_its_running_tasks_as_busy() {
+    let stack = Stack::builder(Mode::Local).workers(2).start().await;
+    let busy = async || -> Option<u64> {
+        let (_, list) = stack.get_json("/workers").await;
+        list.as_array()?.iter().find(|w| w["mode"] == "local")?["busy"].as_u64()
+    };
+    // The entry is refreshed every 2 s: give it two refreshes.
+    let idle = wait_until(Duration::from_secs(6), async || busy().await == Some(0)).await;
+    assert!(idle, "an idle pool reports busy {:?}", busy().await);
+
+    let source = "import time\ndef nap():\n    time.sleep(5)\n";
+    let fid = stack.register_source("nap", source, "nap").await;
+    let tid = stack.execute_json(fid, json!([]), json!({})).await;
+    let one = wait_until(Duration::from_secs(6), async || busy().await == Some(1)).await;
+    assert!(one, "one running task, busy {:?}", busy().await);
+    assert_eq!(stack.status(tid).await, "RUNNING");
+}

@@ -1,6 +1,6 @@
 //! Local mode: the dispatcher's own pool of Python children is the executor.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use faas_protocol::model::{WorkerInfo, WorkerMode};
@@ -18,6 +18,9 @@ pub struct LocalExecutor {
     /// The registry entry's fixed part; `busy`, `tasks_done` and the heartbeat are filled in.
     info: WorkerInfo,
     done: Arc<AtomicU64>,
+    /// Tasks running now. Not the pool's taken slots: the dispatch loop holds free slots while
+    /// it waits for work, and an idle pool must not look busy.
+    running: Arc<AtomicU32>,
 }
 
 impl LocalExecutor {
@@ -42,6 +45,7 @@ impl LocalExecutor {
             name,
             info,
             done: Arc::default(),
+            running: Arc::default(),
         }
     }
 }
@@ -51,6 +55,7 @@ pub struct LocalSlot {
     slot: Slot,
     name: String,
     done: Arc<AtomicU64>,
+    running: Arc<AtomicU32>,
 }
 
 impl Executor for LocalExecutor {
@@ -62,6 +67,7 @@ impl Executor for LocalExecutor {
             slot,
             name: self.name.clone(),
             done: self.done.clone(),
+            running: self.running.clone(),
         })
     }
 
@@ -71,12 +77,13 @@ impl Executor for LocalExecutor {
             slot,
             name: self.name.clone(),
             done: self.done.clone(),
+            running: self.running.clone(),
         })
     }
 
     fn local_worker(&self) -> Option<WorkerInfo> {
         Some(WorkerInfo {
-            busy: (self.pool.size() - self.pool.free()) as u32,
+            busy: self.running.load(Ordering::Relaxed),
             tasks_done: self.done.load(Ordering::Relaxed),
             last_heartbeat: now_ms(),
             ..self.info.clone()
@@ -92,12 +99,15 @@ impl ExecSlot for LocalSlot {
     async fn run(self, job: Job) -> (RunResult, Option<Self>) {
         // A local child that dies fails its task (WorkerCrashed): the task itself killed it,
         // and running it again would likely kill the next child too.
+        self.running.fetch_add(1, Ordering::Relaxed);
         let (outcome, slot) = self.slot.run(job).await;
+        self.running.fetch_sub(1, Ordering::Relaxed);
         self.done.fetch_add(1, Ordering::Relaxed);
         let kept = slot.map(|slot| Self {
             slot,
             name: self.name,
             done: self.done,
+            running: self.running,
         });
         (RunResult::Done(outcome), kept)
     }
