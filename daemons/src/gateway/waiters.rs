@@ -1,7 +1,7 @@
 //! Result waiters: `GET /result/{id}?wait=MS` sleeps until a task event wakes it.
 //!
-//! One subscription to the events channel per gateway fans out to every waiter, so a waiting
-//! request costs no Redis round trips while it waits. A terminal event carries the task's
+//! One subscription to `{prefix}:finished` (the terminal task events) per gateway fans out to
+//! every waiter, so a waiting request costs no Redis round trips while it waits. A terminal event carries the task's
 //! outcome when it is small, and the waiter answers with it without reading the task back;
 //! otherwise (a big result, a task failed by `requeue.lua`) the waiter is woken to re-read.
 //! After the subscription was lost (a Redis restart ends a RESP2 pub/sub stream), every waiter
