@@ -100,6 +100,17 @@ fn metric(text: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// Runs `div(6, 3)`, which completes, and `div(1, 0)`, which fails.
+async fn one_completed_one_failed(stack: &Stack) {
+    let fid = stack
+        .register_source("div", "def div(a, b):\n    return a / b\n", "div")
+        .await;
+    let ok = stack.execute_json(fid, json!([6, 3]), json!({})).await;
+    let bad = stack.execute_json(fid, json!([1, 0]), json!({})).await;
+    assert_eq!(stack.wait_result(ok).await["status"], "COMPLETED");
+    assert_eq!(stack.wait_result(bad).await["status"], "FAILED");
+}
+
 async fn scrape(stack: &Stack) -> String {
     let resp = stack
         .client()
@@ -130,13 +141,7 @@ async fn metrics_counters_move_after_tasks() {
     assert_eq!(metric(&before, "faas_queue_depth"), Some(0.0));
     assert_eq!(metric(&before, "faas_redis_up"), Some(1.0));
 
-    let fid = stack
-        .register_source("div", "def div(a, b):\n    return a / b\n", "div")
-        .await;
-    let ok = stack.execute_json(fid, json!([6, 3]), json!({})).await;
-    let bad = stack.execute_json(fid, json!([1, 0]), json!({})).await;
-    assert_eq!(stack.wait_result(ok).await["status"], "COMPLETED");
-    assert_eq!(stack.wait_result(bad).await["status"], "FAILED");
+    one_completed_one_failed(&stack).await;
 
     let after = scrape(&stack).await;
     assert_eq!(
@@ -203,13 +208,7 @@ async fn dispatcher_metrics_count_dispatches_results_and_workers() {
         "{before}"
     );
 
-    let fid = stack
-        .register_source("div", "def div(a, b):\n    return a / b\n", "div")
-        .await;
-    let ok = stack.execute_json(fid, json!([6, 3]), json!({})).await;
-    let bad = stack.execute_json(fid, json!([1, 0]), json!({})).await;
-    assert_eq!(stack.wait_result(ok).await["status"], "COMPLETED");
-    assert_eq!(stack.wait_result(bad).await["status"], "FAILED");
+    one_completed_one_failed(&stack).await;
 
     // The outcome is recorded right after the counters move, so one scrape may race it.
     let mut after = String::new();
