@@ -315,3 +315,25 @@ async fn gateway_tells_systemd_it_is_ready() {
     assert_eq!(&buf[..n], b"READY=1");
     assert_eq!(stack.healthz().await, Some(StatusCode::OK));
 }
+
+/// Under `Type=notify` every daemon says READY=1 once it serves: here the gateway, the push
+/// dispatcher and its worker share one notify socket, so three messages arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_daemon_tells_systemd_it_is_ready() {
+    let dir = faas_tests::TestDir::new();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let stack = Stack::builder(Mode::Push)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .start()
+        .await;
+    let mut buf = [0u8; 256];
+    for i in 0..3 {
+        let n = tokio::time::timeout(Duration::from_secs(20), socket.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("only {i} of 3 daemons sent READY=1"))
+            .unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+    }
+    drop(stack);
+}
