@@ -52,21 +52,17 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    use tokio::runtime::Builder;
     let threads = threads.unwrap_or_else(default_threads).max(1);
-    let mut builder = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(threads);
-        b
+    let build = |b: &mut Builder| {
+        b.enable_all()
+            .build()
+            .expect("cannot start the Tokio runtime")
     };
-    let runtime = builder
-        .enable_all()
-        .build()
-        .expect("cannot start the Tokio runtime");
     if threads == 1 {
-        return runtime.block_on(main);
+        return build(&mut Builder::new_current_thread()).block_on(main);
     }
+    let runtime = build(Builder::new_multi_thread().worker_threads(threads));
     match runtime.block_on(runtime.spawn(main)) {
         Ok(out) => out,
         Err(e) => std::panic::resume_unwind(e.into_panic()),

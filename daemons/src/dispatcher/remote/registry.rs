@@ -191,9 +191,8 @@ impl Registry {
     /// A task whose message never left: forgets it, and that the worker knows the function
     /// (this message may have been the one carrying its body).
     pub fn unsent(&mut self, worker: &str, task: TaskId, function: FunctionId) {
+        self.abandon(worker, task);
         if let Some(w) = self.workers.get_mut(worker) {
-            w.inflight.remove(&task);
-            w.info.busy = w.inflight.len() as u32;
             w.known.remove(&function);
         }
     }
