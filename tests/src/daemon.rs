@@ -154,6 +154,11 @@ impl Daemon {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
 
+    /// How many lines of the log so far contain `needle`.
+    pub fn log_lines_with(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
+
     /// CPU time (user + system) the process has used so far, from `/proc/PID/stat`.
     pub fn cpu_time(&self) -> Duration {
         cpu_time(self.pid() as i32).expect("daemon's /proc/PID/stat is readable")

@@ -39,7 +39,21 @@ impl Mode {
             Mode::Pull => "pull",
         }
     }
+
+    /// What a worker of this mode logs each time it (re)joins a dispatcher.
+    pub fn worker_joined_line(self) -> &'static str {
+        match self {
+            Mode::Pull => "joined the dispatcher",
+            _ => "connected; said hello",
+        }
+    }
 }
+
+/// Dispatcher flags for fault tests: workers are lost after 0.9 s of silence and a dead
+/// dispatcher's entries are reclaimed after 2 s, so kills are noticed quickly.
+pub const FAST_DISPATCHER: &[&str] = &["--heartbeat-ms", "300", "--reclaim-after-ms", "2000"];
+/// Worker flags that go with [`FAST_DISPATCHER`].
+pub const FAST_WORKER: &[&str] = &["--heartbeat-ms", "300"];
 
 /// Options of a [`Stack`]; `start()` brings it up.
 #[derive(Clone, Debug)]

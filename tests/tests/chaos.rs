@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use faas_protocol::TaskId;
-use faas_tests::{free_port, Mode, Stack};
+use faas_tests::{free_port, Mode, Stack, FAST_DISPATCHER, FAST_WORKER};
 use serde_json::{json, Value};
 
 faas_tests::per_mode!(a_killed_dispatcher_is_replaced_and_loses_nothing);
@@ -23,8 +23,6 @@ const KILL_MY_WORKER: &str = "import os, signal, time\n\
 def die():\n    os.kill(os.getppid(), signal.SIGKILL)\n    time.sleep(5)\n";
 /// Lost workers are noticed after three 300 ms heartbeats, dead dispatchers' entries are
 /// reclaimed after 2 s: chaos tests run in seconds instead of a minute.
-const FAST_DISPATCHER: &[&str] = &["--heartbeat-ms", "300", "--reclaim-after-ms", "2000"];
-const FAST_WORKER: &[&str] = &["--heartbeat-ms", "300"];
 const ALL_DONE: Duration = Duration::from_secs(45);
 
 async fn submit(stack: &Stack, source: &str, entrypoint: &str, n: u64) -> Vec<(u64, TaskId)> {
@@ -57,18 +55,6 @@ fn worker_of(record: &Value) -> &str {
 }
 
 /// Counts the lines of a daemon log that contain `needle`.
-fn count(log: &str, needle: &str) -> usize {
-    log.lines().filter(|l| l.contains(needle)).count()
-}
-
-/// What a worker logs each time it (re)joins a dispatcher.
-fn joined_line(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Pull => "joined the dispatcher",
-        _ => "connected; said hello",
-    }
-}
-
 async fn a_killed_worker_loses_no_task(mode: Mode) {
     let mut stack = Stack::builder(mode)
         .workers(2)
@@ -138,9 +124,8 @@ async fn a_killed_dispatcher_is_replaced_and_loses_nothing(mode: Mode) {
                 "worker {i} did not survive the dispatcher's crash:\n{}",
                 worker.log_tail(30)
             );
-            let log = worker.log();
             assert!(
-                count(&log, joined_line(mode)) >= 2,
+                worker.log_lines_with(mode.worker_joined_line()) >= 2,
                 "worker {i} never rejoined:\n{}",
                 worker.log_tail(30)
             );

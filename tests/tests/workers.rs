@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use faas_tests::{wait_until, Mode, Stack};
+use faas_tests::{wait_until, Mode, Stack, FAST_DISPATCHER, FAST_WORKER};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use zeromq::{DealerSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
@@ -21,21 +21,7 @@ faas_tests::remote_modes!(
 );
 
 const ADD: &str = "def add(a, b):\n    return a + b\n";
-const FAST_DISPATCHER: &[&str] = &["--heartbeat-ms", "300", "--reclaim-after-ms", "2000"];
-const FAST_WORKER: &[&str] = &["--heartbeat-ms", "300"];
 const JOIN: Duration = Duration::from_secs(20);
-
-/// What a worker logs each time it (re)joins a dispatcher.
-fn joined_line(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Pull => "joined the dispatcher",
-        _ => "connected; said hello",
-    }
-}
-
-fn count(log: &str, needle: &str) -> usize {
-    log.lines().filter(|l| l.contains(needle)).count()
-}
 
 fn other(mode: Mode) -> Mode {
     match mode {
@@ -85,7 +71,7 @@ async fn a_worker_started_before_its_dispatcher_joins_when_it_comes(mode: Mode) 
     add_completes(&stack, 41).await;
     let worker = stack.worker(w);
     assert!(worker.exited().is_none(), "{}", worker.log_tail(20));
-    assert!(worker.log().contains(joined_line(mode)));
+    assert!(worker.log().contains(mode.worker_joined_line()));
 }
 
 async fn a_dispatcher_restart_is_survived_by_its_workers(mode: Mode) {
@@ -129,7 +115,7 @@ async fn a_dispatcher_restart_is_survived_by_its_workers(mode: Mode) {
             worker.log_tail(20)
         );
         assert!(
-            count(&worker.log(), joined_line(mode)) >= 2,
+            worker.log_lines_with(mode.worker_joined_line()) >= 2,
             "worker {i} did not say hello again:\n{}",
             worker.log_tail(20)
         );
