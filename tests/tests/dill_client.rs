@@ -14,6 +14,7 @@ faas_tests::per_mode!(
     by_reference_pickle_without_the_module_fails_cleanly,
     large_arguments_round_trip,
     python_requests_client_end_to_end,
+    python_client_with_the_original_route_names,
 );
 
 /// Runs `defs` in a client script and returns `{key: serialize(expr)}` for each `(key, expr)`.
@@ -254,6 +255,16 @@ async fn large_arguments_round_trip(mode: Mode) {
 /// The original client's whole flow, in Python with `requests`: register, execute, poll the
 /// status, fetch and deserialize the result.
 async fn python_requests_client_end_to_end(mode: Mode) {
+    original_client_flow(mode, "status", "result").await;
+}
+
+/// The same flow on the original platform's route names, whose README and `client.py` poll
+/// `/get_task_status` and read `/get_task_result` (also with `?wait=`).
+async fn python_client_with_the_original_route_names(mode: Mode) {
+    original_client_flow(mode, "get_task_status", "get_task_result").await;
+}
+
+async fn original_client_flow(mode: Mode, status_route: &str, result_route: &str) {
     let stack = Stack::start(mode).await;
     let script = format!(
         r#"{DILL_PRELUDE}
@@ -280,18 +291,25 @@ for i in range(5):
 results = []
 for tid in tids:
     deadline = time.time() + 60
-    while requests.get(f"{{BASE}}/status/{{tid}}").json()["status"] not in ("COMPLETED", "FAILED"):
+    while requests.get(f"{{BASE}}/{status_route}/{{tid}}").json()["status"] not in ("COMPLETED", "FAILED"):
         assert time.time() < deadline, f"task {{tid}} did not finish"
         time.sleep(0.05)
-    body = requests.get(f"{{BASE}}/result/{{tid}}").json()
+    body = requests.get(f"{{BASE}}/{result_route}/{{tid}}").json()
     assert body["status"] == "COMPLETED", body
     results.append(deserialize(body["result"]))
+
+# A result read with a wait answers as soon as the task ends.
+r = requests.post(f"{{BASE}}/execute_function",
+                  json={{"function_id": fid, "payload": serialize(((6,), {{}}))}})
+body = requests.get(f"{{BASE}}/{result_route}/{{r.json()['task_id']}}", params={{"wait": 30000}}).json()
+assert body["status"] == "COMPLETED", body
+results.append(deserialize(body["result"]))
 print("results:", results)
 "#
     );
     let out = run_python(&script, &[("FAAS_URL", stack.base_url())]).await;
     assert!(
-        out.contains("results: [10, 11, 14, 19, 26]"),
+        out.contains("results: [10, 11, 14, 19, 26, 37]"),
         "unexpected client output:\n{out}"
     );
 }

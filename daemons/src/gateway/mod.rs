@@ -1,7 +1,8 @@
 //! The HTTP gateway: registers functions, submits executions, answers status and results.
 //!
 //! Wire-compatible with the original Python clients (`/register_function`, `/execute_function`,
-//! `/status/{id}`, `/result/{id}` with dill + base64 payloads) and JSON-native for everyone else
+//! `/status/{id}`, `/result/{id}` with dill + base64 payloads, and the original platform's own
+//! names for those two, `/get_task_status/{id}` and `/get_task_result/{id}`) and JSON-native for everyone else
 //! (`source` functions, JSON `args`). The router is a plain function of its state so tests can
 //! drive it with `oneshot` as well as over a real socket.
 
@@ -109,6 +110,9 @@ pub fn app(state: AppState) -> Router {
         .route("/execute_batch", post(batch::execute_batch))
         .route("/status/{id}", get(handlers::status))
         .route("/result/{id}", get(handlers::result))
+        // The original platform's own names for the same two routes (its README and client.py).
+        .route("/get_task_status/{id}", get(handlers::status))
+        .route("/get_task_result/{id}", get(handlers::result))
         .route("/tasks/{id}", get(handlers::task))
         .route(
             "/functions",
