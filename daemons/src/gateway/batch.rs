@@ -43,7 +43,7 @@ pub async fn execute_batch(
 }
 
 /// Names the item an error is about; the status stays what `/execute_function` would answer.
-fn at_index(i: usize, e: ApiError) -> ApiError {
+pub(super) fn at_index(i: usize, e: ApiError) -> ApiError {
     let at = |m: String| format!("executions[{i}]: {m}");
     match e {
         ApiError::BadRequest(m) => ApiError::BadRequest(at(m)),

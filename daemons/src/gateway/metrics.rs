@@ -85,6 +85,14 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
             );
         }
     }
+    // Tasks some request of this gateway is waiting for: returns to 0 when no request waits.
+    m::render_value(
+        &mut body,
+        "faas_gateway_result_waiters",
+        "gauge",
+        "Tasks that long-polling requests of this gateway are waiting for",
+        st.waiters.len() as u64,
+    );
     ([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], body).into_response()
 }
 

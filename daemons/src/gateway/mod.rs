@@ -12,6 +12,7 @@ mod error;
 mod extract;
 mod handlers;
 mod metrics;
+mod results_wait;
 pub mod validate;
 mod waiters;
 mod workers;
@@ -108,6 +109,7 @@ pub fn app(state: AppState) -> Router {
         .route("/register_function", post(handlers::register_function))
         .route("/execute_function", post(handlers::execute_function))
         .route("/execute_batch", post(batch::execute_batch))
+        .route("/results/wait", post(results_wait::wait_results))
         .route("/status/{id}", get(handlers::status))
         .route("/result/{id}", get(handlers::result))
         // The original platform's own names for the same two routes (its README and client.py).

@@ -6,8 +6,12 @@
 //! otherwise (a big result, a task failed by `requeue.lua`) the waiter is woken to re-read.
 //! After the subscription was lost (a Redis restart ends a RESP2 pub/sub stream), every waiter
 //! is woken to re-read, since events may have been missed meanwhile.
+//!
+//! The same fan-out keeps a bounded log of recently finished task ids ([`Recent`]), which lets
+//! `POST /results/wait` (see `results_wait.rs`) tell "not finished" from "not known" for ids a
+//! client already asked about, without reading them back from Redis on every call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -26,6 +30,87 @@ pub type Wake = Option<TaskBrief>;
 #[derive(Debug, Default)]
 pub struct Waiters {
     map: Mutex<HashMap<TaskId, Vec<oneshot::Sender<Wake>>>>,
+    recent: Mutex<Recent>,
+}
+
+/// How many finished task ids [`Recent`] remembers (about 60 bytes each).
+pub const RECENT_CAPACITY: usize = 100_000;
+
+/// The ids of the tasks whose terminal event this gateway received lately, numbered in arrival
+/// order. A cursor (`epoch`, `seq`) is a point in that order: while it is valid, every task
+/// that finished after it is in `finished`, so an id absent from `finished` has not finished
+/// since. A cursor stops being valid when the events after it may be incomplete: the oldest
+/// entries were evicted past it, or the subscription was (re)established after it (events are
+/// lost while unsubscribed). `epoch` is random per gateway process, so a cursor from another
+/// gateway, or from before a restart, is never valid here.
+#[derive(Debug)]
+pub struct Recent {
+    epoch: u64,
+    seq: u64,
+    /// Cursors below this are invalid.
+    valid_from: u64,
+    order: VecDeque<(u64, TaskId)>,
+    finished: HashMap<TaskId, u64>,
+}
+
+impl Default for Recent {
+    fn default() -> Self {
+        Self {
+            epoch: uuid::Uuid::new_v4().as_u64_pair().0,
+            seq: 0,
+            // Nothing is valid before the first subscription.
+            valid_from: u64::MAX,
+            order: VecDeque::new(),
+            finished: HashMap::new(),
+        }
+    }
+}
+
+/// A point in a gateway's [`Recent`] log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+impl Recent {
+    fn push(&mut self, id: TaskId) {
+        self.seq += 1;
+        self.finished.insert(id, self.seq);
+        self.order.push_back((self.seq, id));
+        if self.order.len() > RECENT_CAPACITY {
+            if let Some((seq, old)) = self.order.pop_front() {
+                if self.finished.get(&old) == Some(&seq) {
+                    self.finished.remove(&old);
+                }
+                self.valid_from = self.valid_from.max(seq);
+            }
+        }
+    }
+
+    /// Events may have been missed: every cursor handed out so far becomes invalid.
+    fn invalidate(&mut self) {
+        self.seq += 1;
+        self.valid_from = self.seq;
+    }
+
+    /// The current point of the log.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            epoch: self.epoch,
+            seq: self.seq,
+        }
+    }
+
+    /// Whether every task that finished after `cursor` is known here.
+    pub fn covers(&self, cursor: Cursor) -> bool {
+        cursor.epoch == self.epoch && cursor.seq >= self.valid_from && cursor.seq <= self.seq
+    }
+
+    /// Whether `id`'s terminal event is in the log.
+    pub fn finished(&self, id: TaskId) -> bool {
+        self.finished.contains_key(&id)
+    }
 }
 
 impl Waiters {
@@ -53,7 +138,14 @@ impl Waiters {
         }
     }
 
+    /// The log of recently finished ids, locked.
+    pub fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().expect("recent lock")
+    }
+
     fn wake(&self, id: TaskId, wake: Wake) {
+        // Logged before waking, so a request woken by this event finds it in the log too.
+        self.recent().push(id);
         let senders = self.map.lock().expect("waiters lock").remove(&id);
         for tx in senders.into_iter().flatten() {
             let _ = tx.send(wake.clone());
@@ -61,6 +153,7 @@ impl Waiters {
     }
 
     fn wake_all(&self) {
+        self.recent().invalidate();
         let all = std::mem::take(&mut *self.map.lock().expect("waiters lock"));
         for tx in all.into_values().flatten() {
             let _ = tx.send(None);
