@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the platform and its tests need and are missing on a Debian/Ubuntu machine with
-# Rust: redis-server and tmux (apt), and a project-local Python venv (.venv) with dill and
-# requests. Safe to run again: it only installs what is missing, and says what it did.
+# Rust: redis-server and tmux (apt), and a project-local Python venv (.venv) with dill,
+# requests and pytest, and the Python SDK (demo/python, editable). Safe to run again: it only
+# installs what is missing, and says what it did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +20,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! .venv/bin/python -c 'import dill, requests' >/dev/null 2>&1; then
-    echo "setup: creating .venv with dill and requests (the Python the workers and examples use)"
+if ! .venv/bin/python -c 'import dill, requests, pytest' >/dev/null 2>&1; then
+    echo "setup: creating .venv with dill, requests and pytest (the Python the workers, examples and SDK tests use)"
     python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check -r demo/requirements.txt
+fi
+if ! .venv/bin/python -c 'import sys, faas_client; sys.exit(not faas_client.__file__.startswith(sys.argv[1]))' \
+    "$PWD/demo/python/" >/dev/null 2>&1; then
+    echo "setup: installing the Python SDK faas-client from demo/python into .venv (editable)"
+    .venv/bin/pip install --quiet --disable-pip-version-check -e ./demo/python
 fi
 echo "setup: ready (redis-server: $(command -v redis-server), python: $PWD/.venv/bin/python)"

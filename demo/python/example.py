@@ -4,6 +4,9 @@ Start the platform first (`faas up`, or `cargo run --bin faas -- up`), then:
 
     .venv/bin/python demo/python/example.py
 
+(`pip install ./demo/python` installs faas_client anywhere; run from here, the script finds the
+package beside it.)
+
 FAAS_GATEWAY_URL and FAAS_TOKEN choose the gateway and its token.
 """
 
@@ -15,6 +18,10 @@ def fib(n):
     for _ in range(n):
         a, b = b, a + b
     return a
+
+
+def square(x):
+    return x * x
 
 
 def divide(a, b):
@@ -44,6 +51,11 @@ def main():
     # A source function: Python text plus an entrypoint, JSON arguments and results.
     add_id = faas.register_source(ADD_SOURCE, "add")
     print(f"add(2, 3, scale=10) = {faas.result_json(faas.run_json(add_id, [2, 3], {'scale': 10}))}")
+
+    # Many tasks: a concurrent.futures executor, batched submissions, one result stream.
+    with faas.Executor() as executor:
+        total = sum(executor.map(square, range(100)))
+        print(f"executor: sum of squares 0..99 = {total}")
 
 
 if __name__ == "__main__":
