@@ -19,9 +19,10 @@
 //! [ids never submitted or expired], "submitted": [...], "cursor": "..."}`. The reply's cursor
 //! covers every id of the request and every submitted id, which become the next `cursor_ids`.
 //!
-//! Waiting uses the gateway's one event subscription ([`super::Waiters`]): every id gets a
-//! waiter, and a guard drops them all however the request ends (an answer, an error, or the
-//! client going away), so the waiter map never keeps entries of a finished request.
+//! Waiting uses the gateway's one event subscription ([`super::Waiters`]): when nothing is
+//! terminal at first, every id gets a waiter, and a guard drops them all however the request
+//! ends (an answer, an error, or the client going away), so the waiter map never keeps entries
+//! of a finished request. A request that finds results at once registers none.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -91,7 +92,7 @@ pub async fn wait_results(
     let wait = Duration::from_millis(req.wait_ms.unwrap_or(0)).min(st.config.max_wait);
     let deadline = tokio::time::Instant::now() + wait;
     let mut seen = HashSet::with_capacity(count);
-    let mut to_read = parse_ids("task_ids", &req.task_ids, &mut seen)?;
+    let fresh = parse_ids("task_ids", &req.task_ids, &mut seen)?;
     let covered = parse_ids("cursor_ids", &req.cursor_ids, &mut seen)?;
     let cursor = match req.cursor.as_deref() {
         Some(c) => Some(parse_cursor(c)?),
@@ -108,43 +109,54 @@ pub async fn wait_results(
         tasks.push(new_task(&st, execution).await.map_err(|e| at_index(i, e))?);
     }
 
-    let mut watch = Watch::new(st.waiters.clone());
-    if !wait.is_zero() {
-        for &id in to_read.iter().chain(&covered) {
-            watch.add(id);
-        }
-    }
     // The reply's cursor is taken before any read and any submission: an event after it is in
     // the log for the next call; an event before it is visible to the reads below.
+    let mut to_read = fresh.clone();
     let reply_cursor = {
         let recent = st.waiters.recent();
-        let now = recent.cursor();
         if cursor.is_some_and(|c| recent.covers(c)) {
             to_read.extend(covered.iter().copied().filter(|&id| recent.finished(id)));
         } else {
             to_read.extend(covered.iter().copied());
         }
-        now
+        recent.cursor()
     };
     let submitted = if tasks.is_empty() {
         Vec::new()
     } else {
         let ids = st.store.submit_many(&tasks).await?;
         crate::metrics::tasks_submitted(ids.len() as u64);
-        if !wait.is_zero() {
-            for &id in &ids {
-                watch.add(id);
-            }
-        }
-        // A task may have finished between its submission and its waiter's registration.
+        // One may have finished already; its event is after the cursor.
         let recent = st.waiters.recent();
         to_read.extend(ids.iter().copied().filter(|&id| recent.finished(id)));
         ids
     };
-
     let mut answer = Answer::default();
     for (id, brief) in read_many(&st, &to_read).await? {
         answer.add(id, brief);
+    }
+
+    // Waiters only when there is nothing to answer yet, so a busy client's polls (which find
+    // results at once) cost no registrations. Registered first and checked after: a task that
+    // finished since the reads has its event after the cursor, so it is in the log, unless the
+    // log stopped covering the cursor meanwhile; then every id is read again.
+    let mut watch = Watch::new(st.waiters.clone());
+    if answer.is_empty() && !wait.is_zero() {
+        for &id in fresh.iter().chain(&covered).chain(&submitted) {
+            watch.add(id);
+        }
+        let again: Vec<TaskId> = {
+            let recent = st.waiters.recent();
+            if recent.covers(reply_cursor) {
+                let finished = |id: &&TaskId| recent.finished(**id);
+                watch.ids.iter().filter(finished).copied().collect()
+            } else {
+                watch.ids.clone()
+            }
+        };
+        for (id, brief) in read_many(&st, &again).await? {
+            answer.add(id, brief);
+        }
     }
     while answer.is_empty() && !wait.is_zero() {
         let Some(woken) = watch.next_until(deadline).await else {
