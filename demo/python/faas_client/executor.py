@@ -1,6 +1,7 @@
 """Executor: a ``concurrent.futures.Executor`` whose tasks run on the FaaS platform.
 
-How tasks travel (few HTTP requests, whatever the number of tasks):
+How tasks travel (few HTTP requests, whatever the number of tasks, over ``http.client``
+keep-alive connections: see ``_http.FastHttp``):
 
 * a function is registered once per executor, keyed by the hash of its dill pickle;
 * ``submit`` queues the task; the executor's one background thread sends every queued task in
@@ -34,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 import dill
 
-from ._http import Http, gateway_token, gateway_url
+from ._http import gateway_token, gateway_url, make_http
 from .client import dill_outcome, dumps_b64, execution, unknown_task
 from .errors import FaasError, GatewayError, GatewayUnreachable
 
@@ -82,7 +83,7 @@ class Executor(cf.Executor):
         self.request_timeout = request_timeout
         self.unreachable_timeout = unreachable_timeout
         # The calling threads' requests (registrations, map batches), one at a time.
-        self._http = Http(self.url, self._token, request_timeout)
+        self._http = make_http(self.url, self._token, request_timeout)
         self._http_lock = threading.Lock()
         self._functions: dict[bytes, str] = {}
         self._by_object: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
@@ -261,7 +262,7 @@ class Executor(cf.Executor):
     # -- the results thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        http = Http(self.url, self._token, self.request_timeout)
+        http = make_http(self.url, self._token, self.request_timeout)
         unreachable_since: Optional[float] = None
         delay = 0.05
         try:
