@@ -152,3 +152,24 @@ def test_unreachable_gateway_fails_instead_of_hanging():
         ex.submit(noop)
     assert time.monotonic() - started < 10
     ex.shutdown()
+
+
+def test_an_invalid_task_fails_alone(executor):
+    good = [executor.submit(square, i) for i in range(3)]
+    bad = executor.options(timeout_ms=0).submit(square, 1)
+    more = [executor.submit(square, i) for i in range(3, 6)]
+    with pytest.raises(faas.GatewayError) as info:
+        bad.result(timeout=60)
+    assert info.value.status == 400 and "timeout_ms" in info.value.message
+    assert [f.result(timeout=60) for f in good + more] == [i * i for i in range(6)]
+
+
+def test_token(tmp_path):
+    from faas_stack import Stack
+
+    with Stack(workers=1, pythonpath=str(tmp_path), gateway_args=("--token", "s3cret")) as stack:
+        with faas.Executor(stack.url, token="s3cret") as ex:
+            assert list(ex.map(pow, [2, 3], [2, 2])) == [4, 9]
+        with pytest.raises(faas.GatewayError) as info:
+            faas.Executor(stack.url, token="wrong").submit(pow, 2, 2)
+        assert info.value.status == 401
