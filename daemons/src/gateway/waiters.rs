@@ -230,3 +230,47 @@ fn on_event(waiters: &Waiters, payload: &[u8]) {
         Err(e) => debug!(error = %e, "ignoring an event that does not parse"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_valid_until_events_may_be_missing() {
+        let mut recent = Recent::default();
+        // Before the first subscription nothing is covered.
+        assert!(!recent.covers(recent.cursor()));
+        recent.invalidate(); // subscribed
+        let start = recent.cursor();
+        assert!(recent.covers(start));
+        let a = TaskId::new();
+        recent.push(a);
+        assert!(recent.finished(a) && recent.covers(start));
+        // A cursor of another gateway, or from the future, is not.
+        assert!(!recent.covers(Cursor {
+            epoch: start.epoch ^ 1,
+            ..start
+        }));
+        assert!(!recent.covers(Cursor {
+            seq: recent.cursor().seq + 1,
+            ..start
+        }));
+        // Losing the subscription invalidates every cursor handed out so far.
+        let before_loss = recent.cursor();
+        recent.invalidate();
+        assert!(!recent.covers(before_loss) && !recent.covers(start));
+        // Evicting an entry invalidates the cursors from before it, and only those.
+        let after = recent.cursor();
+        for _ in 1..RECENT_CAPACITY {
+            recent.push(TaskId::new());
+        }
+        assert!(recent.covers(after) && recent.finished(a));
+        recent.push(TaskId::new());
+        assert!(!recent.finished(a), "the oldest entry is evicted");
+        assert!(recent.covers(after), "`a` finished before `after`");
+        recent.push(TaskId::new());
+        assert!(!recent.covers(after), "an event after `after` is gone");
+        assert!(recent.covers(recent.cursor()));
+        assert_eq!(recent.finished.len(), RECENT_CAPACITY);
+    }
+}
