@@ -162,9 +162,13 @@ def bench_celery(args) -> list[dict[str, object]]:
 # -- Ray ----------------------------------------------------------------------------------
 
 def bench_ray(args) -> list[dict[str, object]]:
+    import shutil
+
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    # Ray's sessions and logs go to a directory of this run, removed afterwards (not /tmp/ray).
+    temp_dir = tempfile.mkdtemp(prefix="faas-bench-ray-")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False, _temp_dir=temp_dir)
     try:
         @ray.remote
         def ray_noop():
@@ -176,6 +180,7 @@ def bench_ray(args) -> list[dict[str, object]]:
         return [row(f"Ray {ray.__version__} (num_cpus=2), remote + get", args.tasks, seconds, latency)]
     finally:
         ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def main() -> None:
