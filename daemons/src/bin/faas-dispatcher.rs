@@ -87,6 +87,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    faas_daemons::cli::raise_nofile_limit();
     if args.workers == Some(0) {
         usage_error("-w/--workers must be at least 1");
     }

@@ -157,10 +157,13 @@ pub async fn result(
         })?,
     }
     .min(st.config.max_wait);
-    let brief = if wait.is_zero() {
-        brief(&st, id).await?
-    } else {
-        wait_for(&st, id, wait).await?
+    // Beyond `max_waits` long polls the answer is given at once: the client asks again.
+    let slot = (!wait.is_zero())
+        .then(|| st.wait_slots.clone().try_acquire_owned().ok())
+        .flatten();
+    let brief = match slot {
+        None => brief(&st, id).await?,
+        Some(_held) => wait_for(&st, id, wait).await?,
     };
     Ok(Json(ResultReply {
         task_id: id,
