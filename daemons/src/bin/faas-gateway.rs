@@ -23,6 +23,10 @@ struct Args {
     /// Redis holding functions, tasks and the queue.
     #[arg(long, env = "FAAS_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis: String,
+    /// Longest wait for one Redis command, in milliseconds; with Redis away requests fail
+    /// with 503 after it (and at once after three such failures, see the store's breaker).
+    #[arg(long, env = "FAAS_REDIS_TIMEOUT_MS", default_value_t = 500)]
+    redis_timeout_ms: u64,
     /// Namespace prefix of every Redis key.
     #[arg(long, env = "FAAS_PREFIX", default_value = faas_protocol::keys::DEFAULT_PREFIX)]
     prefix: String,
@@ -123,9 +127,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         trigger.cancel();
     });
     // Redis may come up after us; a stop request while waiting for it is still a clean stop.
-    let store = tokio::select! {
-        store = Store::connect(&args.redis, Keys::new(args.prefix)) => store?,
-        () = shutdown.cancelled() => return Ok(()),
+    let timeout = Duration::from_millis(args.redis_timeout_ms.max(1));
+    let Some(store) =
+        Store::connect(&args.redis, Keys::new(args.prefix), timeout, &shutdown).await?
+    else {
+        return Ok(());
     };
     let config = GatewayConfig {
         body_limit: args.body_limit,
