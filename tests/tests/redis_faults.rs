@@ -221,3 +221,72 @@ async fn daemons_stop_on_sigterm_while_redis_is_stopped() {
         gateway.log_tail(20)
     );
 }
+
+/// Takes a little while, so that tasks are queued and running when Redis is flushed.
+const NAP: &str = "import time\ndef nap(i):\n    time.sleep(0.005)\n    return i\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_redis_runs_no_task_of_a_vanished_function() {
+    let mut stack = Stack::start(Mode::Local).await;
+    let fid = stack.register_source("nap", NAP, "nap").await;
+    // Load: tasks queued and running, and the function in both daemons' caches.
+    let executions: Vec<Value> = (0..300)
+        .map(|i| json!({"function_id": fid, "args": [i]}))
+        .collect();
+    let (status, _) = stack
+        .post_json("/execute_batch", json!({ "executions": executions }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let first = stack.execute_json(fid, json!([0]), json!({})).await;
+    assert_eq!(stack.wait_result(first).await["status"], "COMPLETED");
+
+    let flushed = stack.redis().command(&["FLUSHALL"]).await;
+    assert_eq!(flushed, Resp::Simple("OK".into()));
+    // Every execution sent from here on is of a function Redis no longer holds. Until the
+    // gateway notices the new epoch it may still accept some (from its cache); once it has,
+    // the function is a 404.
+    let mut accepted = Vec::new();
+    let mut gone = false;
+    for i in 0..500 {
+        let reply = stack
+            .post_json(
+                "/execute_function",
+                json!({"function_id": fid, "args": [1000 + i]}),
+            )
+            .await;
+        match reply.0 {
+            StatusCode::OK => accepted.push(reply.1["task_id"].as_str().unwrap().to_owned()),
+            StatusCode::NOT_FOUND => {
+                gone = true;
+                break;
+            }
+            other => panic!("execute after FLUSHALL: {other} {}", reply.1),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the gateway still accepts the vanished function");
+    eprintln!(
+        "{} executions accepted from the gateway's cache before it noticed",
+        accepted.len()
+    );
+    let reply = stack
+        .post_json(
+            "/execute_function",
+            json!({"function_id": fid, "args": [1]}),
+        )
+        .await;
+    assert_json_error(&reply, StatusCode::NOT_FOUND, "execute after the reset");
+    let (_, functions) = stack.get_json("/functions").await;
+    assert_eq!(functions, json!([]));
+    // None of them ran: each was failed when the dispatcher found its function gone.
+    for tid in &accepted {
+        let reply = stack.wait_result(tid.parse().unwrap()).await;
+        assert_eq!(
+            reply["status"], "FAILED",
+            "a task of a vanished function ran: {reply}"
+        );
+        assert_eq!(reply["error"]["type"], "FunctionMissing", "{reply}");
+    }
+    // The platform works on: a function registered now runs.
+    add_completes(&stack).await;
+}

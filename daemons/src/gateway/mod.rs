@@ -78,7 +78,8 @@ pub struct AppState {
     pub waiters: Arc<Waiters>,
     /// One permit per long poll held ([`GatewayConfig::max_waits`]).
     wait_slots: Arc<Semaphore>,
-    /// Functions never change once registered: their name and format are cached by id.
+    /// Functions never change once registered: their name and format are cached by id, until
+    /// the Redis epoch changes ([`crate::store::watch_epoch`]).
     functions: Arc<RwLock<HashMap<FunctionId, FunctionMeta>>>,
     /// When set, every route but `/healthz` needs `Authorization: Bearer <token>`.
     token: Option<Arc<str>>,
@@ -156,11 +157,18 @@ pub async fn run(
         state.waiters.clone(),
         shutdown.clone(),
     ));
+    let functions = state.functions.clone();
+    let epoch = tokio::spawn(crate::store::watch_epoch(
+        state.store.clone(),
+        shutdown.clone(),
+        move || functions.write().expect("cache lock").clear(),
+    ));
     info!(addr = %listener.local_addr()?, "gateway listening");
     let grace = state.config.shutdown_grace;
     let edge = state.config.edge.clone();
     edge::serve(listener, app(state), &edge, shutdown.clone(), grace).await;
     shutdown.cancel();
     let _ = events.await;
+    let _ = epoch.await;
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! [`guard`]), and errors say what went wrong: [`StoreError::kind`] tells an unreachable Redis
 //! from one that refuses writes (out of memory, a read-only replica) and from corrupt data.
 
+mod epoch;
 mod guard;
 mod queue;
 
@@ -25,6 +26,7 @@ use tracing::warn;
 use crate::executor::{FunctionDef, Outcome};
 use crate::now_ms;
 
+pub use epoch::{watch_epoch, EPOCH_EVERY};
 pub use guard::Guarded;
 pub use queue::{QueueEntry, QueueReader, Taken};
 
