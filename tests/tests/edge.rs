@@ -174,3 +174,43 @@ async fn at_the_connection_cap_new_connections_wait_and_the_log_says_so() {
     .expect("GET /healthz");
     assert_eq!(reply.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polls_beyond_their_share_are_answered_at_once() {
+    use faas_tests::{Mode, Stack};
+    use serde_json::json;
+    // --max-connections 10: at most 5 long polls wait at once.
+    let stack = Stack::builder(Mode::Local)
+        .without_dispatcher()
+        .gateway_args(&["--max-connections", "10"])
+        .start()
+        .await;
+    let fid = stack
+        .register_source("add", "def add(a, b):\n    return a + b\n", "add")
+        .await;
+    // No dispatcher: the task stays QUEUED, so every wait would run its full 30 s.
+    let tid = stack.execute_json(fid, json!([1, 2]), json!({})).await;
+    let url = stack.url(&format!("/result/{tid}?wait=30000"));
+    let mut polls = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let url = url.clone();
+        polls.spawn(async move {
+            let reply = reqwest::get(&url).await.expect("GET /result");
+            let status = reply.status();
+            let body: serde_json::Value = reply.json().await.expect("JSON");
+            (status, body)
+        });
+    }
+    // Whichever of the six found no wait slot answers now, not after 30 s.
+    let (status, body) = within(
+        Duration::from_secs(10),
+        "a long poll beyond the share",
+        polls.join_next(),
+    )
+    .await
+    .expect("six polls")
+    .expect("poll task");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "QUEUED", "{body}");
+    polls.abort_all();
+}
