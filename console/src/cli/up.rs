@@ -151,7 +151,7 @@ struct Plan {
 impl Plan {
     /// Where per-installation state goes: the data directory, or with `--ephemeral` the
     /// temporary run directory that is removed when `faas up` stops.
-    #[allow(dead_code)] // The place for state such as a generated worker key (issue 10).
+    #[allow(dead_code)] // For per-installation state kept beside the data (a worker key).
     fn state_dir(&self) -> &Path {
         self.data_dir.as_ref().map_or(&self.run_dir, DataDir::path)
     }

@@ -16,6 +16,11 @@
 //! Recovery: a dispatcher keeps the idle time of its in-flight entries low (XCLAIM to itself);
 //! entries idle longer than `reclaim_after` belong to a dead dispatcher, and any live one
 //! re-queues them (`lua/requeue.lua`), counting the attempt.
+//!
+//! Function definitions are cached by id until the Redis epoch changes (Redis lost its data,
+//! see `store::watch_epoch`); `take.lua` reports a task whose function is gone as naming none,
+//! and such a task is failed (`FunctionMissing`), never run from the cache. On SIGTERM the loop
+//! stops even while Redis is away: connecting, the blocking read and every command are bounded.
 
 mod local;
 mod remote;
