@@ -97,24 +97,22 @@ pub async fn listen(
         };
         match subscribed {
             Ok(mut pubsub) => {
-                {
-                    info!(%channel, "subscribed to task events");
-                    delay = Duration::from_millis(100);
-                    // Whatever happened while unsubscribed is unknown: let waiters re-read.
-                    waiters.wake_all();
-                    let mut messages = pubsub.on_message();
-                    loop {
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            msg = messages.next() => match msg {
-                                Some(msg) => on_event(&waiters, msg.get_payload_bytes()),
-                                None => break,
-                            },
-                        }
+                info!(%channel, "subscribed to task events");
+                delay = Duration::from_millis(100);
+                // Whatever happened while unsubscribed is unknown: let waiters re-read.
+                waiters.wake_all();
+                let mut messages = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        msg = messages.next() => match msg {
+                            Some(msg) => on_event(&waiters, msg.get_payload_bytes()),
+                            None => break,
+                        },
                     }
-                    warn!(%channel, "event subscription lost; resubscribing");
-                    waiters.wake_all();
                 }
+                warn!(%channel, "event subscription lost; resubscribing");
+                waiters.wake_all();
             }
             Err((true, e)) => warn!(error = %e, "cannot subscribe to task events"),
             Err((false, e)) => debug!(error = %e, "cannot connect for task events"),
