@@ -239,7 +239,7 @@ impl Launcher {
             a.extend(parts.iter().map(|p| p.as_ref().to_owned()));
         };
         push(&[&"--unshare-pid", &"--unshare-ipc", &"--unshare-uts"]);
-        push(&[&"--unshare-cgroup-try", &"--hostname", &"faas"]);
+        push(&[&"--unshare-cgroup-try"]);
         if self.cfg.net == SandboxNet::None {
             push(&[&"--unshare-net"]);
         }
