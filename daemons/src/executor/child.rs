@@ -59,8 +59,9 @@ impl PyChild {
     /// Starts a child (in its own process group) and waits for its ready frame.
     pub(crate) async fn spawn(launcher: &Launcher) -> Result<Self, ExecutorError> {
         let shown = launcher.describe();
-        let mut child = launcher
-            .command(BOOTSTRAP)
+        let mut cmd = launcher.command(BOOTSTRAP);
+        die_with_daemon(&mut cmd);
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -223,6 +224,21 @@ impl PyChild {
             Some(frame) => Ok(serde_json::from_slice(&frame?)?),
             None => Err(std::io::ErrorKind::UnexpectedEof.into()),
         }
+    }
+}
+
+/// SIGKILL for the child when the daemon dies, even by SIGKILL: bwrap's own
+/// `--die-with-parent` covers what runs inside it, not bwrap itself, and an orphaned python
+/// would finish its task first. (The signal fires when the spawning *thread* exits; children
+/// are spawned from runtime worker threads, which live as long as the daemon.)
+#[allow(unsafe_code)]
+fn die_with_daemon(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+    // async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
     }
 }
 
