@@ -244,6 +244,10 @@ def reap():
 
 def kill_leftovers():
     """Every process the task started dies with the task, however it detached itself."""
+    # As the subreaper, this child is an ancestor of every process the task left behind, setsid
+    # or double-forked ones included: none found, none left (the common, cheap case).
+    if not descendants():
+        return
     if SANDBOXED and os.getpid() <= 2:
         # Alone in this PID namespace with bwrap's init (pid 1, which kill(-1) spares): every
         # other process here is the task's.
