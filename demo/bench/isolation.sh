@@ -12,7 +12,8 @@
 #
 # Usage: demo/bench/isolation.sh   (build first: cargo build --release -p faas-daemons --bins
 #                                     -p faas-console --bin faas)
-# Knobs (environment): MODES SANDBOXES PROCS TASKS CONC FUNCS COLD BIN FAAS_PYTHON OUT
+# Knobs (environment): MODES SANDBOXES PROCS TASKS CONC FUNCS COLD COLD_PAUSE_MS BIN FAAS_PYTHON
+#                      OUT
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,6 +26,7 @@ TASKS=${TASKS:-20000}
 CONC=${CONC:-64}
 FUNCS=${FUNCS:-100}
 COLD=${COLD:-200}
+COLD_PAUSE_MS=${COLD_PAUSE_MS:-300}
 OUT=${OUT:-$ROOT/demo/bench/results/isolation.jsonl}
 
 WORK=$(mktemp -d /tmp/faas-isolation.XXXXXX)
@@ -109,7 +111,7 @@ for mode in $MODES; do
     start_stack "$mode" "$sandbox"
     run single "$mode" "$sandbox" --warmup 200 --tasks "$TASKS" --concurrency "$CONC"
     run mix "$mode" "$sandbox" --warmup 200 --tasks "$TASKS" --concurrency "$CONC" --functions "$FUNCS"
-    run cold "$mode" "$sandbox" --cold-starts "$COLD"
+    run cold "$mode" "$sandbox" --cold-starts "$COLD" --cold-pause-ms "$COLD_PAUSE_MS"
     stop_stack
   done
 done
