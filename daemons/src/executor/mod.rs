@@ -23,7 +23,8 @@
 //! network) namespaces, `--new-session`, `--die-with-parent`, `--clearenv`. Its filesystem
 //! is an allow-list bound read-only (`/usr`, `/etc`, `/opt`, `/lib*`, the interpreter's
 //! prefixes and `sys.path`, which includes `PYTHONPATH`), a private `/tmp`, its own `/proc`
-//! and a minimal `/dev`. Functions therefore see no other process: not the daemons, not each
+//! and a minimal `/dev`; `/etc/faas` (the systemd units' settings, with the token) is hidden.
+//! The daemons' data and working directories are not in it. Functions therefore see no other process: not the daemons, not each
 //! other (`os.getppid()` is 0 or bwrap's init), so they cannot signal them.
 //! When the daemon runs as root, bwrap runs without a user namespace: inside one, the
 //! sandbox's uid would map to the host's root and could read every root-owned 0600 file bound

@@ -98,6 +98,9 @@ const UID_BASE: u32 = 900_000_000;
 const UID_RANGE: u32 = 1 << 20;
 static NEXT_UID: AtomicU32 = AtomicU32::new(0);
 
+/// Where the systemd units read their settings (`demo/systemd`).
+const SETTINGS_DIR: &str = "/etc/faas";
+
 /// What the bootstrap is told on its command line.
 #[derive(Serialize)]
 struct BootConfig<'a> {
@@ -302,6 +305,11 @@ impl Launcher {
                 made.push(parent.to_owned());
             }
             push(&[&"--ro-bind", dir, dir]);
+        }
+        // The systemd units' settings (FAAS_TOKEN among them) live here: hidden, whatever
+        // their permissions, since a non-root daemon's sandbox runs as the daemon's own user.
+        if Path::new(SETTINGS_DIR).is_dir() {
+            push(&[&"--tmpfs", &SETTINGS_DIR]);
         }
         a
     }
