@@ -452,3 +452,36 @@ async fn the_process_limit_binds_in_the_sandbox() {
         "{again}"
     );
 }
+
+const CONNECT: &str = r#"
+import socket
+
+def connect(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return "connected"
+    except OSError as e:
+        return type(e).__name__
+"#;
+
+/// The network is the host's by default (functions call APIs); `--sandbox-net none` leaves a
+/// function only its own loopback, so even the platform's Redis on 127.0.0.1 is out of reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_net_none_cuts_the_network() {
+    for (net, expected) in [("shared", "connected"), ("none", "ConnectionRefusedError")] {
+        let stack = Stack::builder(Mode::Local)
+            .workers(1)
+            .dispatcher_args(&["--sandbox-net", net])
+            .start()
+            .await;
+        let port: u16 = stack
+            .redis_url()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("redis port");
+        let fid = stack.register_source("connect", CONNECT, "connect").await;
+        let reply = call(&stack, fid, json!([port])).await;
+        assert_result(&reply, json!(expected));
+    }
+}
