@@ -485,3 +485,34 @@ async fn sandbox_net_none_cuts_the_network() {
         assert_result(&reply, json!(expected));
     }
 }
+
+/// Without a sandbox the environment is cleared all the same: `PYTHONPATH` and `--pass-env`
+/// names only (plus a fixed PATH, HOME and LANG).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_is_cleared_without_a_sandbox_too() {
+    let stack = Stack::builder(Mode::Local)
+        .workers(1)
+        .env("FAAS_PASSED", "visible")
+        .env("FAAS_NOT_PASSED", "hidden")
+        .env("PYTHONPATH", "/nonexistent-faas-path")
+        .dispatcher_args(&["--sandbox", "none", "--pass-env", "FAAS_PASSED"])
+        .start()
+        .await;
+    let source = "import os\ndef env():\n    return dict(os.environ)\n";
+    let fid = stack.register_source("env", source, "env").await;
+    let reply = call(&stack, fid, json!([])).await;
+    assert_eq!(reply["status"], "COMPLETED", "{reply}");
+    let mut names: Vec<&str> = reply["result"]
+        .as_object()
+        .expect("environment")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["FAAS_PASSED", "HOME", "LANG", "PATH", "PYTHONPATH"],
+        "{reply}"
+    );
+    assert_eq!(reply["result"]["PYTHONPATH"], "/nonexistent-faas-path");
+}
