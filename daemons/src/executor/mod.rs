@@ -20,7 +20,8 @@
 //!
 //! # The sandbox ([`sandbox`], `--sandbox bwrap`, the default when `bwrap` is installed)
 //! Every child has its own bubblewrap: own PID, IPC, UTS (and with `--sandbox-net none`,
-//! network) namespaces, `--new-session`, `--die-with-parent`, `--clearenv`. Its filesystem
+//! network) namespaces, `--new-session`, `--die-with-parent`, and only the environment below
+//! (given to bwrap as its own, never on its command line, which `ps` shows). Its filesystem
 //! is an allow-list bound read-only (`/usr`, `/etc`, `/opt`, `/lib*`, the interpreter's
 //! prefixes and `sys.path`, which includes `PYTHONPATH`), a private `/tmp`, its own `/proc`
 //! and a minimal `/dev`; `/etc/faas` (the systemd units' settings, with the token) is hidden.

@@ -227,8 +227,8 @@ impl Launcher {
                 let mut cmd = Command::new(bwrap);
                 cmd.args(self.bwrap_args());
                 cmd.arg("--").arg(&self.python);
-                // bwrap itself needs nothing from the daemon's environment either.
                 cmd.env_clear();
+                cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
                 cmd
             }
         };
@@ -254,10 +254,9 @@ impl Launcher {
         } else {
             push(&[&"--unshare-user", &"--uid", &"65534", &"--gid", &"65534"]);
         }
-        push(&[&"--die-with-parent", &"--new-session", &"--clearenv"]);
-        for (k, v) in &self.env {
-            push(&[&"--setenv", k, v]);
-        }
+        // The environment goes through bwrap's own (set below, cleared first), not --setenv:
+        // a passed value on a command line would be in every host user's `ps`.
+        push(&[&"--die-with-parent", &"--new-session"]);
         // The filesystem is an allow-list, read-only: the system directories, the interpreter
         // and its sys.path. The daemon's data, tokens and working directory are not in it.
         let mut wanted: Vec<PathBuf> = vec!["/usr".into(), "/etc".into(), "/opt".into()];
