@@ -7,6 +7,12 @@
 //! latency is the full round trip. With `--batch B` the tasks are submitted through
 //! `/execute_batch`, B per request, while the clients wait for the results as ids come back.
 //! `demo/bench/study.sh` builds the weak-scaling study and the report out of these runs.
+//!
+//! `--functions K` cycles the tasks over K distinct no-op functions (each is a warm child of its
+//! own in the executor, so this measures a mix against the single-function rate), and
+//! `--cold-starts N` measures instead N first calls of freshly registered functions, one at a
+//! time with `--cold-pause-ms` between them (so a spare child is ready, as between the
+//! arrivals of new functions on a live platform); its latencies are those first calls.
 
 mod report;
 
@@ -53,6 +59,15 @@ pub struct BenchArgs {
     /// How long one task may take, submit to result, before it counts as failed.
     #[arg(long, default_value_t = 120_000)]
     pub task_timeout_ms: u64,
+    /// Cycle the tasks over K distinct no-op functions (the warm-up runs each at least once).
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub functions: u64,
+    /// Measure N cold starts instead: each the first call of a newly registered function.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub cold_starts: Option<u64>,
+    /// With --cold-starts: the pause after each one.
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub cold_pause_ms: u64,
     /// One JSON object instead of the table (set from the global `--json`).
     #[arg(skip)]
     pub json: bool,
@@ -80,24 +95,41 @@ pub async fn run(args: BenchArgs, client: GatewayClient) -> anyhow::Result<()> {
 
 /// Registers the benchmark function, warms up, runs the measured tasks and summarises them.
 pub async fn measure(args: &BenchArgs, client: &GatewayClient) -> anyhow::Result<BenchReport> {
+    let timeout = Duration::from_millis(args.task_timeout_ms);
+    if let Some(n) = args.cold_starts {
+        return cold_starts(args, client, n, timeout).await;
+    }
     let (function, name) = match args.sleep_ms {
         Some(_) => (SLEEP_SOURCE, "sleep"),
         None => (NOOP_SOURCE, "noop"),
     };
-    let function_id = client
-        .register_source(&format!("bench-{name}"), function, name)
-        .await
-        .context("registering the benchmark function")?;
-    let execution = |sleep_ms: Option<u64>| ExecuteFunction {
-        function_id: function_id.to_string(),
-        args: sleep_ms.map(|ms| json!([ms])),
-        ..ExecuteFunction::default()
+    let mut function_ids = Vec::new();
+    for k in 0..args.functions {
+        // Distinct bodies, in case equal ones were ever shared.
+        let source = match args.functions {
+            1 => function.to_owned(),
+            _ => format!("{function}# variant {k}\n"),
+        };
+        let id = client
+            .register_source(&format!("bench-{name}-{k}"), &source, name)
+            .await
+            .context("registering the benchmark function")?;
+        function_ids.push(id);
+    }
+    let execution = |sleep_ms: Option<u64>| -> Vec<ExecuteFunction> {
+        function_ids
+            .iter()
+            .map(|id| ExecuteFunction {
+                function_id: id.to_string(),
+                args: sleep_ms.map(|ms| json!([ms])),
+                ..ExecuteFunction::default()
+            })
+            .collect()
     };
-    let timeout = Duration::from_millis(args.task_timeout_ms);
     let concurrency = args.concurrency as usize;
 
     // The warm-up sleeps 0 ms: it starts the same function everywhere without taking long.
-    let warmup = args.warmup.unwrap_or(args.concurrency) as usize;
+    let warmup = (args.warmup.unwrap_or(args.concurrency) as usize).max(function_ids.len());
     if warmup > 0 {
         let warm = execution(args.sleep_ms.map(|_| 0));
         let samples = one_by_one(client, &warm, warmup, concurrency, timeout).await;
@@ -150,20 +182,25 @@ pub struct Sample {
 /// `tasks` tasks, `concurrency` clients each submitting one and waiting for its result.
 async fn one_by_one(
     client: &GatewayClient,
-    exec: &ExecuteFunction,
+    execs: &[ExecuteFunction],
     tasks: usize,
     concurrency: usize,
     timeout: Duration,
 ) -> Vec<Sample> {
     let next = Arc::new(AtomicUsize::new(0));
+    let execs: Arc<[ExecuteFunction]> = execs.into();
     let mut clients = JoinSet::new();
     for _ in 0..concurrency.min(tasks) {
-        let (client, exec, next) = (client.clone(), exec.clone(), next.clone());
+        let (client, execs, next) = (client.clone(), execs.clone(), next.clone());
         clients.spawn(async move {
             let mut samples = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < tasks {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= tasks {
+                    break;
+                }
                 let submitted = Instant::now();
-                let sample = match client.execute(&exec).await {
+                let sample = match client.execute(&execs[i % execs.len()]).await {
                     Ok(id) => {
                         let accepted = Instant::now();
                         let error = wait_terminal(&client, id, submitted + timeout).await.err();
@@ -188,7 +225,7 @@ async fn one_by_one(
 /// clients wait for the results of the ids that have come back.
 async fn batched(
     client: &GatewayClient,
-    exec: &ExecuteFunction,
+    execs: &[ExecuteFunction],
     tasks: usize,
     batch: usize,
     concurrency: usize,
@@ -219,11 +256,14 @@ async fn batched(
     }
     let mut rejected = Vec::new();
     let mut left = tasks;
+    let mut i = 0;
     while left > 0 {
         let n = left.min(batch);
         left -= n;
+        let items = (i..i + n).map(|k| execs[k % execs.len()].clone()).collect();
+        i += n;
         let submitted = Instant::now();
-        match client.execute_batch(vec![exec.clone(); n]).await {
+        match client.execute_batch(items).await {
             Ok(task_ids) => {
                 let accepted = Instant::now();
                 for id in task_ids {
@@ -238,6 +278,37 @@ async fn batched(
     let mut samples = collect(waiters).await;
     samples.extend(rejected);
     samples
+}
+
+/// `n` first calls of newly registered functions, one at a time, `--cold-pause-ms` apart.
+async fn cold_starts(
+    args: &BenchArgs,
+    client: &GatewayClient,
+    n: u64,
+    timeout: Duration,
+) -> anyhow::Result<BenchReport> {
+    // A nonce per run: functions registered by an earlier run are not new to the executor.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let platform = platform(client).await;
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    for k in 0..n {
+        let source = format!("def cold():\n    return {k}\n# {run}\n");
+        let id = client
+            .register_source(&format!("bench-cold-{k}"), &source, "cold")
+            .await
+            .context("registering a cold-start function")?;
+        let exec = ExecuteFunction {
+            function_id: id.to_string(),
+            ..ExecuteFunction::default()
+        };
+        samples.extend(one_by_one(client, &[exec], 1, 1, timeout).await);
+        tokio::time::sleep(Duration::from_millis(args.cold_pause_ms)).await;
+    }
+    let mut report = BenchReport::new(args, platform, started, &samples);
+    report.tasks = n;
+    report.cold_starts = Some(n);
+    Ok(report)
 }
 
 fn failed_submission(submitted: Instant, e: &crate::client::ClientError) -> Sample {

@@ -146,3 +146,37 @@ async fn an_oversized_batch_is_refused() {
         "{reply}"
     );
 }
+
+/// `--functions` cycles over several functions and `--cold-starts` times first calls of new
+/// ones; both report every task completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_a_function_mix_and_cold_starts() {
+    let stack = Stack::start(Mode::Local).await;
+    for args in [
+        &["--tasks", "30", "--concurrency", "4", "--functions", "5"][..],
+        &["--cold-starts", "3", "--cold-pause-ms", "10"][..],
+    ] {
+        let out = tokio::time::timeout(
+            BENCH_TIMEOUT,
+            tokio::process::Command::new(bin("faas"))
+                .args(["bench", "--gateway", stack.base_url(), "--json"])
+                .args(args)
+                .env_remove("FAAS_TOKEN")
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("faas bench hung")
+        .expect("run faas bench");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "faas bench {args:?} failed: {stdout}");
+        let r: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+        assert_eq!(r["failures"], 0, "{r}");
+        assert_eq!(r["completed"], r["tasks"], "{r}");
+        if args[0] == "--cold-starts" {
+            assert_eq!(r["cold_starts"], 3, "{r}");
+        } else {
+            assert_eq!(r["functions"], 5, "{r}");
+        }
+    }
+}

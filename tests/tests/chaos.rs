@@ -192,7 +192,9 @@ async fn two_dispatchers_share_the_queue_and_run_each_task_once(mode: Mode) {
 }
 
 async fn a_task_that_kills_its_worker_fails_after_max_attempts(mode: Mode) {
+    // Unsandboxed: a sandboxed function cannot reach its worker (isolation.rs tests that).
     let mut stack = Stack::builder(mode)
+        .env("FAAS_SANDBOX", "none")
         .workers(1)
         .worker_processes(3)
         .dispatcher_args(FAST_DISPATCHER)

@@ -189,7 +189,13 @@ async fn a_waited_for_result_too_big_for_the_event_is_read_back(mode: Mode) {
 }
 
 async fn timeout_kills_the_process_group_and_the_pool_recovers(mode: Mode) {
-    let stack = Stack::builder(mode).workers(1).start().await;
+    // Unsandboxed, so the function can write its host pids where the test reads them; the
+    // sandboxed clean-up is tested in isolation.rs.
+    let stack = Stack::builder(mode)
+        .workers(1)
+        .env("FAAS_SANDBOX", "none")
+        .start()
+        .await;
     let pids = stack.dir().path().join("pids");
     // The function starts a grandchild (which joins its process group), records both, and hangs.
     let source = r#"

@@ -123,7 +123,9 @@ async fn a_dispatcher_restart_is_survived_by_its_workers(mode: Mode) {
 }
 
 async fn a_worker_drains_its_task_on_sigterm(mode: Mode) {
+    // Unsandboxed, so the task can touch the marker file in the test's directory.
     let mut stack = Stack::builder(mode)
+        .env("FAAS_SANDBOX", "none")
         .workers(1)
         .dispatcher_args(FAST_DISPATCHER)
         .worker_args(&["--heartbeat-ms", "300", "--drain-grace-ms", "10000"])

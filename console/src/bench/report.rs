@@ -53,6 +53,12 @@ pub struct BenchReport {
     pub client_cpu_cores: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// `--functions K` when more than one: tasks cycled over K functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functions: Option<u64>,
+    /// `--cold-starts N`: the latencies are N first calls of new functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_starts: Option<u64>,
 }
 
 impl BenchReport {
@@ -98,15 +104,23 @@ impl BenchReport {
             efficiency: ideal_throughput.map(|i| throughput / i),
             client_cpu_cores: None,
             first_error: samples.iter().find_map(|s| s.error.clone()),
+            functions: (args.functions > 1).then_some(args.functions),
+            cold_starts: None,
         }
     }
 
     /// The human-readable form.
     pub fn table(&self) -> String {
-        let kind = match self.sleep_ms {
+        let mut kind = match self.sleep_ms {
             Some(ms) => format!("sleep({ms} ms)"),
             None => "no-op".to_owned(),
         };
+        if let Some(k) = self.functions {
+            kind += &format!(" over {k} functions");
+        }
+        if self.cold_starts.is_some() {
+            kind = "cold starts (first calls of new functions)".to_owned();
+        }
         let via = match self.batch {
             Some(b) => format!("/execute_batch ({b} per request)"),
             None => "/execute_function".to_owned(),
@@ -202,6 +216,9 @@ mod tests {
             sleep_ms,
             batch: None,
             warmup: None,
+            functions: 1,
+            cold_starts: None,
+            cold_pause_ms: 0,
             task_timeout_ms: 1000,
             json: true,
         }

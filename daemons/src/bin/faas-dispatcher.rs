@@ -9,7 +9,7 @@ use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
 use faas_daemons::dispatcher::{
     self, DispatcherConfig, LocalExecutor, RemoteConfig, RemoteExecutor,
 };
-use faas_daemons::executor::{Pool, PoolConfig};
+use faas_daemons::executor::{ExecutorArgs, Pool, PoolConfig};
 use faas_daemons::store::Store;
 use faas_daemons::{metrics, notify};
 use faas_protocol::model::WorkerMode;
@@ -81,6 +81,9 @@ struct Args {
     threads: Option<u16>,
     #[arg(long, env = "FAAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Sandbox and limits of the local pool's children.
+    #[command(flatten)]
+    executor: ExecutorArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -138,6 +141,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 python: args.python.clone(),
                 size,
                 kill_grace: Duration::from_secs(2),
+                sandbox: args.executor.sandbox_config(),
+                max_children: args.executor.max_children,
             })
             .await
             {

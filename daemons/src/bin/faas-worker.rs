@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
+use faas_daemons::executor::ExecutorArgs;
 use faas_daemons::worker::{self, WorkerConfig, WorkerError};
 use faas_protocol::model::WorkerMode;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,9 @@ struct Args {
     threads: Option<u16>,
     #[arg(long, env = "FAAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Sandbox and limits of the children.
+    #[command(flatten)]
+    executor: ExecutorArgs,
 }
 
 fn main() {
@@ -86,6 +90,8 @@ async fn run(args: Args) {
         python: args.python.clone(),
         heartbeat: Duration::from_millis(args.heartbeat_ms),
         drain_grace: Duration::from_millis(args.drain_grace_ms),
+        sandbox: args.executor.sandbox_config(),
+        max_children: args.executor.max_children,
     };
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();

@@ -1,19 +1,30 @@
-"""FaaS executor child: runs one task at a time for the Rust pool that started it.
+"""FaaS executor child: runs the tasks of ONE function for the Rust pool that started it.
 
-Frames on the pipes are a 4-byte big-endian length and a UTF-8 JSON object. Request:
-{"function_id", "format": "dill"|"source", "body"?: base64 pickle or source (sent only when this
-child has not cached the function), "entrypoint"?, "args": base64 pickle of ((args), {kwargs})
-for dill, {"args": [...], "kwargs": {...}} for source}. Reply: {"ok": bool, "result", "error"?:
-{"type", "message", "traceback"}, "log": what the function printed}.
+Started as `python -c BOOTSTRAP CONFIG_JSON` (see executor/sandbox.rs): it applies its limits
+and, in a root-run sandbox, switches to its own unprivileged uid before any function code runs.
+It starts unbound (a "spare"); the first request carrying a body binds it to that function for
+life, whether or not the body loads: a load error (a SyntaxError, say) is the answer to every
+later call. A request without a body to an unbound child is answered {"need_body": true}, and
+the pool resends it with the body.
+
+Frames on the pipes are a 4-byte big-endian length and a UTF-8 JSON object (tokio_util's
+LengthDelimitedCodec on the Rust side). Request: {"function_id", "format": "dill"|"source",
+"body"?, "entrypoint"?, "args": base64 pickle of ((args), {kwargs}) for dill, {"args": [...],
+"kwargs": {...}} for source}. Reply: {"ok": bool, "result", "error"?: {"type", "message",
+"traceback"}, "log": what the function printed, capped}.
 """
 import base64
-import contextlib
 import io
 import json
 import os
+import signal
 import struct
 import sys
 import traceback
+
+CONFIG = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+LIMITS = CONFIG.get("limits", {})
+SANDBOXED = bool(CONFIG.get("sandboxed"))
 
 # The frame pipes are taken off fds 0 and 1 first, so that a user's print (or a C library
 # writing to fd 1) can never interleave with a frame: fd 1 becomes stderr, fd 0 /dev/null.
@@ -31,6 +42,32 @@ try:
 except ImportError:
     dill = None
 
+
+def _confine():
+    """Subreaper, uid and rlimits: done before any function code can run."""
+    import ctypes
+    import resource
+
+    # Orphans of this child's processes come back to it (not to the daemon or init), so the end
+    # of a task can find and kill them even after a double fork or setsid.
+    PR_SET_CHILD_SUBREAPER = 36
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    uid = CONFIG.get("uid")
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # drops CAP_SETUID/CAP_SETGID, the only ones bwrap gave
+    for name, key in (("RLIMIT_AS", "memory"), ("RLIMIT_NOFILE", "open_files"), ("RLIMIT_NPROC", "processes")):
+        value = LIMITS.get(key)
+        if value:
+            # RLIMIT_NPROC counts per uid: it binds only where this child has a uid of its own.
+            if key == "processes" and not SANDBOXED:
+                continue
+            resource.setrlimit(getattr(resource, name), (value, value))
+
+
+_confine()
+
 DILL_MISSING = (
     "the dill format needs the Python package 'dill' in the worker's interpreter ("
     + sys.executable
@@ -38,8 +75,11 @@ DILL_MISSING = (
     + sys.executable
     + " -m pip install dill`, or point --python / FAAS_PYTHON at an interpreter that has it"
 )
-CACHE_LIMIT = 512
-FUNCTIONS = {}
+MAX_OUTPUT = int(LIMITS.get("max_output") or 1 << 20)
+MAX_RESULT = int(LIMITS.get("max_result") or 16 << 20)
+
+# This child's one function: (function_id, callable or None, load error or None).
+BOUND = None
 
 
 class TaskFailure(Exception):
@@ -48,6 +88,40 @@ class TaskFailure(Exception):
     def __init__(self, kind, message):
         super().__init__(message)
         self.kind = kind
+
+
+class CappedLog(io.TextIOBase):
+    """print/log capture that keeps the first MAX_OUTPUT bytes and counts the rest."""
+
+    def __init__(self):
+        self.parts = []
+        self.kept = 0
+        self.cut = 0
+
+    def writable(self):
+        return True
+
+    def write(self, s):
+        if not isinstance(s, str):
+            s = str(s)
+        room = MAX_OUTPUT - self.kept
+        if room > 0:
+            data = s.encode("utf-8", "replace")
+            head = data[:room]
+            self.parts.append(head.decode("utf-8", "ignore"))
+            self.kept += len(head)
+            self.cut += len(data) - len(head)
+        else:
+            self.cut += len(s.encode("utf-8", "replace"))
+        return len(s)
+
+    def getvalue(self):
+        text = "".join(self.parts)
+        if self.cut:
+            if text and not text.endswith("\n"):
+                text += "\n"
+            text += "[faas: %d bytes of output cut; the limit is %d bytes]\n" % (self.cut, MAX_OUTPUT)
+        return text
 
 
 def read_exact(n):
@@ -62,7 +136,7 @@ def read_exact(n):
 
 
 def write_frame(obj):
-    data = json.dumps(obj).encode()
+    data = json.dumps(obj, ensure_ascii=False).encode("utf-8", "replace")
     FRAMES_OUT.write(struct.pack(">I", len(data)) + data)
     FRAMES_OUT.flush()
 
@@ -73,28 +147,28 @@ def need_dill():
     return dill
 
 
-def load_function(req):
-    fid = req["function_id"]
-    fn = FUNCTIONS.get(fid)
-    if fn is not None:
-        return fn
-    if "body" not in req:
-        raise TaskFailure("ProtocolError", "function body missing for an uncached function")
+def load(req):
     if req["format"] == "dill":
         fn = need_dill().loads(base64.b64decode(req["body"]))
     else:
         namespace = {"__name__": "faas_function"}
-        exec(compile(req["body"], "<function " + fid + ">", "exec"), namespace)
+        exec(compile(req["body"], "<function " + req["function_id"] + ">", "exec"), namespace)
         name = req.get("entrypoint") or ""
         if name not in namespace:
             raise TaskFailure("EntrypointMissing", "the source does not define " + repr(name))
         fn = namespace[name]
     if not callable(fn):
         raise TaskFailure("NotCallable", "the registered object is a %s, not a function" % type(fn).__name__)
-    if len(FUNCTIONS) >= CACHE_LIMIT:
-        FUNCTIONS.clear()
-    FUNCTIONS[fid] = fn
     return fn
+
+
+def bind(req):
+    """Loads the body once; the outcome, function or failure reply, is this child's for life."""
+    global BOUND
+    try:
+        BOUND = (req["function_id"], load(req), None)
+    except BaseException as exc:
+        BOUND = (req["function_id"], None, (error_of(exc), pickled_error(req["format"], exc)))
 
 
 def load_args(req):
@@ -110,13 +184,25 @@ def load_args(req):
     return args, kwargs
 
 
+def too_large(size):
+    return TaskFailure(
+        "ResultTooLarge",
+        "the result is %d bytes encoded; the limit is %d bytes (--max-result)" % (size, MAX_RESULT),
+    )
+
+
 def encode_result(fmt, value):
     if fmt == "dill":
-        return base64.b64encode(need_dill().dumps(value)).decode()
+        data = base64.b64encode(need_dill().dumps(value)).decode()
+        if len(data) > MAX_RESULT:
+            raise too_large(len(data))
+        return data
     try:
-        json.dumps(value)
+        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "replace"))
     except (TypeError, ValueError) as e:
         raise TaskFailure("ResultNotSerializable", "the return value is not JSON: %s" % e)
+    if size > MAX_RESULT:
+        raise too_large(size)
     return value
 
 
@@ -126,23 +212,99 @@ def error_of(exc):
     return {"type": kind, "message": str(exc), "traceback": tb}
 
 
-def handle(req):
-    fmt = req["format"]
-    log = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            fn = load_function(req)
-            args, kwargs = load_args(req)
-            value = fn(*args, **kwargs)
-        return {"ok": True, "result": encode_result(fmt, value), "log": log.getvalue()}
-    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the child must live on
-        result = None
-        if fmt == "dill" and dill is not None and not isinstance(exc, TaskFailure):
+def descendants():
+    """Pids of this process's children, theirs, and so on (orphans come back: subreaper)."""
+    found, todo = [], [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        try:
+            tasks = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for tid in tasks:
             try:
-                result = base64.b64encode(dill.dumps(exc)).decode()
-            except Exception:
-                result = None
-        return {"ok": False, "result": result, "error": error_of(exc), "log": log.getvalue()}
+                with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
+def reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def kill_leftovers():
+    """Every process the task started dies with the task, however it detached itself."""
+    # As the subreaper, this child is an ancestor of every process the task left behind, setsid
+    # or double-forked ones included: none found, none left (the common, cheap case).
+    if not descendants():
+        return
+    if SANDBOXED and os.getpid() <= 2:
+        # Alone in this PID namespace with bwrap's init (pid 1, which kill(-1) spares): every
+        # other process here is the task's.
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+    for _ in range(100):
+        pids = descendants()
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        reap()
+    reap()
+
+
+def pickled_error(fmt, exc):
+    """dill callers get the exception itself to re-raise, if it pickles and fits."""
+    if fmt != "dill" or dill is None or isinstance(exc, TaskFailure):
+        return None
+    try:
+        result = base64.b64encode(dill.dumps(exc)).decode()
+    except BaseException:
+        return None
+    return result if len(result) <= MAX_RESULT else None
+
+
+def handle(req):
+    if BOUND is None and "body" not in req:
+        return {"need_body": True}
+    if BOUND is not None and BOUND[0] != req["function_id"]:
+        error = {"type": "ProtocolError", "message": "this child runs function " + BOUND[0], "traceback": ""}
+        return {"ok": False, "result": None, "log": "", "error": error}
+    log = CappedLog()
+    saved = sys.stdout, sys.stderr
+    try:
+        sys.stdout = sys.stderr = log
+        try:
+            if BOUND is None:
+                bind(req)  # what the module prints while it loads is the first task's log
+            if BOUND[2] is not None:
+                error, result = BOUND[2]
+                return {"ok": False, "result": result, "error": error, "log": log.getvalue()}
+            args, kwargs = load_args(req)
+            value = BOUND[1](*args, **kwargs)
+        finally:
+            sys.stdout, sys.stderr = saved
+        return {"ok": True, "result": encode_result(req["format"], value), "log": log.getvalue()}
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: the child must live on
+        sys.stdout, sys.stderr = saved
+        return {"ok": False, "result": pickled_error(req["format"], exc), "error": error_of(exc), "log": log.getvalue()}
+    finally:
+        kill_leftovers()
 
 
 def main():

@@ -1,24 +1,24 @@
-//! One Python child process: spawn, handshake, run a task, and kill it as a process group.
+//! One Python child process: spawn (sandboxed or not), handshake, run a task of the one
+//! function it is bound to, and kill it with everything it started.
 
-use std::collections::HashSet;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use bytes::Bytes;
 use faas_protocol::{FunctionId, TaskStatus};
-use nix::sys::signal::{killpg, Signal};
+use futures::{SinkExt, StreamExt};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
+use super::sandbox::{Launcher, SandboxKind};
 use super::{ExecutorError, Job, Outcome};
 
 const BOOTSTRAP: &str = include_str!("bootstrap.py");
-/// Replies larger than this mean a broken child, not a result: the gateway caps bodies far lower.
-const MAX_FRAME: usize = 512 * 1024 * 1024;
 
 /// Why a child could not produce an outcome; the child is unusable afterwards.
 #[derive(Debug)]
@@ -30,15 +30,22 @@ pub(crate) enum ChildFailure {
 #[derive(Debug)]
 pub(crate) struct PyChild {
     child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    frames_in: FramedWrite<ChildStdin, LengthDelimitedCodec>,
+    frames_out: FramedRead<ChildStdout, LengthDelimitedCodec>,
+    /// The process the pool started: bwrap, or python itself with `--sandbox none`.
     pid: i32,
-    /// Functions this child has loaded; their body is not sent again.
-    known: HashSet<FunctionId>,
+    sandboxed: bool,
+    /// The function this child has been sent the body of; it runs no other. `None`: a spare.
+    bound: Option<FunctionId>,
+    /// When it last finished a task, in the pool's clock (for least-recently-used eviction).
+    pub(crate) last_used: u64,
 }
 
 #[derive(Deserialize)]
 struct Reply {
+    #[serde(default)]
+    need_body: bool,
+    #[serde(default)]
     ok: bool,
     #[serde(default)]
     result: serde_json::Value,
@@ -49,12 +56,12 @@ struct Reply {
 }
 
 impl PyChild {
-    /// Starts a child in its own process group and waits for its ready frame.
-    pub(crate) async fn spawn(python: &Path) -> Result<Self, ExecutorError> {
-        let shown = python.display().to_string();
-        let mut child = Command::new(python)
-            .arg("-c")
-            .arg(BOOTSTRAP)
+    /// Starts a child (in its own process group) and waits for its ready frame.
+    pub(crate) async fn spawn(launcher: &Launcher) -> Result<Self, ExecutorError> {
+        let shown = launcher.describe();
+        let mut cmd = launcher.command(BOOTSTRAP);
+        die_with_daemon(&mut cmd);
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -67,13 +74,25 @@ impl PyChild {
             })?;
         let pid = child.id().unwrap_or_default() as i32;
         let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let limits = launcher.limits();
+        // A reply holds at most the result, the log (JSON escapes can take 6 bytes per byte of
+        // it) and a traceback: anything longer is a broken or hostile child.
+        let max_frame =
+            (limits.max_result + 6 * limits.max_output + (4 << 20)).min(usize::MAX as u64) as usize;
         let mut me = Self {
             child,
-            stdin,
-            stdout,
+            frames_in: FramedWrite::new(stdin, LengthDelimitedCodec::new()),
+            frames_out: FramedRead::new(
+                stdout,
+                LengthDelimitedCodec::builder()
+                    .max_frame_length(max_frame)
+                    .new_codec(),
+            ),
             pid,
-            known: HashSet::new(),
+            sandboxed: launcher.kind() == SandboxKind::Bwrap,
+            bound: None,
+            last_used: 0,
         };
         let ready = tokio::time::timeout(Duration::from_secs(30), me.read_frame()).await;
         match ready {
@@ -100,37 +119,57 @@ impl PyChild {
         self.pid
     }
 
-    /// Runs one job. On `Err` the child is broken and must be killed with [`Self::kill`].
+    pub(crate) fn bound(&self) -> Option<FunctionId> {
+        self.bound
+    }
+
+    /// Runs one job of the child's function (binding a spare to it). On `Err` the child is
+    /// broken and must be killed with [`Self::kill`].
     pub(crate) async fn run(&mut self, job: &Job) -> Result<Outcome, ChildFailure> {
         let f = &job.function;
-        let mut req = json!({
-            "function_id": f.id,
-            "format": f.format,
-            "args": job.args,
-        });
-        if !self.known.contains(&f.id) {
-            req["body"] = json!(f.body);
-            req["entrypoint"] = json!(f.entrypoint);
-        }
+        debug_assert!(self.bound.is_none() || self.bound == Some(f.id));
         let exchange = async {
-            self.write_frame(&req).await?;
-            self.read_frame().await
+            let mut with_body = self.bound.is_none();
+            loop {
+                let mut req = json!({
+                    "function_id": f.id,
+                    "format": f.format,
+                    "args": job.args,
+                });
+                if with_body {
+                    req["body"] = json!(f.body);
+                    req["entrypoint"] = json!(f.entrypoint);
+                }
+                self.write_frame(&req).await?;
+                let reply: Reply = serde_json::from_value(self.read_frame().await?)
+                    .map_err(|e| std::io::Error::other(format!("a malformed reply ({e})")))?;
+                // The child has the body once it answered a request that carried it.
+                if with_body {
+                    self.bound = Some(f.id);
+                }
+                match reply.need_body {
+                    // A miss is answered with the body, never with a failed task.
+                    true if !with_body => with_body = true,
+                    true => return Err(std::io::Error::other("it asked again for a body it had")),
+                    false => return Ok(reply),
+                }
+            }
         };
         let reply = match tokio::time::timeout(job.timeout, exchange).await {
             Err(_) => return Err(ChildFailure::Timeout),
-            Ok(Err(_)) => {
-                // The pipe broke: the child died. Its exit status says how.
-                let status = tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            Ok(Err(e)) => {
+                // The pipe broke (the child died) or it sent nonsense. Its exit status says how.
+                let status = tokio::time::timeout(Duration::from_millis(500), self.child.wait())
                     .await
                     .ok()
                     .and_then(Result::ok);
-                return Err(ChildFailure::Died(describe_exit(status)));
+                return Err(ChildFailure::Died(match status {
+                    Some(_) => describe_exit(status),
+                    None => format!("it broke the protocol: {e}"),
+                }));
             }
-            Ok(Ok(frame)) => frame,
+            Ok(Ok(reply)) => reply,
         };
-        let reply: Reply = serde_json::from_value(reply)
-            .map_err(|e| ChildFailure::Died(format!("it sent a malformed reply ({e})")))?;
-        self.known.insert(f.id);
         Ok(Outcome {
             status: if reply.ok {
                 TaskStatus::Completed
@@ -143,9 +182,27 @@ impl PyChild {
         })
     }
 
-    /// Kills the child's whole process group: SIGTERM, then SIGKILL after `grace`.
+    /// Kills the child and every process it started. A sandbox goes at once with SIGKILL:
+    /// killing bwrap kills its PID namespace's init (`--die-with-parent`), and with it the
+    /// namespace. A plain child gets SIGTERM, `grace`, then SIGKILL for its group and every
+    /// descendant (it is their subreaper, so setsid ones are among them).
     pub(crate) async fn kill(mut self, grace: Duration) {
         let group = Pid::from_raw(self.pid);
+        if self.sandboxed {
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = self.child.wait().await;
+            return;
+        }
+        // Descendants first: once the child is gone they are no longer found under it.
+        for _ in 0..10 {
+            let rest = descendants(self.pid);
+            if rest.is_empty() {
+                break;
+            }
+            for pid in rest {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
         let _ = killpg(group, Signal::SIGTERM);
         if tokio::time::timeout(grace, self.child.wait())
             .await
@@ -154,28 +211,57 @@ impl PyChild {
             let _ = killpg(group, Signal::SIGKILL);
             let _ = self.child.wait().await;
         }
-        // Grandchildren the function started may outlive the leader: the group gets SIGKILL too.
         let _ = killpg(group, Signal::SIGKILL);
     }
 
     async fn write_frame(&mut self, value: &serde_json::Value) -> std::io::Result<()> {
         let body = serde_json::to_vec(value)?;
-        let mut buf = Vec::with_capacity(body.len() + 4);
-        buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        buf.extend_from_slice(&body);
-        self.stdin.write_all(&buf).await?;
-        self.stdin.flush().await
+        self.frames_in.send(Bytes::from(body)).await
     }
 
     async fn read_frame(&mut self) -> std::io::Result<serde_json::Value> {
-        let len = self.stdout.read_u32().await? as usize;
-        if len > MAX_FRAME {
-            return Err(std::io::Error::other(format!("frame of {len} bytes")));
+        match self.frames_out.next().await {
+            Some(frame) => Ok(serde_json::from_slice(&frame?)?),
+            None => Err(std::io::ErrorKind::UnexpectedEof.into()),
         }
-        let mut body = vec![0; len];
-        self.stdout.read_exact(&mut body).await?;
-        Ok(serde_json::from_slice(&body)?)
     }
+}
+
+/// SIGKILL for the child when the daemon dies, even by SIGKILL: bwrap's own
+/// `--die-with-parent` covers what runs inside it, not bwrap itself, and an orphaned python
+/// would finish its task first. (The signal fires when the spawning *thread* exits; children
+/// are spawned from runtime worker threads, which live as long as the daemon.)
+#[allow(unsafe_code)]
+fn die_with_daemon(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+    // async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// Pids below `pid` in the process tree, from `/proc/PID/task/TID/children`.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let path = task.path().join("children");
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            for kid in text.split_whitespace().filter_map(|k| k.parse().ok()) {
+                found.push(kid);
+                todo.push(kid);
+            }
+        }
+    }
+    found
 }
 
 /// "exit code 3", "killed by signal SIGSEGV", as a person would say it.

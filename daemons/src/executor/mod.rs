@@ -1,18 +1,76 @@
-//! The Python executor: a pool of long-lived `python3` children that run tasks one at a time.
+//! The Python executor: sandboxed Python children, each of which only ever runs ONE function.
 //!
-//! Each child runs `bootstrap.py` (embedded in the binary) and talks length-prefixed JSON over
-//! its stdin/stdout. Children are started once and reused, so a task never pays for a process
-//! spawn; a child that times out or dies is killed as a process group and replaced.
+//! # Why one function per child
+//! User code runs in the interpreter that reads the frames. A child shared by functions lets
+//! one function patch `__main__`, `json` or builtins and take over every later task of every
+//! other function. So a child is bound to a function by the first request that carries its
+//! body and runs nothing else until it dies; the Rust side ([`child`]) and `bootstrap.py`
+//! agree on it: a child that was never sent the body answers `need_body` and is sent it (a
+//! miss costs a resend, never a failed task), and a body that fails to load (a SyntaxError)
+//! is the answer to every call of that child.
+//!
+//! # Keeping it fast: spares and warm children ([`pool`])
+//! The SOCK design (USENIX ATC '18) forks a function's child from a warm zygote. A fork stays
+//! inside the zygote's sandbox, though, and the point is a sandbox per function. So each slot
+//! keeps a *spare* instead: bwrap + python with the bootstrap and dill imported, limits
+//! applied, not yet bound. A new function's first call (its cold start) binds a spare, i.e.
+//! sends it the body, while a replacement spare starts in the background. Children stay warm
+//! per function; past `--max-children` (running + warm + spare) the least recently used idle
+//! ones are stopped. A function whose warm children were evicted pays one cold start again.
+//!
+//! # The sandbox ([`sandbox`], `--sandbox bwrap`, the default when `bwrap` is installed)
+//! Every child has its own bubblewrap: own PID, IPC, UTS (and with `--sandbox-net none`,
+//! network) namespaces, `--new-session`, `--die-with-parent`, and only the environment below
+//! (given to bwrap as its own, never on its command line, which `ps` shows). Its filesystem
+//! is an allow-list bound read-only (`/usr`, `/etc`, `/opt`, `/lib*`, the interpreter's
+//! prefixes and `sys.path`, which includes `PYTHONPATH`), a private `/tmp`, its own `/proc`
+//! and a minimal `/dev`; `/etc/faas` (the systemd units' settings, with the token) is hidden.
+//! The daemons' data and working directories are not in it. Functions therefore see no other process: not the daemons, not each
+//! other (`os.getppid()` is 0 or bwrap's init), so they cannot signal them.
+//! When the daemon runs as root, bwrap runs without a user namespace: inside one, the
+//! sandbox's uid would map to the host's root and could read every root-owned 0600 file bound
+//! in (`/etc/shadow`). Instead bwrap hands only CAP_SETUID/CAP_SETGID to the bootstrap, which
+//! switches to a uid of its own (900000000 + n, one per child) before any function code runs,
+//! dropping both. A non-root daemon uses `--unshare-user --uid 65534` instead.
+//!
+//! # Environment
+//! Children get `PATH`, `HOME=/tmp`, `LANG`, `PYTHONPATH` and the variables named by
+//! `--pass-env`; nothing else of the daemon's environment (its token, its Redis URL), in
+//! either sandbox mode.
+//!
+//! # Limits ([`sandbox::Limits`]), applied by the bootstrap to itself
+//! `RLIMIT_AS` (`--memory-limit`; a task over it fails `MemoryError` and its child is
+//! replaced), `RLIMIT_NOFILE`, and `RLIMIT_NPROC` (`--max-processes`). RLIMIT_NPROC never
+//! binds uid 0, which is why a root-run sandbox has a uid of its own: there the limit counts
+//! that sandbox's processes only. With `--sandbox none` processes are not bounded. Output
+//! (`--max-output`) is capped as it is captured, with a notice line for what was cut; results
+//! over `--max-result` fail `ResultTooLarge` in the child, before they are sent, so the
+//! daemons never hold more than a frame's maximum (the codec refuses longer frames).
+//!
+//! # Clean-up
+//! Every process a task started is gone when the task ends. The bootstrap is a child
+//! subreaper (orphans, setsid or not, come back to it); after every task it kills the other
+//! processes of its PID namespace (`kill(-1)`, sandbox only) and every descendant it finds,
+//! and reaps them. A child killed for a timeout takes the rest along: killing bwrap kills the
+//! namespace's init and so the namespace; an unsandboxed child's descendants are killed
+//! before it.
+//!
+//! Frames on the pipes are `tokio_util`'s `LengthDelimitedCodec` (4-byte big-endian length)
+//! with a maximum frame length, and UTF-8 JSON.
 
 mod child;
+mod options;
 mod pool;
+mod sandbox;
 
 use std::time::Duration;
 
 pub use faas_protocol::model::Outcome;
 use faas_protocol::{FunctionFormat, FunctionId, TaskId};
 
-pub use pool::{Pool, PoolConfig, Slot};
+pub use options::{parse_size, ExecutorArgs};
+pub use pool::{Pool, PoolConfig, Slot, DEFAULT_MAX_CHILDREN};
+pub use sandbox::{Limits, SandboxConfig, SandboxKind, SandboxNet};
 
 /// A registered function as the executor needs it. Functions never change once registered,
 /// so dispatchers and workers cache these by id.

@@ -1,13 +1,17 @@
-//! The pool: a fixed number of slots, each backed by one long-lived Python child.
+//! The pool: a fixed number of slots (tasks at once), spare children ready to be bound to a
+//! function, and warm children per function, evicted least-recently-used past a cap.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use faas_protocol::FunctionId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::child::{ChildFailure, PyChild};
+use super::sandbox::{Launcher, SandboxConfig};
 use super::{ExecutorError, Job, Outcome};
 
 #[derive(Clone, Debug)]
@@ -16,9 +20,16 @@ pub struct PoolConfig {
     pub python: PathBuf,
     /// How many tasks run at once, one child each.
     pub size: usize,
-    /// Between SIGTERM and SIGKILL when a child's process group is killed.
+    /// Between SIGTERM and SIGKILL when an unsandboxed child is killed.
     pub kill_grace: Duration,
+    pub sandbox: SandboxConfig,
+    /// Children alive at most (`--max-children`): running, warm and spare together. Raised to
+    /// twice `size` if lower, so every slot can have a spare beside a running child.
+    pub max_children: usize,
 }
+
+/// Default `--max-children`.
+pub const DEFAULT_MAX_CHILDREN: usize = 128;
 
 /// A cloneable handle to the pool.
 #[derive(Clone, Debug)]
@@ -29,8 +40,46 @@ pub struct Pool {
 #[derive(Debug)]
 struct Inner {
     cfg: PoolConfig,
-    idle: Mutex<Vec<PyChild>>,
+    launcher: Launcher,
+    state: Mutex<State>,
     slots: Arc<Semaphore>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Started, not bound to any function yet: a new function's first call takes one.
+    spares: Vec<PyChild>,
+    /// Spares being started.
+    starting: usize,
+    /// Idle children bound to a function, most recently used last.
+    warm: HashMap<FunctionId, Vec<PyChild>>,
+    warm_count: usize,
+    /// Children running a task.
+    busy: usize,
+    /// Ticks once per finished task: the age used for eviction.
+    clock: u64,
+}
+
+impl State {
+    fn total(&self) -> usize {
+        self.spares.len() + self.starting + self.warm_count + self.busy
+    }
+
+    /// The least recently used idle warm child, taken out of the pool.
+    fn evict_one(&mut self) -> Option<PyChild> {
+        let (&fid, _) = self
+            .warm
+            .iter()
+            .filter_map(|(fid, kids)| kids.first().map(|k| (fid, k.last_used)))
+            .min_by_key(|(_, used)| *used)?;
+        let kids = self.warm.get_mut(&fid)?;
+        let child = kids.remove(0);
+        if kids.is_empty() {
+            self.warm.remove(&fid);
+        }
+        self.warm_count -= 1;
+        Some(child)
+    }
 }
 
 /// The right to run one task now. Taken before a task is read from the queue, so a dispatcher
@@ -42,18 +91,36 @@ pub struct Slot {
 }
 
 impl Pool {
-    /// Starts every child up front, so the first tasks do not pay for interpreter start-up,
-    /// and a wrong `--python` fails here, clearly, rather than on the first task.
+    /// Starts a spare per slot up front, so the first tasks do not pay for interpreter
+    /// start-up, and a wrong `--python` or a missing `bwrap` fails here, clearly, rather than
+    /// on the first task.
     pub async fn start(cfg: PoolConfig) -> Result<Self, ExecutorError> {
         let size = cfg.size.max(1);
-        let spawns = (0..size).map(|_| PyChild::spawn(&cfg.python));
-        let children = futures::future::try_join_all(spawns).await?;
-        info!(python = %cfg.python.display(), size, "python pool started");
+        let max_children = cfg.max_children.max(2 * size);
+        let launcher = Launcher::new(&cfg.python, cfg.sandbox.clone()).await?;
+        let spawns = (0..size).map(|_| PyChild::spawn(&launcher));
+        let spares = futures::future::try_join_all(spawns).await?;
+        info!(
+            python = %launcher.describe(),
+            sandbox = ?cfg.sandbox.kind,
+            net = ?cfg.sandbox.net,
+            size,
+            max_children,
+            "python pool started"
+        );
         Ok(Self {
             inner: Arc::new(Inner {
-                idle: Mutex::new(children),
+                state: Mutex::new(State {
+                    spares,
+                    ..State::default()
+                }),
                 slots: Arc::new(Semaphore::new(size)),
-                cfg: PoolConfig { size, ..cfg },
+                launcher,
+                cfg: PoolConfig {
+                    size,
+                    max_children,
+                    ..cfg
+                },
             }),
         })
     }
@@ -65,6 +132,11 @@ impl Pool {
     /// Slots free right now.
     pub fn free(&self) -> usize {
         self.inner.slots.available_permits()
+    }
+
+    /// Children alive now (spare, warm, starting and running), for tests and metrics.
+    pub fn children(&self) -> usize {
+        self.state().total()
     }
 
     /// Waits for a free slot. `None` once the pool is shut down.
@@ -94,40 +166,144 @@ impl Pool {
     }
 
     /// Stops handing out slots and kills the idle children. Running tasks keep their child
-    /// until they finish; it is killed when its slot comes back.
+    /// until they finish; it is killed when it comes back.
     pub async fn shutdown(&self) {
         self.inner.slots.close();
-        let idle = std::mem::take(&mut *self.inner.idle.lock().expect("pool lock"));
+        let idle: Vec<PyChild> = {
+            let mut st = self.state();
+            let mut idle = std::mem::take(&mut st.spares);
+            idle.extend(st.warm.drain().flat_map(|(_, kids)| kids));
+            st.warm_count = 0;
+            idle
+        };
         let grace = self.inner.cfg.kill_grace;
         futures::future::join_all(idle.into_iter().map(|c| c.kill(grace))).await;
     }
 
-    fn take_idle(&self) -> Option<PyChild> {
-        self.inner.idle.lock().expect("pool lock").pop()
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().expect("pool lock")
     }
 
-    fn put_idle(&self, child: PyChild) -> Option<PyChild> {
-        if self.inner.slots.is_closed() {
-            return Some(child);
+    /// A warm child of `fid`, else a spare (and a replacement spare is started). Counted busy.
+    fn take(&self, fid: FunctionId) -> Option<PyChild> {
+        let mut st = self.state();
+        let warm = st.warm.get_mut(&fid).and_then(Vec::pop);
+        let child = match warm {
+            Some(child) => {
+                if st.warm.get(&fid).is_some_and(Vec::is_empty) {
+                    st.warm.remove(&fid);
+                }
+                st.warm_count -= 1;
+                Some(child)
+            }
+            None => {
+                let spare = st.spares.pop();
+                drop(st);
+                self.refill();
+                st = self.state();
+                spare
+            }
+        };
+        st.busy += 1;
+        child
+    }
+
+    /// Gives a child back after a task: warm for its function, the least recently used ones
+    /// evicted past the cap.
+    fn give_back(&self, mut child: PyChild) {
+        let mut evicted = Vec::new();
+        {
+            let mut st = self.state();
+            st.busy -= 1;
+            match child.bound() {
+                Some(fid) if !self.inner.slots.is_closed() => {
+                    st.clock += 1;
+                    child.last_used = st.clock;
+                    st.warm.entry(fid).or_default().push(child);
+                    st.warm_count += 1;
+                    while st.total() > self.inner.cfg.max_children {
+                        match st.evict_one() {
+                            Some(old) => evicted.push(old),
+                            None => break,
+                        }
+                    }
+                }
+                _ => evicted.push(child),
+            }
         }
-        self.inner.idle.lock().expect("pool lock").push(child);
-        None
+        self.kill_later(evicted);
+    }
+
+    /// A child that must not be used again (broken, or over its memory limit).
+    fn discard(&self, child: PyChild) {
+        self.state().busy -= 1;
+        self.kill_later(vec![child]);
+    }
+
+    fn kill_later(&self, children: Vec<PyChild>) {
+        if children.is_empty() {
+            return;
+        }
+        debug!(count = children.len(), "killing python children");
+        let grace = self.inner.cfg.kill_grace;
+        tokio::spawn(futures::future::join_all(
+            children.into_iter().map(move |c| c.kill(grace)),
+        ));
+    }
+
+    /// Starts spares in the background until there is one per slot.
+    fn refill(&self) {
+        let pool = self.clone();
+        let wanted = {
+            let mut st = self.state();
+            let missing = self.size().saturating_sub(st.spares.len() + st.starting);
+            st.starting += missing;
+            missing
+        };
+        for _ in 0..wanted {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let spare = PyChild::spawn(&pool.inner.launcher).await;
+                let mut extra = Vec::new();
+                {
+                    let mut st = pool.state();
+                    st.starting -= 1;
+                    match spare {
+                        Ok(child) if pool.inner.slots.is_closed() => extra.push(child),
+                        Ok(child) => {
+                            st.spares.push(child);
+                            while st.total() > pool.inner.cfg.max_children {
+                                match st.evict_one() {
+                                    Some(old) => extra.push(old),
+                                    None => break,
+                                }
+                            }
+                        }
+                        // The next cold start spawns its own child and reports the error.
+                        Err(e) => warn!(error = %e, "cannot start a spare python child"),
+                    }
+                }
+                pool.kill_later(extra);
+            });
+        }
     }
 }
 
 impl Slot {
-    /// Runs the job on this slot's child and gives the slot back for another job. A child that
-    /// times out or dies is killed and replaced in the background: the outcome is reported at
-    /// once, and the slot (not given back) frees when the new child is up.
+    /// Runs the job on a child of its function (a warm one, else a spare bound to it now) and
+    /// gives the slot back for another job. A child that times out, dies or runs out of memory
+    /// is killed in the background; the outcome is reported at once.
     pub async fn run(self, job: Job) -> (Outcome, Option<Slot>) {
         let pool = self.pool.clone();
-        let child = match pool.take_idle() {
+        let fid = job.function.id;
+        let child = match pool.take(fid) {
             Some(c) => Ok(c),
-            None => PyChild::spawn(&pool.inner.cfg.python).await,
+            None => PyChild::spawn(&pool.inner.launcher).await,
         };
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
+                pool.state().busy -= 1;
                 warn!(error = %e, "cannot start a python child");
                 let outcome = Outcome::platform_failure("ExecutorUnavailable", e.to_string());
                 return (outcome, Some(self));
@@ -135,8 +311,15 @@ impl Slot {
         };
         match child.run(&job).await {
             Ok(outcome) => {
-                if let Some(extra) = pool.put_idle(child) {
-                    extra.kill(pool.inner.cfg.kill_grace).await;
+                let out_of_memory = outcome
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == "MemoryError");
+                if out_of_memory {
+                    // Its heap may be in any state after a failed allocation: start afresh.
+                    pool.discard(child);
+                } else {
+                    pool.give_back(child);
                 }
                 (outcome, Some(self))
             }
@@ -144,7 +327,7 @@ impl Slot {
                 let pid = child.pid();
                 let outcome = match failure {
                     ChildFailure::Timeout => {
-                        warn!(task_id = %job.task_id, pid, "task timed out; killing its process group");
+                        warn!(task_id = %job.task_id, pid, "task timed out; killing its child");
                         Outcome::platform_failure(
                             "Timeout",
                             format!(
@@ -161,26 +344,9 @@ impl Slot {
                         )
                     }
                 };
-                tokio::spawn(self.replace(child));
-                (outcome, None)
+                pool.discard(child);
+                (outcome, Some(self))
             }
-        }
-    }
-
-    async fn replace(self, broken: PyChild) {
-        let pool = &self.pool;
-        broken.kill(pool.inner.cfg.kill_grace).await;
-        if pool.inner.slots.is_closed() {
-            return;
-        }
-        match PyChild::spawn(&pool.inner.cfg.python).await {
-            Ok(fresh) => {
-                if let Some(extra) = pool.put_idle(fresh) {
-                    extra.kill(pool.inner.cfg.kill_grace).await;
-                }
-            }
-            // The next task on this slot tries again and reports the error if it persists.
-            Err(e) => warn!(error = %e, "cannot replace a python child"),
         }
     }
 }

@@ -19,7 +19,7 @@ use faas_protocol::{FunctionId, TaskId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::executor::{ExecutorError, FunctionDef, Job, Pool, PoolConfig};
+use crate::executor::{ExecutorError, FunctionDef, Job, Pool, PoolConfig, SandboxConfig};
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -33,6 +33,10 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     /// How long SIGTERM waits for running tasks before handing them back.
     pub drain_grace: Duration,
+    /// Sandbox and limits of the children.
+    pub sandbox: SandboxConfig,
+    /// Children kept alive at most (`--max-children`).
+    pub max_children: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +162,8 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<(), W
         python: cfg.python.clone(),
         size: cfg.procs,
         kill_grace: Duration::from_secs(2),
+        sandbox: cfg.sandbox.clone(),
+        max_children: cfg.max_children,
     })
     .await?;
     // Ready once its children run; reaching a dispatcher may take any time (it waits for one).

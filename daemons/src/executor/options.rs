@@ -1,0 +1,120 @@
+//! The executor's command-line flags, shared by `faas-dispatcher` (local mode) and
+//! `faas-worker`: sandbox, environment passing and per-child limits.
+
+use tracing::warn;
+
+use super::pool::DEFAULT_MAX_CHILDREN;
+use super::sandbox::{default_kind, Limits, SandboxConfig, SandboxKind, SandboxNet};
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct ExecutorArgs {
+    /// How Python children are isolated: bwrap (one bubblewrap sandbox per child) or none
+    /// (insecure). Default: bwrap when `bwrap` is installed, else none with a warning.
+    #[arg(long, env = "FAAS_SANDBOX", value_enum)]
+    pub sandbox: Option<SandboxKind>,
+    /// The sandboxes' network: shared (the host's) or none (loopback only).
+    #[arg(long, env = "FAAS_SANDBOX_NET", value_enum, default_value_t = SandboxNet::Shared)]
+    pub sandbox_net: SandboxNet,
+    /// A daemon environment variable functions may see (repeatable). Besides PYTHONPATH,
+    /// nothing else of the daemon's environment reaches them.
+    #[arg(
+        long = "pass-env",
+        env = "FAAS_PASS_ENV",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub pass_env: Vec<String>,
+    /// Address space per child (e.g. 1GiB, 512MiB); a task over it fails with MemoryError.
+    #[arg(long, env = "FAAS_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_size)]
+    pub memory_limit: u64,
+    /// Captured print/log output kept per task; the rest is cut with a notice line.
+    #[arg(long, env = "FAAS_MAX_OUTPUT", default_value = "1MiB", value_parser = parse_size)]
+    pub max_output: u64,
+    /// Largest encoded result; bigger ones fail with ResultTooLarge.
+    #[arg(long, env = "FAAS_MAX_RESULT", default_value = "16MiB", value_parser = parse_size)]
+    pub max_result: u64,
+    /// Open files per child (RLIMIT_NOFILE).
+    #[arg(long, env = "FAAS_MAX_OPEN_FILES", default_value_t = 1024)]
+    pub max_open_files: u64,
+    /// Processes and threads per sandbox (RLIMIT_NPROC on the sandbox's own uid; not bound
+    /// with --sandbox none).
+    #[arg(long, env = "FAAS_MAX_PROCESSES", default_value_t = 128)]
+    pub max_processes: u64,
+    /// Python children kept alive at most: running, warm per function, and spares. The least
+    /// recently used warm ones are stopped past it.
+    #[arg(long, env = "FAAS_MAX_CHILDREN", default_value_t = DEFAULT_MAX_CHILDREN)]
+    pub max_children: usize,
+}
+
+impl ExecutorArgs {
+    /// The sandbox these flags ask for; warns when it falls back to none.
+    pub fn sandbox_config(&self) -> SandboxConfig {
+        let kind = self.sandbox.or_else(default_kind).unwrap_or_else(|| {
+            warn!(
+                "bubblewrap (`bwrap`) is not installed: functions run WITHOUT a sandbox and can \
+                 reach this machine's files and processes; install the package `bubblewrap`, \
+                 or pass --sandbox none to say this is intended"
+            );
+            SandboxKind::None
+        });
+        if kind == SandboxKind::None && self.sandbox == Some(SandboxKind::None) {
+            warn!("--sandbox none: functions run without a sandbox (insecure)");
+        }
+        SandboxConfig {
+            kind,
+            net: self.sandbox_net,
+            pass_env: self.pass_env.clone(),
+            limits: Limits {
+                memory: self.memory_limit,
+                max_output: self.max_output,
+                max_result: self.max_result,
+                open_files: self.max_open_files,
+                processes: self.max_processes,
+            },
+        }
+    }
+}
+
+/// `1048576`, `64KiB`, `512MiB`, `1GiB` (also `K`/`M`/`G`, `KB`/`MB`/`GB`, all powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 1048576, 64KiB or 1GiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use KiB, MiB or GiB)"
+            ))
+        }
+    };
+    let size = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if size == 0 {
+        return Err("a size must be positive".into());
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_in_powers_of_1024() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("1TiB").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+    }
+}
