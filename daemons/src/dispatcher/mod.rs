@@ -55,10 +55,10 @@ pub trait Executor: Send + Sync + 'static {
 pub trait ExecSlot: Send + Sized + 'static {
     /// The name recorded as the task's worker.
     fn worker(&self) -> String;
-    /// Runs `job`; gives the slot back when it can run another job at once (a local pool's
-    /// slot can; a remote worker's credit or poll is spent, and the next comes from the
-    /// executor).
-    fn run(self, job: Job) -> impl Future<Output = (RunResult, Option<Self>)> + Send;
+    /// Runs `job` as attempt `lease` of its task; gives the slot back when it can run another
+    /// job at once (a local pool's slot can; a remote worker's credit or poll is spent, and the
+    /// next comes from the executor). A remote worker echoes the lease with its result.
+    fn run(self, job: Job, lease: u32) -> impl Future<Output = (RunResult, Option<Self>)> + Send;
 }
 
 /// How a run ended.
@@ -313,6 +313,7 @@ async fn run_entry<E: Executor>(
                 &worker,
                 &entry.entry_id,
                 None,
+                started.attempts,
             )
             .await;
             return None;
@@ -338,7 +339,10 @@ async fn run_entry<E: Executor>(
         .insert(entry.entry_id.clone(), task_id);
     crate::metrics::task_dispatched();
     let began = std::time::Instant::now();
-    let (result, kept) = slot.run(job).await;
+    // The attempt number is the lease: finish.lua records the outcome only while the task
+    // still runs under it, so the result of an attempt given up on is never stored.
+    let lease = started.attempts;
+    let (result, kept) = slot.run(job, lease).await;
     // Gone from the map: shutdown's grace ran out and the task was re-queued already.
     shared
         .inflight
@@ -361,6 +365,7 @@ async fn run_entry<E: Executor>(
                 &worker,
                 &entry.entry_id,
                 next_worker.as_deref(),
+                lease,
             )
             .await;
             // An unused slot is dropped here, which gives it back.
@@ -383,6 +388,7 @@ async fn run_entry<E: Executor>(
 /// Records an outcome, retrying while Redis is away: a result, once computed, is not dropped
 /// lightly. If Redis stays away, the entry stays pending and the task runs again elsewhere.
 /// With `next_worker`, the same call takes and starts the next entry for that worker.
+#[allow(clippy::too_many_arguments)]
 async fn record(
     shared: &Shared,
     task_id: TaskId,
@@ -391,6 +397,7 @@ async fn record(
     worker: &str,
     entry: &str,
     next_worker: Option<&str>,
+    lease: u32,
 ) -> Option<Taken> {
     let mut delay = Duration::from_millis(50);
     let next = next_worker.map(|w| (w, shared.cfg.name.as_str()));
@@ -405,6 +412,7 @@ async fn record(
                 Some(entry),
                 shared.cfg.retention,
                 next,
+                Some(lease),
             )
             .await;
         match done {

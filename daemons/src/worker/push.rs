@@ -4,8 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use faas_protocol::wire::{self, ToDispatcher, ToWorker};
+use faas_protocol::wire::{self, FrameError, ToDispatcher, ToWorker};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +12,20 @@ use tracing::{debug, error, info, warn};
 use zeromq::{DealerSocket, Socket, SocketEvent, SocketRecv, SocketSend, ZmqMessage};
 
 use super::{Core, WorkerError};
+use crate::channel::{self, ChannelError, Link};
+
+/// How long the dispatcher has to answer a handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A failed handshake, said plainly: a key mismatch is an operator's error and logged as one.
+pub(super) fn handshake_failed(e: &ChannelError) {
+    match e {
+        ChannelError::Unanswered => {
+            debug!(error = %e, "dispatcher not answering the handshake yet")
+        }
+        _ => error!(error = %e, "cannot join the dispatcher; retrying with back-off"),
+    }
+}
 
 /// Why one connection ended.
 enum End {
@@ -55,6 +68,8 @@ pub(super) async fn run(
 
 struct Connection {
     send: zeromq::DealerSendHalf,
+    /// This connection's sealing (Noise with a worker key), set up before the hello.
+    link: Link,
     inbox: mpsc::UnboundedReceiver<ZmqMessage>,
     monitor: futures::channel::mpsc::Receiver<SocketEvent>,
     heartbeat: Duration,
@@ -75,8 +90,32 @@ impl Connection {
                     r.unwrap_or_else(|_| Err(zeromq::ZmqError::Other("connect timed out")))
                 }
             };
-            match connected {
+            // With a key, the handshake comes before anything else is said.
+            let link = match connected {
                 Ok(()) => {
+                    match channel::connect(&mut socket, core.cfg.key.as_ref(), HANDSHAKE_TIMEOUT)
+                        .await
+                    {
+                        Ok(link) => Ok(link),
+                        Err(e) => {
+                            handshake_failed(&e);
+                            if matches!(
+                                e,
+                                ChannelError::Refused
+                                    | ChannelError::PlaintextPeer
+                                    | ChannelError::Handshake
+                            ) {
+                                // A key mismatch does not mend itself quickly: wait longer between tries.
+                                delay = delay.max(Duration::from_secs(5));
+                            }
+                            Err(zeromq::ZmqError::Other("handshake failed"))
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match link {
+                Ok(link) => {
                     let (send, mut recv) = socket.split();
                     let (tx, inbox) = mpsc::unbounded_channel();
                     // A task of its own, so receiving is never cancelled halfway.
@@ -89,6 +128,7 @@ impl Connection {
                     });
                     let mut conn = Self {
                         send,
+                        link,
                         inbox,
                         monitor,
                         heartbeat: core.cfg.heartbeat,
@@ -107,12 +147,12 @@ impl Connection {
                 _ = shutdown.cancelled() => return None,
                 _ = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(2));
+            delay = (delay * 2).min(Duration::from_secs(30));
         }
     }
 
     async fn send(&mut self, msg: &ToDispatcher) -> bool {
-        let frame = ZmqMessage::from(Bytes::from(wire::encode(msg)));
+        let frame = ZmqMessage::from(self.link.seal(wire::encode(msg)));
         self.send.send(frame).await.is_ok()
     }
 
@@ -141,7 +181,6 @@ impl Connection {
                 }
                 msg = self.inbox.recv() => {
                     let Some(msg) = msg else { return Ok(End::Reconnect("socket closed")) };
-                    self.last_heard = Instant::now();
                     if let Some(end) = self.on_message(core, msg).await? {
                         return Ok(end);
                     }
@@ -170,9 +209,18 @@ impl Connection {
         core: &Arc<Core>,
         msg: ZmqMessage,
     ) -> Result<Option<End>, WorkerError> {
-        let Some(payload) = msg.into_vec().pop() else {
+        let Some(frame) = msg.into_vec().pop() else {
             return Ok(None);
         };
+        // A frame that does not open means a broken or tampered connection: start afresh.
+        let payload = match self.link.open(&frame) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "a frame from the dispatcher did not open; reconnecting");
+                return Ok(Some(End::Reconnect("unreadable frame")));
+            }
+        };
+        self.last_heard = Instant::now();
         match wire::decode::<ToWorker>(&payload) {
             Ok(ToWorker::Task(t)) => {
                 debug!(task_id = %t.task_id, "task received");
@@ -226,15 +274,19 @@ async fn drain(
         conn.send(&r).await;
     }
     let mut acks = 0;
+    // Still beating: a worker that drains a long task is not lost (its result would be of an
+    // attempt given up on, and dropped).
+    let mut beat = tokio::time::interval(conn.heartbeat);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
+            _ = beat.tick() => { conn.send(&core.heartbeat()).await; }
             r = results.recv() => match r {
                 Some(r) => { conn.send(&r).await; }
                 None => break,
             },
             msg = conn.inbox.recv() => match msg.and_then(|m| m.into_vec().pop()) {
-                Some(payload) => match wire::decode::<ToWorker>(&payload) {
+                Some(frame) => match conn.link.open(&frame).ok().map(|p| wire::decode::<ToWorker>(&p)).unwrap_or(Err(FrameError::Malformed("unreadable frame".into()))) {
                     Ok(ToWorker::Task(t)) => { core.start(t, None); }
                     Ok(ToWorker::Ack) => acks += 1,
                     _ => {}
@@ -265,7 +317,7 @@ async fn drain(
     // A send that returned Ok was only queued locally: wait (briefly) for the answer to `bye`.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(msg) = conn.inbox.recv().await {
-            if let Some(payload) = msg.into_vec().pop() {
+            if let Some(payload) = msg.into_vec().pop().and_then(|f| conn.link.open(&f).ok()) {
                 // Two acks are due: one for `leaving` (maybe already counted) and one for `bye`.
                 if matches!(wire::decode::<ToWorker>(&payload), Ok(ToWorker::Ack)) {
                     acks += 1;
