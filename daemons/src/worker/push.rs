@@ -147,7 +147,7 @@ impl Connection {
                 _ = shutdown.cancelled() => return None,
                 _ = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(30));
+            delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
 
