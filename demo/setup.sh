@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the platform and its tests need and are missing on a Debian/Ubuntu machine with
-# Rust: redis-server and tmux (apt), and a project-local Python venv (.venv) with dill and
+# Rust: redis-server, tmux and iproute2 (apt), and a project-local Python venv (.venv) with dill and
 # requests. Safe to run again: it only installs what is missing, and says what it did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,8 @@ sudo_if_needed() {
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+# `ip netns` and veth pairs, for the cross-namespace worker test.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing with apt-get: ${missing[*]}"
