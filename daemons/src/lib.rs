@@ -6,6 +6,7 @@
 //! - [`executor`]: the pool of Python children that run user code.
 //! - [`channel`]: the worker key and the Noise sealing of dispatcher ⇄ worker frames.
 
+pub mod backoff;
 pub mod channel;
 pub mod cli;
 pub mod dispatcher;

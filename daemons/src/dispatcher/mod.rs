@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::executor::{FunctionDef, Job, Outcome};
 use crate::store::{QueueReader, Store, StoreError, Taken};
 
@@ -137,7 +138,7 @@ pub async fn run<E: Executor>(
         executor.clone(),
         shutdown.clone(),
     ));
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     while !shutdown.is_cancelled() {
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -155,7 +156,7 @@ pub async fn run<E: Executor>(
         let workers: Vec<String> = slots.iter().map(ExecSlot::worker).collect();
         let taken = match take(&mut reader, &workers).await {
             Ok(taken) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 taken
             }
             Err(e) => {
@@ -163,9 +164,8 @@ pub async fn run<E: Executor>(
                 drop(slots);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
         };
@@ -399,7 +399,7 @@ async fn record(
     next_worker: Option<&str>,
     lease: u32,
 ) -> Option<Taken> {
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let next = next_worker.map(|w| (w, shared.cfg.name.as_str()));
     for _ in 0..20 {
         let done = shared
@@ -422,8 +422,7 @@ async fn record(
             }
             Err(e) => {
                 warn!(%task_id, error = %e, "cannot record the outcome; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
@@ -506,7 +505,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         match op().await {
             Ok(v) => return Some(v),
@@ -514,8 +513,7 @@ where
         }
         tokio::select! {
             _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }

@@ -19,6 +19,7 @@ use tracing::{debug, error, info, warn};
 use zeromq::{ReqSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use super::{Core, WorkerError};
+use crate::backoff::Backoff;
 use crate::channel::{self, ChannelKey, Link};
 
 /// Longest a poll may stay unanswered before the socket is presumed dead; well above the
@@ -40,7 +41,7 @@ pub(super) async fn run(
         rejoin.clone(),
     ));
     let mut control = Req::new(&core.cfg.endpoint, core.cfg.key.clone(), true);
-    let mut join_delay = Duration::from_millis(200);
+    let mut join_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut heartbeat = core.cfg.heartbeat;
     let mut unsent: VecDeque<ToDispatcher> = VecDeque::new();
     let mut joined = false;
@@ -59,7 +60,7 @@ pub(super) async fn run(
                     heartbeat = Duration::from_millis(heartbeat_ms.max(50));
                     beat = tokio::time::interval(heartbeat);
                     joined = true;
-                    join_delay = Duration::from_millis(200);
+                    join_backoff.reset();
                 }
                 Ok(ToWorker::Refused {
                     reason,
@@ -75,9 +76,8 @@ pub(super) async fn run(
             if !joined {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(join_delay) => {}
+                    _ = tokio::time::sleep(join_backoff.next_delay()) => {}
                 }
-                join_delay = (join_delay * 2).min(Duration::from_secs(5));
             }
             continue;
         }
@@ -139,7 +139,7 @@ async fn work_loop(
     let poll = ToDispatcher::Poll {
         worker: core.cfg.id.clone(),
     };
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
     while !stop.is_cancelled() {
         let slot = tokio::select! {
             _ = stop.cancelled() => return,
@@ -149,7 +149,7 @@ async fn work_loop(
         // `leaving` makes the dispatcher answer a held poll at once; `abandon` comes after bye.
         match socket.request(&poll, POLL_TIMEOUT, &abandon).await {
             Ok(ToWorker::Task(t)) => {
-                backoff = Duration::from_millis(50);
+                backoff.reset();
                 core.start(t, Some(slot));
                 continue;
             }
@@ -161,9 +161,8 @@ async fn work_loop(
         drop(slot);
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 

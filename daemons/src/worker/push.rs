@@ -12,6 +12,7 @@ use tracing::{debug, error, info, warn};
 use zeromq::{DealerSocket, Socket, SocketEvent, SocketRecv, SocketSend, ZmqMessage};
 
 use super::{Core, WorkerError};
+use crate::backoff::Backoff;
 use crate::channel::{self, ChannelError, Link};
 
 /// How long the dispatcher has to answer a handshake.
@@ -40,9 +41,10 @@ pub(super) async fn run(
 ) -> Result<(), WorkerError> {
     // Results taken from the outbox but not yet handed to a live socket.
     let mut unsent: VecDeque<ToDispatcher> = VecDeque::new();
-    let mut backoff = Duration::from_millis(100);
+    // One back-off for connecting and reconnecting; a welcome resets it.
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
-        let Some(mut conn) = Connection::open(&core, &shutdown).await else {
+        let Some(mut conn) = Connection::open(&core, &shutdown, &mut backoff).await else {
             break;
         };
         match conn
@@ -55,11 +57,13 @@ pub(super) async fn run(
             }
             End::Reconnect(why) => {
                 warn!(why, "connection to the dispatcher lost; reconnecting");
+                if conn.welcomed {
+                    backoff.reset();
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
     }
@@ -74,13 +78,19 @@ struct Connection {
     monitor: futures::channel::mpsc::Receiver<SocketEvent>,
     heartbeat: Duration,
     last_heard: Instant,
+    /// The dispatcher welcomed this connection (so the next reconnect starts its back-off anew).
+    welcomed: bool,
 }
 
 impl Connection {
     /// Connects (waiting for the dispatcher as long as it takes) and says hello.
-    async fn open(core: &Core, shutdown: &CancellationToken) -> Option<Self> {
-        let mut delay = Duration::from_millis(100);
+    async fn open(
+        core: &Core,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Option<Self> {
         loop {
+            let mut key_mismatch = false;
             let mut socket = DealerSocket::new();
             let monitor = socket.monitor();
             // Bounded: a connect to a host that drops packets would otherwise hang here.
@@ -105,8 +115,7 @@ impl Connection {
                                     | ChannelError::PlaintextPeer
                                     | ChannelError::Handshake
                             ) {
-                                // A key mismatch does not mend itself quickly: wait longer between tries.
-                                delay = delay.max(Duration::from_secs(5));
+                                key_mismatch = true;
                             }
                             Err(zeromq::ZmqError::Other("handshake failed"))
                         }
@@ -133,6 +142,7 @@ impl Connection {
                         monitor,
                         heartbeat: core.cfg.heartbeat,
                         last_heard: Instant::now(),
+                        welcomed: false,
                     };
                     if conn.send(&core.hello()).await {
                         info!(endpoint = %core.cfg.endpoint, id = %core.cfg.id, "connected; said hello");
@@ -143,11 +153,15 @@ impl Connection {
                     debug!(error = %e, endpoint = %core.cfg.endpoint, "dispatcher not reachable yet")
                 }
             }
+            // A key mismatch does not mend itself in milliseconds: wait longer between tries.
+            let delay = match key_mismatch {
+                true => backoff.at_least(Duration::from_secs(5)),
+                false => backoff.next_delay(),
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
                 _ = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
 
@@ -231,6 +245,7 @@ impl Connection {
                 heartbeat_ms,
             }) => {
                 info!(%dispatcher, heartbeat_ms, "welcomed by the dispatcher");
+                self.welcomed = true;
                 self.heartbeat = Duration::from_millis(heartbeat_ms.max(50));
             }
             Ok(ToWorker::Refused {
