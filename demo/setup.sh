@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the platform and its tests need and are missing on a Debian/Ubuntu machine with
-# Rust: redis-server, tmux and bubblewrap (apt; bwrap sandboxes the Python children), and a
-# project-local Python venv (.venv) with dill, requests and pytest, and the Python SDK
-# (demo/python, editable). Safe to run again: it only installs what is missing, and says what
-# it did.
+# Rust: redis-server, tmux, bubblewrap (bwrap sandboxes the Python children) and iproute2 (the
+# cross-namespace worker test) with apt, and a project-local Python venv (.venv) with dill,
+# requests and pytest, and the Python SDK (demo/python, editable). Safe to run again: it only
+# installs what is missing, and says what it did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+# `ip netns` and veth pairs, for the cross-namespace worker test.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing with apt-get: ${missing[*]}"

@@ -113,8 +113,43 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Whether a bind address or host names this machine's loopback only (`127.0.0.0/8`, `::1`,
+/// `localhost`). Anything else, names included, counts as reachable from the network.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// [`is_loopback_host`] for a `tcp://HOST:PORT` endpoint.
+pub fn is_loopback_endpoint(endpoint: &str) -> bool {
+    let rest = endpoint.trim_start_matches("tcp://");
+    let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+    is_loopback_host(host)
+}
+
 /// Prints a configuration error the way a person reads it and exits with [`EXIT_USAGE`].
 pub fn usage_error(message: impl std::fmt::Display) -> ! {
     eprintln!("error: {message}");
     std::process::exit(EXIT_USAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_told_apart_from_reachable_addresses() {
+        for h in ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost"] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in ["0.0.0.0", "10.1.2.3", "::", "example.org", ""] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+        assert!(is_loopback_endpoint("tcp://127.0.0.1:5555"));
+        assert!(is_loopback_endpoint("tcp://[::1]:5555"));
+        assert!(!is_loopback_endpoint("tcp://10.0.0.2:5555"));
+    }
 }

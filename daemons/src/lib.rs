@@ -4,7 +4,10 @@
 //! - [`gateway`]: the HTTP API (axum).
 //! - [`dispatcher`]: takes tasks from the queue and runs them.
 //! - [`executor`]: the pool of Python children that run user code.
+//! - [`channel`]: the worker key and the Noise sealing of dispatcher ⇄ worker frames.
 
+pub mod backoff;
+pub mod channel;
 pub mod cli;
 pub mod dispatcher;
 pub mod executor;

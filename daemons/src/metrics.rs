@@ -15,6 +15,8 @@
 //! | `faas_dispatcher_requeues_total`          | counter   | reason                  | dispatcher |
 //! | `faas_dispatcher_workers_online`          | gauge     |                         | dispatcher |
 //! | `faas_dispatcher_task_duration_seconds`   | histogram |                         | dispatcher |
+//! | `faas_dispatcher_stale_results_total`     | counter   |                         | dispatcher |
+//! | `faas_dispatcher_channel_refused_total`   | counter   | reason                  | dispatcher |
 //!
 //! Without an installed recorder (unit tests) every function here is a no-op, so code can call
 //! them unconditionally.
@@ -41,6 +43,8 @@ pub const TASK_RESULTS: &str = "faas_dispatcher_results_total";
 pub const TASK_REQUEUES: &str = "faas_dispatcher_requeues_total";
 pub const WORKERS_ONLINE: &str = "faas_dispatcher_workers_online";
 pub const TASK_DURATION: &str = "faas_dispatcher_task_duration_seconds";
+pub const STALE_RESULTS: &str = "faas_dispatcher_stale_results_total";
+pub const CHANNEL_REFUSED: &str = "faas_dispatcher_channel_refused_total";
 
 /// Cluster-wide values the gateway reads from Redis when it is scraped.
 pub const TASKS_STATS_PREFIX: &str = "faas_tasks_";
@@ -113,6 +117,14 @@ fn describe() {
         "Tasks put back on the queue after an infrastructure failure"
     );
     describe_gauge!(WORKERS_ONLINE, "Workers connected to this dispatcher");
+    describe_counter!(
+        STALE_RESULTS,
+        "Results dropped because the task no longer ran under that lease (a late attempt)"
+    );
+    describe_counter!(
+        CHANNEL_REFUSED,
+        "Worker-channel frames or handshakes refused (no key, wrong key, forged, wrong session)"
+    );
     describe_histogram!(
         TASK_DURATION,
         Unit::Seconds,
@@ -132,6 +144,7 @@ pub fn init_dispatcher() {
         metrics::counter!(TASK_RESULTS, "status" => status.as_str()).absolute(0);
     }
     metrics::gauge!(WORKERS_ONLINE).set(0.0);
+    metrics::counter!(STALE_RESULTS).absolute(0);
 }
 
 /// One answered HTTP request. `route` is the matched route template, never the raw path, so
@@ -167,6 +180,16 @@ pub fn task_finished(status: TaskStatus, elapsed: Duration) {
 /// A task went back to the queue; `reason` is a short fixed word (`worker_lost`, `drain`, ...).
 pub fn task_requeued(reason: &'static str) {
     metrics::counter!(TASK_REQUEUES, "reason" => reason).increment(1);
+}
+
+/// A result of an earlier attempt (or of no current assignment) was not recorded.
+pub fn stale_result() {
+    metrics::counter!(STALE_RESULTS).increment(1);
+}
+
+/// The worker channel refused a frame; `reason` is a short fixed word.
+pub fn channel_refused(reason: &'static str) {
+    metrics::counter!(CHANNEL_REFUSED, "reason" => reason).increment(1);
 }
 
 /// How many workers are connected now.

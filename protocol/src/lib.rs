@@ -7,6 +7,7 @@ pub mod ids;
 pub mod keys;
 pub mod model;
 pub mod wire;
+pub mod worker_key;
 
 pub use ids::{FunctionId, TaskId};
 pub use keys::Keys;

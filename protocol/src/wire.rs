@@ -10,14 +10,18 @@
 //! `heartbeat`, `result` and `bye` (each answered at once); the work socket sends `poll`,
 //! which the dispatcher holds until it has a `task` or the long-poll ends (`no_work`). Results
 //! travel apart from polls so a held poll never delays a result.
+//!
+//! Every `task` carries a lease (the task's attempt number) that its `result` echoes; the
+//! dispatcher records a result only while the task still runs under that lease. With a worker
+//! key these frames travel sealed by `faas_daemons::channel` (Noise), never in the clear.
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{FunctionId, TaskId};
 use crate::model::{FunctionFormat, Outcome, WorkerMode};
 
-/// Bumped on any change a peer of the old version would misread.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped on any change a peer of the old version would misread (2: leases).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Worker → dispatcher.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,6 +44,8 @@ pub enum ToDispatcher {
     Result {
         worker: String,
         task_id: TaskId,
+        /// The lease of the `task` this answers.
+        lease: u32,
         format: FunctionFormat,
         outcome: Outcome,
     },
@@ -81,6 +87,8 @@ pub enum ToWorker {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskMsg {
     pub task_id: TaskId,
+    /// This assignment: the task's attempt number, echoed by the result.
+    pub lease: u32,
     pub function_id: FunctionId,
     pub format: FunctionFormat,
     /// The function itself, sent only the first time this worker sees the function id.
@@ -123,6 +131,20 @@ impl std::fmt::Display for FrameError {
 }
 
 impl std::error::Error for FrameError {}
+
+impl ToDispatcher {
+    /// The worker a message names (who it claims to come from).
+    pub fn worker(&self) -> &str {
+        match self {
+            Self::Hello { worker, .. }
+            | Self::Poll { worker }
+            | Self::Result { worker, .. }
+            | Self::Heartbeat { worker, .. }
+            | Self::Leaving { worker }
+            | Self::Bye { worker, .. } => worker,
+        }
+    }
+}
 
 /// Encodes a message of this protocol version.
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
@@ -182,11 +204,12 @@ mod tests {
         };
         assert_eq!(
             json_of(&hello),
-            json!({"v": 1, "type": "hello", "worker": "w1", "mode": "push", "host": "h", "pid": 7, "slots": 4, "busy": 0})
+            json!({"v": 2, "type": "hello", "worker": "w1", "mode": "push", "host": "h", "pid": 7, "slots": 4, "busy": 0})
         );
         let result = ToDispatcher::Result {
             worker: "w1".into(),
             task_id: TASK.parse().unwrap(),
+            lease: 3,
             format: FunctionFormat::Source,
             outcome: Outcome {
                 status: TaskStatus::Completed,
@@ -197,21 +220,21 @@ mod tests {
         };
         assert_eq!(
             json_of(&result),
-            json!({"v": 1, "type": "result", "worker": "w1", "task_id": TASK, "format": "source",
+            json!({"v": 2, "type": "result", "worker": "w1", "task_id": TASK, "lease": 3, "format": "source",
                    "outcome": {"status": "COMPLETED", "result": 5, "log": ""}})
         );
         assert_eq!(
             json_of(&ToDispatcher::Poll {
                 worker: "w1".into()
             }),
-            json!({"v": 1, "type": "poll", "worker": "w1"})
+            json!({"v": 2, "type": "poll", "worker": "w1"})
         );
         assert_eq!(
             json_of(&ToDispatcher::Bye {
                 worker: "w1".into(),
                 unfinished: vec![]
             }),
-            json!({"v": 1, "type": "bye", "worker": "w1", "unfinished": []})
+            json!({"v": 2, "type": "bye", "worker": "w1", "unfinished": []})
         );
     }
 
@@ -219,6 +242,7 @@ mod tests {
     fn dispatcher_messages_pin_their_json() {
         let task = ToWorker::Task(TaskMsg {
             task_id: TASK.parse().unwrap(),
+            lease: 1,
             function_id: FUNC.parse().unwrap(),
             format: FunctionFormat::Dill,
             body: None,
@@ -228,19 +252,19 @@ mod tests {
         });
         assert_eq!(
             json_of(&task),
-            json!({"v": 1, "type": "task", "task_id": TASK, "function_id": FUNC, "format": "dill",
+            json!({"v": 2, "type": "task", "task_id": TASK, "lease": 1, "function_id": FUNC, "format": "dill",
                    "args": "gARLKi4=", "timeout_ms": 1000})
         );
         assert_eq!(
             json_of(&ToWorker::NoWork),
-            json!({"v": 1, "type": "no_work"})
+            json!({"v": 2, "type": "no_work"})
         );
         assert_eq!(
             json_of(&ToWorker::Refused {
                 reason: "x".into(),
                 rejoin: true
             }),
-            json!({"v": 1, "type": "refused", "reason": "x", "rejoin": true})
+            json!({"v": 2, "type": "refused", "reason": "x", "rejoin": true})
         );
     }
 
@@ -251,10 +275,10 @@ mod tests {
             heartbeat_ms: 1000,
         };
         assert_eq!(decode::<ToWorker>(&encode(&m)).unwrap(), m);
-        let v2 = br#"{"v": 2, "type": "ack"}"#;
+        let v3 = br#"{"v": 3, "type": "ack"}"#;
         assert_eq!(
-            decode::<ToWorker>(v2).unwrap_err(),
-            FrameError::Version { theirs: 2 }
+            decode::<ToWorker>(v3).unwrap_err(),
+            FrameError::Version { theirs: 3 }
         );
         assert!(matches!(
             decode::<ToWorker>(br#"{"type": "ack"}"#),

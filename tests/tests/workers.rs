@@ -247,10 +247,10 @@ async fn a_peer_of_another_protocol_version_is_refused() {
     dispatcher.assert_running();
     assert!(dispatcher.log().contains("another protocol version"));
 
-    // The refusal is per message: the same peer speaking version 1 is welcome.
-    let reply = exchange(&mut socket, &hello(1)).await;
+    // The refusal is per message: the same peer speaking version 2 is welcome.
+    let reply = exchange(&mut socket, &hello(2)).await;
     assert_eq!(reply["type"], "welcome", "{reply}");
-    assert_eq!(reply["v"], 1, "{reply}");
+    assert_eq!(reply["v"], 2, "{reply}");
 }
 
 /// Sends one frame from a raw DEALER and returns the JSON answer.

@@ -6,6 +6,7 @@
 
 mod api;
 pub mod data_dir;
+mod keygen;
 mod output;
 mod supervisor;
 mod up;
@@ -79,6 +80,8 @@ pub enum Command {
     Task(api::TaskArg),
     /// Measure throughput and latency of a running platform (see demo/bench/README.md).
     Bench(crate::bench::BenchArgs),
+    /// Write a new worker key file (mode 0600) for faas-dispatcher and faas-worker.
+    Keygen(keygen::KeygenArgs),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,18 +145,23 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         json,
     } = cli.global;
     let token = token.filter(|t| !t.is_empty());
-    if let Command::Up(args) = cli.command {
-        up::run(args, token).await?;
-        return Ok(EXIT_OK);
-    }
+    let command = match cli.command {
+        Command::Up(args) => {
+            up::run(args, token).await?;
+            return Ok(EXIT_OK);
+        }
+        Command::Keygen(args) => return keygen::run(args),
+        other => other,
+    };
     if !(gateway.starts_with("http://") || gateway.starts_with("https://")) {
         return Err(CliError::Usage(format!(
             "--gateway {gateway:?} must be an http:// or https:// URL"
         )));
     }
     let client = GatewayClient::new(&gateway, token);
-    match cli.command {
-        Command::Up(_) => Ok(EXIT_OK), // handled above, before a client exists
+    match command {
+        // Handled above, before a client exists.
+        Command::Up(_) | Command::Keygen(_) => Ok(EXIT_OK),
         Command::Register(a) => api::register(&client, a, json).await,
         Command::Invoke(a) => api::invoke(&client, a, json).await,
         Command::Status(a) => api::status(&client, a, json).await,

@@ -378,6 +378,13 @@ async fn start_all(
             .arg(&plan.python),
         Mode::Push | Mode::Pull => dispatcher.arg("-p").arg(plan.dispatcher_port.to_string()),
     };
+    let key = match plan.mode {
+        Mode::Local => None,
+        Mode::Push | Mode::Pull => Some(worker_key_file(&plan.run_dir)?),
+    };
+    if let Some(key) = &key {
+        dispatcher = dispatcher.arg("--worker-key-file").arg(key);
+    }
     start(sup, dispatcher)?;
     if let Some(worker) = &plan.bins.worker {
         let endpoint = format!("tcp://127.0.0.1:{}", plan.dispatcher_port);
@@ -392,6 +399,10 @@ async fn start_all(
                 .arg("--drain-grace-ms")
                 .arg(DRAIN_GRACE.as_millis().to_string())
                 .env("NO_COLOR", no_color.clone());
+            let spec = match &key {
+                Some(key) => spec.arg("--worker-key-file").arg(key),
+                None => spec,
+            };
             start(sup, spec)?;
         }
     }
@@ -416,6 +427,19 @@ async fn start_all(
         plan.python.display()
     );
     Ok(redis_url)
+}
+
+/// The worker key of the dispatcher and workers `faas up` starts: `worker.key` in `dir`,
+/// made (mode 0600) if it is not there yet, kept if it is.
+fn worker_key_file(dir: &Path) -> Result<PathBuf, UpError> {
+    let path = dir.join("worker.key");
+    if !path.exists() {
+        super::keygen::write_key_file(&path, false).map_err(|source| UpError::Io {
+            what: format!("cannot write the worker key {}", path.display()),
+            source,
+        })?;
+    }
+    Ok(path)
 }
 
 /// Waits for the console to quit (without one: for a stop signal); returns early with the

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use faas_daemons::channel::ChannelKey;
 use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
 use faas_daemons::dispatcher::{
     self, DispatcherConfig, LocalExecutor, RemoteConfig, RemoteExecutor,
@@ -15,7 +16,7 @@ use faas_daemons::{metrics, notify};
 use faas_protocol::model::WorkerMode;
 use faas_protocol::Keys;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -64,6 +65,14 @@ struct Args {
     /// Address the worker socket binds to (push/pull). Loopback unless told otherwise.
     #[arg(long, env = "FAAS_BIND", default_value = "127.0.0.1")]
     bind: String,
+    /// The shared worker key (`faas keygen PATH`): workers must prove they hold it, and every
+    /// frame to and from them is encrypted. Required to bind a non-loopback address.
+    #[arg(long, env = "FAAS_WORKER_KEY_FILE", value_name = "PATH")]
+    worker_key_file: Option<PathBuf>,
+    /// Bind a non-loopback address without a worker key: anyone who reaches the port can read
+    /// every task and forge results. For trusted, isolated networks only.
+    #[arg(long, env = "FAAS_INSECURE_NO_WORKER_KEY")]
+    insecure_no_worker_key: bool,
     /// Push/pull workers beat this often; three missed beats and a worker is lost.
     #[arg(long, env = "FAAS_HEARTBEAT_MS", default_value_t = 1_000)]
     heartbeat_ms: u64,
@@ -169,6 +178,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             if args.heartbeat_ms == 0 || args.long_poll_ms == 0 {
                 usage_error("--heartbeat-ms and --long-poll-ms must be positive");
             }
+            let key = worker_key(&args);
             let timeout = Duration::from_millis(args.redis_timeout_ms.max(1));
             let keys = Keys::new(args.prefix);
             let Some(store) = Store::connect(&args.redis, keys, timeout, &shutdown).await? else {
@@ -187,6 +197,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 long_poll: Duration::from_millis(args.long_poll_ms),
                 deadline_grace: Duration::from_secs(10),
                 retention: cfg.retention,
+                key,
             };
             let bind = remote.bind.clone();
             // The worker socket outlives the dispatch loop: while the loop drains, results
@@ -203,6 +214,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     info!("dispatcher stopped");
     Ok(())
+}
+
+/// The worker key, or none where that is allowed: on loopback, or with the insecure flag
+/// (which warns at every start). Exits 64 with how to make a key otherwise.
+fn worker_key(args: &Args) -> Option<ChannelKey> {
+    if let Some(path) = &args.worker_key_file {
+        return match ChannelKey::load(path) {
+            Ok(k) => {
+                info!(path = %path.display(), "worker channel: authenticated and encrypted (Noise, worker key)");
+                Some(k)
+            }
+            Err(e) => usage_error(e),
+        };
+    }
+    let loopback = faas_daemons::cli::is_loopback_host(&args.bind);
+    if args.insecure_no_worker_key {
+        warn!(bind = %args.bind, "--insecure-no-worker-key: the worker channel is plaintext and unauthenticated; anyone who reaches the port can read tasks and forge results");
+    } else if !loopback {
+        usage_error(format_args!(
+            "--bind {} is not a loopback address and no worker key is set: anyone who reaches the port could read every task and forge results.\n\
+             Make a key with `faas keygen /etc/faas/worker.key`, copy it to each worker machine (mode 0600), and start the dispatcher and every worker with --worker-key-file (or FAAS_WORKER_KEY_FILE).\n\
+             (--insecure-no-worker-key overrides this, for isolated networks only.)",
+            args.bind
+        ));
+    }
+    None
 }
 
 fn hostname() -> String {

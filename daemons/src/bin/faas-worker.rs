@@ -1,4 +1,5 @@
 //! `faas-worker`: runs tasks for a push or pull dispatcher on a pool of Python children.
+//! With `--worker-key-file` the channel to the dispatcher is authenticated and encrypted.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use faas_daemons::executor::ExecutorArgs;
 use faas_daemons::worker::{self, WorkerConfig, WorkerError};
 use faas_protocol::model::WorkerMode;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -41,6 +42,10 @@ struct Args {
     /// How long SIGTERM waits for running tasks before handing them back.
     #[arg(long, env = "FAAS_DRAIN_GRACE_MS", default_value_t = 30_000)]
     drain_grace_ms: u64,
+    /// The shared worker key (`faas keygen`): authenticates and encrypts the channel to the
+    /// dispatcher. Required when the dispatcher has one.
+    #[arg(long, env = "FAAS_WORKER_KEY_FILE", value_name = "PATH")]
+    worker_key_file: Option<PathBuf>,
     /// Tokio worker threads (default: half the CPU cores, at least one).
     #[arg(long, env = "FAAS_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -79,6 +84,16 @@ async fn run(args: Args) {
         let tag = uuid::Uuid::new_v4().simple().to_string();
         format!("{host}-{}-{}", std::process::id(), &tag[..6])
     });
+    let key = match &args.worker_key_file {
+        Some(path) => match faas_daemons::channel::ChannelKey::load(path) {
+            Ok(k) => Some(k),
+            Err(e) => usage_error(e),
+        },
+        None => None,
+    };
+    if key.is_none() && !faas_daemons::cli::is_loopback_endpoint(&args.dispatcher) {
+        warn!(dispatcher = %args.dispatcher, "no --worker-key-file: tasks and results cross the network in plaintext, and this worker will be refused by a dispatcher that has a key");
+    }
     let cfg = WorkerConfig {
         mode: match args.mode {
             Mode::Push => WorkerMode::Push,
@@ -92,6 +107,7 @@ async fn run(args: Args) {
         drain_grace: Duration::from_millis(args.drain_grace_ms),
         sandbox: args.executor.sandbox_config(),
         max_children: args.executor.max_children,
+        key,
     };
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::executor::{FunctionDef, Job, Outcome};
 use crate::store::{QueueReader, Store, StoreError, Taken};
 
@@ -60,10 +61,10 @@ pub trait Executor: Send + Sync + 'static {
 pub trait ExecSlot: Send + Sized + 'static {
     /// The name recorded as the task's worker.
     fn worker(&self) -> String;
-    /// Runs `job`; gives the slot back when it can run another job at once (a local pool's
-    /// slot can; a remote worker's credit or poll is spent, and the next comes from the
-    /// executor).
-    fn run(self, job: Job) -> impl Future<Output = (RunResult, Option<Self>)> + Send;
+    /// Runs `job` as attempt `lease` of its task; gives the slot back when it can run another
+    /// job at once (a local pool's slot can; a remote worker's credit or poll is spent, and the
+    /// next comes from the executor). A remote worker echoes the lease with its result.
+    fn run(self, job: Job, lease: u32) -> impl Future<Output = (RunResult, Option<Self>)> + Send;
 }
 
 /// How a run ended.
@@ -149,7 +150,7 @@ pub async fn run<E: Executor>(
         executor.clone(),
         shutdown.clone(),
     ));
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     while !shutdown.is_cancelled() {
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -167,7 +168,7 @@ pub async fn run<E: Executor>(
         let workers: Vec<String> = slots.iter().map(ExecSlot::worker).collect();
         let taken = match take(&mut reader, &workers).await {
             Ok(taken) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 taken
             }
             Err(e) => {
@@ -175,9 +176,8 @@ pub async fn run<E: Executor>(
                 drop(slots);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
         };
@@ -327,6 +327,7 @@ async fn run_entry<E: Executor>(
                 &worker,
                 &entry.entry_id,
                 None,
+                started.attempts,
             )
             .await;
             return None;
@@ -352,7 +353,10 @@ async fn run_entry<E: Executor>(
         .insert(entry.entry_id.clone(), task_id);
     crate::metrics::task_dispatched();
     let began = std::time::Instant::now();
-    let (result, kept) = slot.run(job).await;
+    // The attempt number is the lease: finish.lua records the outcome only while the task
+    // still runs under it, so the result of an attempt given up on is never stored.
+    let lease = started.attempts;
+    let (result, kept) = slot.run(job, lease).await;
     // Gone from the map: shutdown's grace ran out and the task was re-queued already.
     shared
         .inflight
@@ -375,6 +379,7 @@ async fn run_entry<E: Executor>(
                 &worker,
                 &entry.entry_id,
                 next_worker.as_deref(),
+                lease,
             )
             .await;
             // An unused slot is dropped here, which gives it back.
@@ -397,6 +402,7 @@ async fn run_entry<E: Executor>(
 /// Records an outcome, retrying while Redis is away: a result, once computed, is not dropped
 /// lightly. If Redis stays away, the entry stays pending and the task runs again elsewhere.
 /// With `next_worker`, the same call takes and starts the next entry for that worker.
+#[allow(clippy::too_many_arguments)]
 async fn record(
     shared: &Shared,
     task_id: TaskId,
@@ -405,8 +411,9 @@ async fn record(
     worker: &str,
     entry: &str,
     next_worker: Option<&str>,
+    lease: u32,
 ) -> Option<Taken> {
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let next = next_worker.map(|w| (w, shared.cfg.name.as_str()));
     for _ in 0..20 {
         let done = shared
@@ -419,6 +426,7 @@ async fn record(
                 Some(entry),
                 shared.cfg.retention,
                 next,
+                Some(lease),
             )
             .await;
         match done {
@@ -428,8 +436,7 @@ async fn record(
             }
             Err(e) => {
                 warn!(%task_id, error = %e, "cannot record the outcome; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
@@ -512,7 +519,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         match op().await {
             Ok(v) => return Some(v),
@@ -520,8 +527,7 @@ where
         }
         tokio::select! {
             _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }

@@ -447,7 +447,9 @@ impl Store {
     }
 
     /// Records an outcome unless the task is already terminal, and removes its queue entry;
-    /// returns whether the outcome was recorded. With `next` = (worker, consumer) the same
+    /// returns whether the outcome was recorded. With a `lease` (the attempt the outcome
+    /// belongs to) it is recorded only while the task runs under that attempt on `worker`;
+    /// a fenced-out outcome counts in `faas_dispatcher_stale_results_total`. With `next` = (worker, consumer) the same
     /// round trip also takes the next queue entry for that worker and starts its task
     /// (`lua/finish.lua`).
     #[allow(clippy::too_many_arguments)]
@@ -460,6 +462,7 @@ impl Store {
         entry: Option<&str>,
         retention: Duration,
         next: Option<(&str, &str)>,
+        lease: Option<u32>,
     ) -> Result<(bool, Option<Taken>)> {
         let result = match &outcome.result {
             serde_json::Value::Null => String::new(),
@@ -506,9 +509,13 @@ impl Store {
             .arg(next_worker)
             .arg(consumer)
             .arg(self.keys.task_prefix())
+            .arg(lease.map(|l| l.to_string()).unwrap_or_default())
             .invoke_async(&mut c)
             .await?;
         let recorded = reply.first().is_some_and(|r| r == "1");
+        if reply.first().is_some_and(|r| r == "2") {
+            crate::metrics::stale_result();
+        }
         let taken = queue::parse_taken(reply.get(1..).unwrap_or_default()).pop();
         Ok((recorded, taken))
     }

@@ -4,6 +4,11 @@
 //! (the `zeromq` crate does not reconnect DEALER or REQ sockets by itself), and the worker says
 //! hello again; tasks keep running meanwhile and their results are sent once connected.
 //! Results wait in an outbox until sent, so a reconnect does not lose them.
+//!
+//! With a worker key every socket starts with the Noise handshake of `crate::channel` and
+//! every frame after it is sealed; a dispatcher that refuses the handshake (another key) is
+//! logged as an error and retried with back-off, and no task is taken from it meanwhile. Each
+//! result carries the lease its task came with.
 
 mod pull;
 mod push;
@@ -37,6 +42,8 @@ pub struct WorkerConfig {
     pub sandbox: SandboxConfig,
     /// Children kept alive at most (`--max-children`).
     pub max_children: usize,
+    /// The worker key; without one the channel is plaintext.
+    pub key: Option<crate::channel::ChannelKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +147,7 @@ impl Core {
         let _ = self.outbox.send(ToDispatcher::Result {
             worker: self.cfg.id.clone(),
             task_id: t.task_id,
+            lease: t.lease,
             format: t.format,
             outcome,
         });

@@ -5,12 +5,12 @@
 //! once) and a work socket (poll; answered with a task or `no_work`), so a held poll never
 //! delays a result. A REQ socket whose answer does not come in time is thrown away and built
 //! again (the "lazy pirate" pattern): the `zeromq` crate does not reconnect it by itself.
+//! Each new REQ socket does the channel handshake (with a key) before its first request.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use faas_protocol::wire::{self, ToDispatcher, ToWorker};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -19,6 +19,8 @@ use tracing::{debug, error, info, warn};
 use zeromq::{ReqSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use super::{Core, WorkerError};
+use crate::backoff::Backoff;
+use crate::channel::{self, ChannelKey, Link};
 
 /// Longest a poll may stay unanswered before the socket is presumed dead; well above the
 /// dispatcher's long-poll.
@@ -38,7 +40,8 @@ pub(super) async fn run(
         abandon_poll.clone(),
         rejoin.clone(),
     ));
-    let mut control = Req::new(&core.cfg.endpoint);
+    let mut control = Req::new(&core.cfg.endpoint, core.cfg.key.clone(), true);
+    let mut join_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut heartbeat = core.cfg.heartbeat;
     let mut unsent: VecDeque<ToDispatcher> = VecDeque::new();
     let mut joined = false;
@@ -57,6 +60,7 @@ pub(super) async fn run(
                     heartbeat = Duration::from_millis(heartbeat_ms.max(50));
                     beat = tokio::time::interval(heartbeat);
                     joined = true;
+                    join_backoff.reset();
                 }
                 Ok(ToWorker::Refused {
                     reason,
@@ -72,7 +76,7 @@ pub(super) async fn run(
             if !joined {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = tokio::time::sleep(join_backoff.next_delay()) => {}
                 }
             }
             continue;
@@ -91,8 +95,9 @@ pub(super) async fn run(
             Ok(ToWorker::Refused { rejoin: true, .. }) => {
                 joined = false;
                 if matches!(msg, ToDispatcher::Result { .. }) {
-                    // Recorded anyway by the dispatcher; the refusal only says "hello first".
-                    debug!("result delivered to a dispatcher that did not know this worker");
+                    // Not accepted from a connection that has not joined: again after hello.
+                    debug!("result refused before hello; sending it again after joining");
+                    unsent.push_front(msg);
                 }
             }
             Ok(_) => {}
@@ -129,11 +134,12 @@ async fn work_loop(
     abandon: CancellationToken,
     rejoin: Arc<Notify>,
 ) {
-    let mut socket = Req::new(&core.cfg.endpoint);
+    // The control socket reports handshake failures; this one would only repeat them.
+    let mut socket = Req::new(&core.cfg.endpoint, core.cfg.key.clone(), false);
     let poll = ToDispatcher::Poll {
         worker: core.cfg.id.clone(),
     };
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
     while !stop.is_cancelled() {
         let slot = tokio::select! {
             _ = stop.cancelled() => return,
@@ -143,7 +149,7 @@ async fn work_loop(
         // `leaving` makes the dispatcher answer a held poll at once; `abandon` comes after bye.
         match socket.request(&poll, POLL_TIMEOUT, &abandon).await {
             Ok(ToWorker::Task(t)) => {
-                backoff = Duration::from_millis(50);
+                backoff.reset();
                 core.start(t, Some(slot));
                 continue;
             }
@@ -155,9 +161,8 @@ async fn work_loop(
         drop(slot);
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 
@@ -191,14 +196,19 @@ async fn drain(
     .await;
     info!(running = core.busy(), "draining");
     let deadline = Instant::now() + core.cfg.drain_grace;
+    // Still beating while tasks finish, so that the dispatcher does not declare this worker
+    // lost (and drop its results as those of an attempt given up on).
+    let mut beat = tokio::time::interval(heartbeat);
+    beat.reset();
     loop {
         let next = match unsent.pop_front() {
             Some(r) => Some(r),
             None if core.busy() == 0 => results.try_recv().ok(),
-            None => tokio::time::timeout_at(deadline, results.recv())
-                .await
-                .ok()
-                .flatten(),
+            None => tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => None,
+                r = results.recv() => r,
+                _ = beat.tick() => Some(core.heartbeat()),
+            },
         };
         let Some(r) = next else { break };
         say(control, &r, &mut reachable).await;
@@ -217,17 +227,22 @@ async fn drain(
     say(control, &bye, &mut reachable).await;
 }
 
-/// A REQ socket that is rebuilt after any failure (lazy pirate).
+/// A REQ socket that is rebuilt after any failure (lazy pirate), with its channel session.
 struct Req {
     endpoint: String,
-    socket: Option<ReqSocket>,
+    key: Option<ChannelKey>,
+    socket: Option<(ReqSocket, Link)>,
+    /// Log a failed handshake as an error (the control socket) or at debug level.
+    loud: bool,
 }
 
 impl Req {
-    fn new(endpoint: &str) -> Self {
+    fn new(endpoint: &str, key: Option<ChannelKey>, loud: bool) -> Self {
         Self {
             endpoint: endpoint.to_owned(),
+            key,
             socket: None,
+            loud,
         }
     }
 
@@ -261,10 +276,21 @@ impl Req {
                     _ => return Err("cannot connect"),
                 },
             }
-            self.socket = Some(s);
+            let link = tokio::select! {
+                _ = cancel.cancelled() => return Err("cancelled"),
+                r = channel::connect(&mut s, self.key.as_ref(), Duration::from_secs(5)) => r,
+            };
+            let link = link.map_err(|e| {
+                match self.loud {
+                    true => super::push::handshake_failed(&e),
+                    false => debug!(error = %e, "work socket handshake failed"),
+                }
+                "handshake failed"
+            })?;
+            self.socket = Some((s, link));
         }
-        let socket = self.socket.as_mut().expect("just set");
-        let frame = ZmqMessage::from(Bytes::from(wire::encode(msg)));
+        let (socket, link) = self.socket.as_mut().expect("just set");
+        let frame = ZmqMessage::from(link.seal(wire::encode(msg)));
         socket.send(frame).await.map_err(|_| "send failed")?;
         let reply = tokio::select! {
             _ = cancel.cancelled() => return Err("cancelled"),
@@ -273,7 +299,11 @@ impl Req {
         let reply = reply
             .map_err(|_| "no answer in time")?
             .map_err(|_| "receive failed")?;
-        let payload = reply.into_vec().pop().ok_or("empty answer")?;
+        let frame = reply.into_vec().pop().ok_or("empty answer")?;
+        let payload = link.open(&frame).map_err(|e| {
+            debug!(error = %e, "cannot open the dispatcher's answer");
+            "unreadable answer"
+        })?;
         wire::decode::<ToWorker>(&payload).map_err(|e| {
             warn!(error = %e, "cannot read the dispatcher's answer");
             "unreadable answer"

@@ -4,8 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use faas_protocol::wire::{self, ToDispatcher, ToWorker};
+use faas_protocol::wire::{self, FrameError, ToDispatcher, ToWorker};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +12,21 @@ use tracing::{debug, error, info, warn};
 use zeromq::{DealerSocket, Socket, SocketEvent, SocketRecv, SocketSend, ZmqMessage};
 
 use super::{Core, WorkerError};
+use crate::backoff::Backoff;
+use crate::channel::{self, ChannelError, Link};
+
+/// How long the dispatcher has to answer a handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A failed handshake, said plainly: a key mismatch is an operator's error and logged as one.
+pub(super) fn handshake_failed(e: &ChannelError) {
+    match e {
+        ChannelError::Unanswered => {
+            debug!(error = %e, "dispatcher not answering the handshake yet")
+        }
+        _ => error!(error = %e, "cannot join the dispatcher; retrying with back-off"),
+    }
+}
 
 /// Why one connection ended.
 enum End {
@@ -27,9 +41,10 @@ pub(super) async fn run(
 ) -> Result<(), WorkerError> {
     // Results taken from the outbox but not yet handed to a live socket.
     let mut unsent: VecDeque<ToDispatcher> = VecDeque::new();
-    let mut backoff = Duration::from_millis(100);
+    // One back-off for connecting and reconnecting; a welcome resets it.
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
-        let Some(mut conn) = Connection::open(&core, &shutdown).await else {
+        let Some(mut conn) = Connection::open(&core, &shutdown, &mut backoff).await else {
             break;
         };
         match conn
@@ -42,11 +57,13 @@ pub(super) async fn run(
             }
             End::Reconnect(why) => {
                 warn!(why, "connection to the dispatcher lost; reconnecting");
+                if conn.welcomed {
+                    backoff.reset();
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
     }
@@ -55,17 +72,25 @@ pub(super) async fn run(
 
 struct Connection {
     send: zeromq::DealerSendHalf,
+    /// This connection's sealing (Noise with a worker key), set up before the hello.
+    link: Link,
     inbox: mpsc::UnboundedReceiver<ZmqMessage>,
     monitor: futures::channel::mpsc::Receiver<SocketEvent>,
     heartbeat: Duration,
     last_heard: Instant,
+    /// The dispatcher welcomed this connection (so the next reconnect starts its back-off anew).
+    welcomed: bool,
 }
 
 impl Connection {
     /// Connects (waiting for the dispatcher as long as it takes) and says hello.
-    async fn open(core: &Core, shutdown: &CancellationToken) -> Option<Self> {
-        let mut delay = Duration::from_millis(100);
+    async fn open(
+        core: &Core,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Option<Self> {
         loop {
+            let mut key_mismatch = false;
             let mut socket = DealerSocket::new();
             let monitor = socket.monitor();
             // Bounded: a connect to a host that drops packets would otherwise hang here.
@@ -75,8 +100,31 @@ impl Connection {
                     r.unwrap_or_else(|_| Err(zeromq::ZmqError::Other("connect timed out")))
                 }
             };
-            match connected {
+            // With a key, the handshake comes before anything else is said.
+            let link = match connected {
                 Ok(()) => {
+                    match channel::connect(&mut socket, core.cfg.key.as_ref(), HANDSHAKE_TIMEOUT)
+                        .await
+                    {
+                        Ok(link) => Ok(link),
+                        Err(e) => {
+                            handshake_failed(&e);
+                            if matches!(
+                                e,
+                                ChannelError::Refused
+                                    | ChannelError::PlaintextPeer
+                                    | ChannelError::Handshake
+                            ) {
+                                key_mismatch = true;
+                            }
+                            Err(zeromq::ZmqError::Other("handshake failed"))
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match link {
+                Ok(link) => {
                     let (send, mut recv) = socket.split();
                     let (tx, inbox) = mpsc::unbounded_channel();
                     // A task of its own, so receiving is never cancelled halfway.
@@ -89,10 +137,12 @@ impl Connection {
                     });
                     let mut conn = Self {
                         send,
+                        link,
                         inbox,
                         monitor,
                         heartbeat: core.cfg.heartbeat,
                         last_heard: Instant::now(),
+                        welcomed: false,
                     };
                     if conn.send(&core.hello()).await {
                         info!(endpoint = %core.cfg.endpoint, id = %core.cfg.id, "connected; said hello");
@@ -103,16 +153,20 @@ impl Connection {
                     debug!(error = %e, endpoint = %core.cfg.endpoint, "dispatcher not reachable yet")
                 }
             }
+            // A key mismatch does not mend itself in milliseconds: wait longer between tries.
+            let delay = match key_mismatch {
+                true => backoff.at_least(Duration::from_secs(5)),
+                false => backoff.next_delay(),
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
                 _ = tokio::time::sleep(delay) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
 
     async fn send(&mut self, msg: &ToDispatcher) -> bool {
-        let frame = ZmqMessage::from(Bytes::from(wire::encode(msg)));
+        let frame = ZmqMessage::from(self.link.seal(wire::encode(msg)));
         self.send.send(frame).await.is_ok()
     }
 
@@ -141,7 +195,6 @@ impl Connection {
                 }
                 msg = self.inbox.recv() => {
                     let Some(msg) = msg else { return Ok(End::Reconnect("socket closed")) };
-                    self.last_heard = Instant::now();
                     if let Some(end) = self.on_message(core, msg).await? {
                         return Ok(end);
                     }
@@ -170,9 +223,18 @@ impl Connection {
         core: &Arc<Core>,
         msg: ZmqMessage,
     ) -> Result<Option<End>, WorkerError> {
-        let Some(payload) = msg.into_vec().pop() else {
+        let Some(frame) = msg.into_vec().pop() else {
             return Ok(None);
         };
+        // A frame that does not open means a broken or tampered connection: start afresh.
+        let payload = match self.link.open(&frame) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "a frame from the dispatcher did not open; reconnecting");
+                return Ok(Some(End::Reconnect("unreadable frame")));
+            }
+        };
+        self.last_heard = Instant::now();
         match wire::decode::<ToWorker>(&payload) {
             Ok(ToWorker::Task(t)) => {
                 debug!(task_id = %t.task_id, "task received");
@@ -183,6 +245,7 @@ impl Connection {
                 heartbeat_ms,
             }) => {
                 info!(%dispatcher, heartbeat_ms, "welcomed by the dispatcher");
+                self.welcomed = true;
                 self.heartbeat = Duration::from_millis(heartbeat_ms.max(50));
             }
             Ok(ToWorker::Refused {
@@ -226,15 +289,19 @@ async fn drain(
         conn.send(&r).await;
     }
     let mut acks = 0;
+    // Still beating: a worker that drains a long task is not lost (its result would be of an
+    // attempt given up on, and dropped).
+    let mut beat = tokio::time::interval(conn.heartbeat);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
+            _ = beat.tick() => { conn.send(&core.heartbeat()).await; }
             r = results.recv() => match r {
                 Some(r) => { conn.send(&r).await; }
                 None => break,
             },
             msg = conn.inbox.recv() => match msg.and_then(|m| m.into_vec().pop()) {
-                Some(payload) => match wire::decode::<ToWorker>(&payload) {
+                Some(frame) => match conn.link.open(&frame).ok().map(|p| wire::decode::<ToWorker>(&p)).unwrap_or(Err(FrameError::Malformed("unreadable frame".into()))) {
                     Ok(ToWorker::Task(t)) => { core.start(t, None); }
                     Ok(ToWorker::Ack) => acks += 1,
                     _ => {}
@@ -265,7 +332,7 @@ async fn drain(
     // A send that returned Ok was only queued locally: wait (briefly) for the answer to `bye`.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(msg) = conn.inbox.recv().await {
-            if let Some(payload) = msg.into_vec().pop() {
+            if let Some(payload) = msg.into_vec().pop().and_then(|f| conn.link.open(&f).ok()) {
                 // Two acks are due: one for `leaving` (maybe already counted) and one for `bye`.
                 if matches!(wire::decode::<ToWorker>(&payload), Ok(ToWorker::Ack)) {
                     acks += 1;

@@ -4,8 +4,17 @@
 //! task owns the send half. Slots are claims on a worker's capacity: push credit (slots the
 //! worker announced and that are not running a task) or, in pull mode, a held poll. A worker
 //! that stays silent for three heartbeats is lost; its tasks go back to the queue.
+//!
+//! Every frame passes [`Sessions`] first: with a worker key it is a Noise handshake or a sealed
+//! message of a session (`crate::channel`); anything else is dropped, counted and logged
+//! (rate-limited), and such a peer is never sent a task. A message is then taken as coming from
+//! the worker its session joined as, never from the `worker` name it carries: a `result`,
+//! `heartbeat`, `poll`, `leaving` or `bye` naming another worker is refused. Each task goes
+//! out with a lease (its attempt number); a result is recorded only under the lease it was sent
+//! with (`finish.lua`), so a late result of an earlier attempt is dropped and counted.
 
 mod registry;
+mod sessions;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +30,9 @@ use tracing::{debug, info, warn};
 use zeromq::{RouterSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use self::registry::{Claim, Envelope, Registry};
+use self::sessions::{Inbound, Sessions};
 use super::{ExecSlot, Executor, RunResult};
+use crate::channel::{ChannelKey, RateLimit};
 use crate::executor::Job;
 use crate::now_ms;
 use crate::store::Store;
@@ -40,6 +51,8 @@ pub struct RemoteConfig {
     /// Slack past a task's own timeout before its worker is presumed lost (pull backstop).
     pub deadline_grace: Duration,
     pub retention: Duration,
+    /// The worker key: with one, every connection is authenticated and encrypted.
+    pub key: Option<ChannelKey>,
 }
 
 /// The remote workers as an [`Executor`].
@@ -56,13 +69,27 @@ struct Hub {
     /// Woken when capacity appears (a hello, a result, a poll).
     capacity: Notify,
     out: mpsc::UnboundedSender<Outgoing>,
+    /// Shared with the sender task, which seals each message just before it goes out, so
+    /// messages are sealed in the order they are sent.
+    sessions: Arc<Mutex<Sessions>>,
+    /// Refused frames are logged at most once a second.
+    refusals: Mutex<RateLimit>,
 }
 
 /// A message for the sender task; `sent` learns whether the peer was still there.
 #[derive(Debug)]
 struct Outgoing {
-    msg: ZmqMessage,
+    envelope: Envelope,
+    body: Body,
     sent: Option<oneshot::Sender<bool>>,
+}
+
+#[derive(Debug)]
+enum Body {
+    /// A protocol message, sealed under the peer's session.
+    Msg(Vec<u8>),
+    /// Channel bytes that go as they are (a handshake answer, a refusal).
+    Raw(Bytes),
 }
 
 impl RemoteExecutor {
@@ -77,14 +104,18 @@ impl RemoteExecutor {
         info!(%endpoint, mode = ?cfg.mode, "waiting for workers");
         let (send_half, recv_half) = socket.split();
         let (out, out_rx) = mpsc::unbounded_channel();
+        let idle = (cfg.heartbeat * 12).max(Duration::from_secs(30));
+        let sessions = Arc::new(Mutex::new(Sessions::new(cfg.key.clone(), idle)));
         let hub = Arc::new(Hub {
             cfg,
             store,
             registry: Mutex::default(),
             capacity: Notify::new(),
             out,
+            sessions: sessions.clone(),
+            refusals: Mutex::default(),
         });
-        tokio::spawn(send_loop(send_half, out_rx));
+        tokio::spawn(send_loop(send_half, sessions, out_rx));
         tokio::spawn(recv_loop(hub.clone(), recv_half, shutdown.clone()));
         tokio::spawn(upkeep(hub.clone(), shutdown));
         Ok(Self { hub })
@@ -151,14 +182,14 @@ impl ExecSlot for RemoteSlot {
             .unwrap_or_default()
     }
 
-    async fn run(self, job: Job) -> (RunResult, Option<Self>) {
+    async fn run(self, job: Job, lease: u32) -> (RunResult, Option<Self>) {
         // Spent either way: push credit comes back with the result, a pull poll is answered.
-        (self.send_and_wait(job).await, None)
+        (self.send_and_wait(job, lease).await, None)
     }
 }
 
 impl RemoteSlot {
-    async fn send_and_wait(mut self, job: Job) -> RunResult {
+    async fn send_and_wait(mut self, job: Job, lease: u32) -> RunResult {
         let claim = self.claim.take().expect("a slot runs once");
         let hub = self.hub.clone();
         let (done, result) = oneshot::channel();
@@ -169,7 +200,7 @@ impl RemoteSlot {
             // lock: otherwise a later task of the same function, sent without the body, could
             // be queued ahead of the one that carries it.
             let mut registry = hub.registry();
-            let Some(send_body) = registry.send(&claim, job.task_id, f.id, done) else {
+            let Some(send_body) = registry.send(&claim, job.task_id, lease, f.id, done) else {
                 return RunResult::Lost(format!(
                     "worker {} left before the task was sent",
                     claim.worker
@@ -177,6 +208,7 @@ impl RemoteSlot {
             };
             let msg = ToWorker::Task(TaskMsg {
                 task_id: job.task_id,
+                lease,
                 function_id: f.id,
                 format: f.format,
                 body: send_body.then(|| f.body.clone()),
@@ -188,14 +220,14 @@ impl RemoteSlot {
                 args: job.args,
                 timeout_ms: job.timeout.as_millis() as u64,
             });
-            let queued = frames(claim.route.clone(), &msg).is_some_and(|msg| {
-                hub.out
-                    .send(Outgoing {
-                        msg,
-                        sent: Some(sent),
-                    })
-                    .is_ok()
-            });
+            let queued = hub
+                .out
+                .send(Outgoing {
+                    envelope: claim.route.clone(),
+                    body: Body::Msg(wire::encode(&msg)),
+                    sent: Some(sent),
+                })
+                .is_ok();
             if !queued {
                 registry.unsent(&claim.worker, job.task_id, f.id);
                 return RunResult::Lost(format!(
@@ -230,8 +262,57 @@ impl RemoteSlot {
 
 impl Hub {
     fn reply(&self, envelope: Envelope, msg: &ToWorker) {
-        if let Some(msg) = frames(envelope, msg) {
-            let _ = self.out.send(Outgoing { msg, sent: None });
+        let body = Body::Msg(wire::encode(msg));
+        let _ = self.out.send(Outgoing {
+            envelope,
+            body,
+            sent: None,
+        });
+    }
+
+    /// Logs a refused frame or message (at most once a second) and counts it.
+    fn refuse(&self, reason: &'static str, detail: &dyn std::fmt::Display) {
+        crate::metrics::channel_refused(reason);
+        let allowed = self
+            .refusals
+            .lock()
+            .expect("refusals lock")
+            .allow(Duration::from_secs(1));
+        if let Some(held_back) = allowed {
+            warn!(reason, %detail, held_back, "worker channel: refused a peer's frame");
+        }
+    }
+
+    /// Passes one frame through the peer's session: handshakes are answered, sealed messages
+    /// opened and handed on, everything else dropped.
+    fn on_frame(&self, envelope: Envelope, frame: &[u8]) {
+        let Some(id) = envelope.first().cloned() else {
+            return;
+        };
+        let inbound =
+            self.sessions
+                .lock()
+                .expect("sessions lock")
+                .inbound(&id, frame, Instant::now());
+        match inbound {
+            Inbound::Message { payload, worker } => self.on_message(envelope, worker, &payload),
+            Inbound::Answer(bytes, what) => {
+                match what {
+                    "handshake" => debug!("worker channel: handshake done"),
+                    "no session" => debug!("worker channel: a frame of an unknown session"),
+                    "refusal" => self.refuse("handshake", &"the peer does not hold the worker key"),
+                    _ => self.refuse(
+                        "plaintext",
+                        &"a plaintext frame; this dispatcher requires the worker key",
+                    ),
+                }
+                let _ = self.out.send(Outgoing {
+                    envelope,
+                    body: Body::Raw(bytes),
+                    sent: None,
+                });
+            }
+            Inbound::Dropped(e) => self.refuse("frame", &e),
         }
     }
 
@@ -249,7 +330,8 @@ impl Hub {
         });
     }
 
-    fn on_message(&self, envelope: Envelope, payload: &[u8]) {
+    /// Handles one opened message from the session `joined` (who it joined as, if it did).
+    fn on_message(&self, envelope: Envelope, joined: Option<String>, payload: &[u8]) {
         let msg = match wire::decode::<ToDispatcher>(payload) {
             Ok(m) => m,
             Err(e) => {
@@ -268,6 +350,43 @@ impl Hub {
             }
         };
         let now = Instant::now();
+        let named = msg.worker().to_owned();
+        match (&msg, joined.as_deref()) {
+            // Joining: a hello binds the session to its worker; a pull work socket's first
+            // poll binds it to a pull worker that joined on its control socket.
+            (ToDispatcher::Hello { .. }, None) => {}
+            (ToDispatcher::Poll { .. }, None) => {
+                let pull_worker = self
+                    .registry()
+                    .workers
+                    .get(&named)
+                    .is_some_and(|w| w.info.mode == WorkerMode::Pull);
+                if !pull_worker {
+                    return self.rejoin(envelope, &named);
+                }
+                if let Some(id) = envelope.first() {
+                    self.sessions
+                        .lock()
+                        .expect("sessions lock")
+                        .join(id, &named);
+                }
+            }
+            (_, Some(j)) if j == named => {}
+            (_, None) => return self.rejoin(envelope, &named),
+            (_, Some(j)) => {
+                self.refuse(
+                    "wrong_session",
+                    &format_args!(
+                        "a message naming worker {named} on the connection of worker {j}"
+                    ),
+                );
+                let refused = ToWorker::Refused {
+                    reason: format!("this connection joined as worker {j}"),
+                    rejoin: false,
+                };
+                return self.reply(envelope, &refused);
+            }
+        }
         match msg {
             ToDispatcher::Hello {
                 worker,
@@ -304,6 +423,12 @@ impl Hub {
                     );
                     return;
                 }
+                if let Some(id) = envelope.first() {
+                    self.sessions
+                        .lock()
+                        .expect("sessions lock")
+                        .join(id, &worker);
+                }
                 let (new, online) = {
                     let mut registry = self.registry();
                     let new = registry.hello(info.clone(), envelope.clone(), now);
@@ -335,6 +460,7 @@ impl Hub {
             ToDispatcher::Result {
                 worker,
                 task_id,
+                lease,
                 format,
                 outcome,
             } => {
@@ -343,15 +469,15 @@ impl Hub {
                     if let Some(w) = reg.workers.get_mut(&worker) {
                         w.last_seen = now;
                     }
-                    reg.result(&worker, task_id)
+                    reg.result(&worker, task_id, lease)
                 };
                 match waiting {
                     Some(done) => {
                         if let Err(RunResult::Done(outcome)) = done.send(RunResult::Done(outcome)) {
-                            self.record_late(task_id, format, outcome, worker);
+                            self.record_late(task_id, lease, format, outcome, worker);
                         }
                     }
-                    None => self.record_late(task_id, format, outcome, worker),
+                    None => self.record_late(task_id, lease, format, outcome, worker),
                 }
                 // Either way a slot of this worker is free again.
                 self.capacity.notify_one();
@@ -406,26 +532,41 @@ impl Hub {
         self.reply(envelope, &refused);
     }
 
-    /// A result nobody waits for (it came after a reconnect or a deadline): record it anyway,
-    /// unless the task is terminal already, which the store checks.
-    fn record_late(&self, task: TaskId, format: FunctionFormat, outcome: Outcome, worker: String) {
+    /// A result nobody waits for (it came after a reconnect, a deadline or a restart): recorded
+    /// only if the task still runs under its lease on this worker, which the store checks; a
+    /// result of an earlier attempt is dropped and counted as stale.
+    fn record_late(
+        &self,
+        task: TaskId,
+        lease: u32,
+        format: FunctionFormat,
+        outcome: Outcome,
+        worker: String,
+    ) {
         let store = self.store.clone();
         let retention = self.cfg.retention;
         tokio::spawn(async move {
             match store
-                .finish(task, format, &outcome, &worker, None, retention, None)
+                .finish(
+                    task,
+                    format,
+                    &outcome,
+                    &worker,
+                    None,
+                    retention,
+                    None,
+                    Some(lease),
+                )
                 .await
             {
-                Ok((recorded, _)) => info!(%task, %worker, recorded, "late result"),
+                Ok((true, _)) => info!(%task, %worker, lease, "late result recorded"),
+                Ok((false, _)) => {
+                    info!(%task, %worker, lease, "late result dropped: the task no longer runs under that lease")
+                }
                 Err(e) => warn!(%task, error = %e, "cannot record a late result"),
             }
         });
     }
-}
-
-fn frames(mut envelope: Envelope, msg: &ToWorker) -> Option<ZmqMessage> {
-    envelope.push(Bytes::from(wire::encode(msg)));
-    ZmqMessage::try_from(envelope).ok()
 }
 
 /// REQ peers put an empty delimiter frame after their identity and wait for an answer to
@@ -434,15 +575,40 @@ fn is_req(envelope: &Envelope) -> bool {
     envelope.last().is_some_and(|f| f.is_empty())
 }
 
-async fn send_loop(mut socket: zeromq::RouterSendHalf, mut out: mpsc::UnboundedReceiver<Outgoing>) {
-    while let Some(Outgoing { msg, sent }) = out.recv().await {
-        let ok = match socket.send(msg).await {
-            Ok(()) => true,
-            Err(e) => {
-                // The peer is gone; heartbeats will tell the registry.
-                debug!(error = %e, "cannot send to a worker");
+async fn send_loop(
+    mut socket: zeromq::RouterSendHalf,
+    sessions: Arc<Mutex<Sessions>>,
+    mut out: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    while let Some(Outgoing {
+        mut envelope,
+        body,
+        sent,
+    }) = out.recv().await
+    {
+        let payload = match body {
+            Body::Raw(bytes) => Some(bytes),
+            Body::Msg(msg) => envelope
+                .first()
+                .and_then(|id| sessions.lock().expect("sessions lock").outbound(id, msg)),
+        };
+        let msg = payload.and_then(|p| {
+            envelope.push(p);
+            ZmqMessage::try_from(envelope).ok()
+        });
+        let ok = match msg {
+            None => {
+                debug!("no session for a worker message; not sent");
                 false
             }
+            Some(msg) => match socket.send(msg).await {
+                Ok(()) => true,
+                Err(e) => {
+                    // The peer is gone; heartbeats will tell the registry.
+                    debug!(error = %e, "cannot send to a worker");
+                    false
+                }
+            },
         };
         if let Some(sent) = sent {
             let _ = sent.send(ok);
@@ -462,7 +628,7 @@ async fn recv_loop(hub: Arc<Hub>, mut socket: zeromq::RouterRecvHalf, shutdown: 
                 let Some(payload) = frames.pop() else {
                     continue;
                 };
-                hub.on_message(frames, &payload);
+                hub.on_frame(frames, &payload);
             }
             Err(e) => {
                 warn!(error = %e, "worker socket receive failed");
@@ -484,6 +650,10 @@ async fn upkeep(hub: Arc<Hub>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
+        hub.sessions
+            .lock()
+            .expect("sessions lock")
+            .expire(Instant::now());
         for poll in hub.registry().expired_polls(hub.cfg.long_poll) {
             hub.reply(poll, &ToWorker::NoWork);
         }

@@ -28,7 +28,8 @@ pub struct Remote {
     /// Said `leaving`: gets no new tasks.
     pub leaving: bool,
     pub last_seen: Instant,
-    pub inflight: HashMap<TaskId, oneshot::Sender<RunResult>>,
+    /// Tasks sent and awaited, with the lease each was sent under.
+    pub inflight: HashMap<TaskId, (u32, oneshot::Sender<RunResult>)>,
     /// Functions whose body this worker has been sent.
     pub known: HashSet<FunctionId>,
 }
@@ -152,27 +153,37 @@ impl Registry {
         }
     }
 
-    /// Records a task sent under `claim`. Returns whether the body of `function` must go along,
-    /// or `None` when the worker is gone.
+    /// Records a task sent under `claim` with its lease. Returns whether the body of `function`
+    /// must go along, or `None` when the worker is gone.
     pub fn send(
         &mut self,
         claim: &Claim,
         task: TaskId,
+        lease: u32,
         function: FunctionId,
         done: oneshot::Sender<RunResult>,
     ) -> Option<bool> {
         let w = self.workers.get_mut(&claim.worker)?;
-        w.inflight.insert(task, done);
+        w.inflight.insert(task, (lease, done));
         w.info.busy = w.inflight.len() as u32;
         Some(w.known.insert(function))
     }
 
-    /// A result arrived. Returns the waiting run's channel, if the task is still awaited.
+    /// A result arrived. Returns the waiting run's channel, if the task is still awaited under
+    /// that lease (a result of an earlier attempt of the same task does not answer this one).
     /// A result nobody awaits (a task from before this worker's reconnect, which its hello
     /// counted as busy) frees a slot all the same.
-    pub fn result(&mut self, worker: &str, task: TaskId) -> Option<oneshot::Sender<RunResult>> {
+    pub fn result(
+        &mut self,
+        worker: &str,
+        task: TaskId,
+        lease: u32,
+    ) -> Option<oneshot::Sender<RunResult>> {
         let w = self.workers.get_mut(worker)?;
-        let done = w.inflight.remove(&task);
+        let done = match w.inflight.get(&task) {
+            Some((l, _)) if *l == lease => w.inflight.remove(&task).map(|(_, done)| done),
+            _ => None,
+        };
         w.info.busy = w.inflight.len() as u32;
         w.info.tasks_done += 1;
         if w.info.mode != WorkerMode::Pull && !w.leaving {
@@ -214,7 +225,7 @@ impl Registry {
     /// Removes a worker; its tasks in flight are lost (the caller re-queues them).
     pub fn remove(&mut self, worker: &str, why: &str) -> Option<Remote> {
         let mut w = self.workers.remove(worker)?;
-        for (_, done) in w.inflight.drain() {
+        for (_, (_, done)) in w.inflight.drain() {
             let _ = done.send(RunResult::Lost(why.to_owned()));
         }
         Some(w)
@@ -306,14 +317,15 @@ mod tests {
         let task = TaskId::new();
         let f = FunctionId::new();
         let (tx, mut rx) = oneshot::channel();
-        assert_eq!(r.send(&first, task, f, tx), Some(true));
+        assert_eq!(r.send(&first, task, 1, f, tx), Some(true));
         let (tx2, _rx2) = oneshot::channel();
-        let again = r.send(&second, TaskId::new(), f, tx2);
+        let again = r.send(&second, TaskId::new(), 1, f, tx2);
         assert_eq!(again, Some(false), "body sent once");
         assert_eq!(r.workers["a"].credit, 0);
-        assert!(r.result("a", task).is_some());
+        assert!(r.result("a", task, 2).is_none(), "another attempt's result");
+        assert!(r.result("a", task, 1).is_some());
         assert_eq!(r.workers["a"].credit, 1);
-        assert_eq!(r.workers["a"].info.tasks_done, 1);
+        assert_eq!(r.workers["a"].info.tasks_done, 2);
         r.remove("a", "gone");
         assert!(
             rx.try_recv().is_err(),
@@ -328,9 +340,9 @@ mod tests {
         busy.busy = 1;
         r.hello(busy, env("a"), Instant::now());
         assert!(r.claim().is_none(), "its one slot runs an earlier task");
-        assert!(r.result("a", TaskId::new()).is_none());
+        assert!(r.result("a", TaskId::new(), 1).is_none());
         assert!(r.claim().is_some(), "the slot is free again");
-        assert!(r.result("a", TaskId::new()).is_none());
+        assert!(r.result("a", TaskId::new(), 1).is_none());
         assert_eq!(r.workers["a"].credit, 1, "never more credit than slots");
     }
 
@@ -372,7 +384,7 @@ mod tests {
         r.hello(info("a", WorkerMode::Push, 2), env("a"), Instant::now());
         let claim = r.claim().unwrap();
         let (tx, mut rx) = oneshot::channel();
-        r.send(&claim, TaskId::new(), FunctionId::new(), tx);
+        r.send(&claim, TaskId::new(), 1, FunctionId::new(), tx);
         r.leaving("a");
         assert!(r.claim().is_none());
         r.remove("a", "worker lost");
@@ -406,11 +418,11 @@ mod tests {
         let (c1, c2) = (r.claim().unwrap(), r.claim().unwrap());
         let (tx, _rx) = oneshot::channel();
         let task = TaskId::new();
-        assert_eq!(r.send(&c1, task, f, tx), Some(true));
+        assert_eq!(r.send(&c1, task, 1, f, tx), Some(true));
         r.unsent("a", task, f);
         let (tx, _rx) = oneshot::channel();
         assert_eq!(
-            r.send(&c2, TaskId::new(), f, tx),
+            r.send(&c2, TaskId::new(), 1, f, tx),
             Some(true),
             "the body goes again"
         );

@@ -11,8 +11,12 @@
 --   the caller with serde, so this script never has to encode a result)
 -- ARGV[12]: '' (take nothing) or the worker to start the next entry on
 -- ARGV[13]: consumer  ARGV[14]: task key prefix (both only used with ARGV[12])
--- Returns: {'1' when the outcome was recorded or '0' when the task was already terminal or is
--- gone, then take_entries' 7 values if an entry was taken}. A failed take is no error: the
+-- ARGV[15]: the lease ('' = none): the attempt number the outcome belongs to. With a lease the
+--   outcome is recorded only while the task is RUNNING under that attempt on worker ARGV[6]:
+--   a late result of an earlier attempt (a frozen worker back, a worker declared lost) or of
+--   another worker is dropped, and the reply says so ('2').
+-- Returns: {'1' when the outcome was recorded, '0' when the task was already terminal or is
+-- gone, or '2' when the lease did not match, then take_entries' 7 values if an entry was taken}. A failed take is no error: the
 -- outcome is what matters here, and the dispatcher's next read reports the queue's trouble.
 if ARGV[10] ~= '' then
   redis.call('XACK', KEYS[4], ARGV[9], ARGV[10])
@@ -20,7 +24,13 @@ if ARGV[10] ~= '' then
 end
 local recorded = '0'
 local st = redis.call('HGET', KEYS[1], 'status')
-if st and st ~= 'COMPLETED' and st ~= 'FAILED' then
+local fenced = false
+if ARGV[15] ~= '' and st and st ~= 'COMPLETED' and st ~= 'FAILED' then
+  local cur = redis.call('HMGET', KEYS[1], 'attempts', 'worker')
+  fenced = st ~= 'RUNNING' or cur[1] ~= ARGV[15] or cur[2] ~= ARGV[6]
+  if fenced then recorded = '2' end
+end
+if st and st ~= 'COMPLETED' and st ~= 'FAILED' and not fenced then
   recorded = '1'
   redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4],
     'log', ARGV[5], 'worker', ARGV[6], 'finished_at', ARGV[7])
