@@ -151,7 +151,6 @@ struct Plan {
 impl Plan {
     /// Where per-installation state goes: the data directory, or with `--ephemeral` the
     /// temporary run directory that is removed when `faas up` stops.
-    #[allow(dead_code)] // For per-installation state kept beside the data (a worker key).
     fn state_dir(&self) -> &Path {
         self.data_dir.as_ref().map_or(&self.run_dir, DataDir::path)
     }
@@ -380,7 +379,7 @@ async fn start_all(
     };
     let key = match plan.mode {
         Mode::Local => None,
-        Mode::Push | Mode::Pull => Some(worker_key_file(&plan.run_dir)?),
+        Mode::Push | Mode::Pull => Some(worker_key_file(plan.state_dir())?),
     };
     if let Some(key) = &key {
         dispatcher = dispatcher.arg("--worker-key-file").arg(key);
@@ -429,8 +428,9 @@ async fn start_all(
     Ok(redis_url)
 }
 
-/// The worker key of the dispatcher and workers `faas up` starts: `worker.key` in `dir`,
-/// made (mode 0600) if it is not there yet, kept if it is.
+/// The worker key of the dispatcher and workers `faas up` starts: `worker.key` in `dir` (the
+/// data directory, so workers started elsewhere by hand can be given the same file), made
+/// (mode 0600) if it is not there yet, kept if it is.
 fn worker_key_file(dir: &Path) -> Result<PathBuf, UpError> {
     let path = dir.join("worker.key");
     if !path.exists() {
