@@ -1,5 +1,5 @@
-//! What every daemon binary shares: logging set-up, the shutdown signal and the exit code for
-//! bad configuration.
+//! What every daemon binary shares: logging set-up, the open-file limit, the shutdown signal
+//! and the exit code for bad configuration.
 
 use std::future::Future;
 
@@ -25,6 +25,40 @@ pub fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Most open files a daemon asks for when its hard limit is unlimited.
+const NOFILE_CEILING: u64 = 1 << 20;
+
+/// Raises the soft open-file limit to the hard limit, as Go's runtime does at start, and logs
+/// the result; returns the soft limit now in effect. A shell's default soft limit of 1,024
+/// would otherwise cap the gateway's connections and a dispatcher's worker sockets long before
+/// the machine's real limit (systemd units set `LimitNOFILE` for the hard one). Call it after
+/// [`init_logging`].
+pub fn raise_nofile_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit");
+            return 1024;
+        }
+    };
+    let target = hard.min(NOFILE_CEILING);
+    if soft >= target {
+        tracing::info!(limit = soft, "open-file limit");
+        return soft;
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
+        Ok(()) => {
+            tracing::info!(limit = target, was = soft, "raised the open-file limit");
+            target
+        }
+        Err(e) => {
+            tracing::warn!(limit = soft, error = %e, "cannot raise the open-file limit");
+            soft
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //! | `{p}:finished`       | pub/sub | the terminal task events only (what result waiters need) |
 //! | `{p}:workers`        | hash    | worker id → JSON worker info                           |
 //! | `{p}:stats`          | hash    | counters: submitted, completed, failed, requeued       |
+//! | `{p}:epoch`          | string  | a random id written at first use: a new one means Redis lost its data |
+//! | `{p}:healthz`        | string  | written by the gateway's `/healthz` to prove Redis takes writes |
 //!
 //! `{p}` is the namespace prefix, `faas` by default, so several platforms can share one Redis.
 
@@ -76,6 +78,14 @@ impl Keys {
 
     pub fn stats(&self) -> String {
         format!("{}:stats", self.prefix)
+    }
+
+    pub fn epoch(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
+
+    pub fn healthz(&self) -> String {
+        format!("{}:healthz", self.prefix)
     }
 }
 

@@ -57,6 +57,11 @@ impl RedisGuard {
         self.server.is_some()
     }
 
+    /// The server's process id while it runs: for tests that signal it (SIGSTOP, SIGKILL).
+    pub fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Daemon::pid)
+    }
+
     /// Stops the server (the data goes with it: nothing is persisted).
     pub fn stop(&mut self) {
         if let Some(mut s) = self.server.take() {

@@ -1,6 +1,9 @@
 //! `faas up`: one command starts a working platform (private Redis, gateway, dispatcher),
 //! restarts a daemon that dies, and on SIGTERM (or its own death by SIGKILL) stops every
-//! process it started.
+//! process it started. Its data survives a restart of `faas up` and a killed Redis.
+//!
+//! Every `faas up` here runs with `XDG_DATA_HOME` inside the test's directory, so the default
+//! data directory is a temporary one, never the real home's.
 
 use std::time::Duration;
 
@@ -33,6 +36,11 @@ fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
+/// The `XDG_DATA_HOME` every `faas up` of a test gets: inside the test's directory.
+fn xdg_data_home(dir: &TestDir) -> std::path::PathBuf {
+    dir.path().join("xdg-data")
+}
+
 fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .unwrap_or_default()
@@ -49,6 +57,11 @@ struct Up {
 
 impl Up {
     async fn start(dir: &TestDir, extra: &[&str]) -> Up {
+        Self::start_named(dir, "faas-up", extra).await
+    }
+
+    /// Like [`Up::start`], logging to `<name>.log` (a second run in one test gets its own log).
+    async fn start_named(dir: &TestDir, name: &str, extra: &[&str]) -> Up {
         let listen = format!("127.0.0.1:{}", free_port());
         let py = python().to_string_lossy().into_owned();
         let mut args = vec![
@@ -62,7 +75,11 @@ impl Up {
             &py,
         ];
         args.extend_from_slice(extra);
-        let daemon = Daemon::spawn("faas-up", bin("faas"), &args, &[], dir.path());
+        let env = [(
+            "XDG_DATA_HOME".to_owned(),
+            xdg_data_home(dir).to_string_lossy().into_owned(),
+        )];
+        let daemon = Daemon::spawn(name, bin("faas"), &args, &env, dir.path());
         let url = format!("http://{listen}");
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -104,8 +121,29 @@ impl Up {
         resp.json().await.expect("JSON reply")
     }
 
-    /// Registers `add` and runs it to completion.
-    async fn run_a_task(&self) {
+    async fn get(&self, path: &str) -> Value {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("GET");
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().await.expect("JSON reply")
+    }
+
+    /// The ids of the registered functions.
+    async fn function_ids(&self) -> Vec<String> {
+        let list = self.get("/functions").await;
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|f| f["function_id"].as_str().expect("function_id").to_owned())
+            .collect()
+    }
+
+    /// Registers `add` and runs it to completion; returns the function and task ids.
+    async fn run_a_task(&self) -> (String, String) {
         let f = self
             .post(
                 "/register_function",
@@ -136,6 +174,8 @@ impl Up {
         );
         assert_eq!(reply["status"], "COMPLETED", "{reply}");
         assert_eq!(reply["result"], json!(42));
+        let fid = f["function_id"].as_str().expect("function_id").to_owned();
+        (fid, tid.to_owned())
     }
 
     fn children_named(&self, name: &str) -> Vec<u32> {
@@ -244,7 +284,7 @@ async fn up_in_push_mode_runs_tasks_on_worker_processes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_without_redis_server_names_the_install_command() {
     let out = tokio::process::Command::new(bin("faas"))
-        .args(["up", "--no-console"])
+        .args(["up", "--no-console", "--ephemeral"])
         .env("PATH", "/nonexistent")
         .kill_on_drop(true)
         .output()
@@ -262,8 +302,10 @@ async fn up_without_redis_server_names_the_install_command() {
 async fn up_stops_with_the_reason_when_the_gateway_cannot_listen() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let listen = taken.local_addr().unwrap().to_string();
+    let dir = TestDir::new();
     let child = tokio::process::Command::new(bin("faas"))
         .args(["up", "--no-console", "--procs", "1", "--listen", &listen])
+        .env("XDG_DATA_HOME", xdg_data_home(&dir))
         .kill_on_drop(true)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -276,4 +318,125 @@ async fn up_stops_with_the_reason_when_the_gateway_cannot_listen() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot listen on"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_survives_a_restart_of_up_and_ephemeral_starts_empty() {
+    let dir = TestDir::new();
+    let mut up = Up::start_named(&dir, "up-1", &[]).await;
+    let (fid, tid) = up.run_a_task().await;
+    assert!(up.daemon.stop().expect("running").success());
+    // The default data directory, below XDG_DATA_HOME, holds Redis's append-only file.
+    let aof = xdg_data_home(&dir).join("faas/redis/appendonlydir");
+    assert!(aof.is_dir(), "no append-only file in {}", aof.display());
+
+    let mut up = Up::start_named(&dir, "up-2", &["--ephemeral"]).await;
+    assert_eq!(
+        up.function_ids().await,
+        Vec::<String>::new(),
+        "--ephemeral starts empty"
+    );
+    up.run_a_task().await;
+    assert!(up.daemon.stop().expect("running").success());
+
+    let mut up = Up::start_named(&dir, "up-3", &[]).await;
+    assert_eq!(
+        up.function_ids().await,
+        vec![fid],
+        "the function registered before the restart (and only it: --ephemeral wrote nothing)"
+    );
+    let reply = up.get(&format!("/result/{tid}")).await;
+    assert_eq!(reply["status"], "COMPLETED", "{reply}");
+    assert_eq!(reply["result"], json!(42), "{reply}");
+    assert!(up.daemon.stop().expect("running").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_in_use_is_refused() {
+    let dir = TestDir::new();
+    let data = dir.path().join("data");
+    let data = data.to_string_lossy().into_owned();
+    let mut up = Up::start(&dir, &["--data-dir", &data]).await;
+    let out = tokio::process::Command::new(bin("faas"))
+        .args(["up", "--no-console", "--data-dir", &data])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is in use by another faas up"), "{stderr}");
+    assert!(up.daemon.stop().expect("running").success());
+}
+
+/// A no-op that takes a little while, so that many tasks are queued and running at once.
+const NAP: &str = "import time\ndef nap(i):\n    time.sleep(0.002)\n    return i\n";
+const IN_FLIGHT: usize = 2_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_redis_loses_no_accepted_task() {
+    let dir = TestDir::new();
+    let data = dir.path().join("data").to_string_lossy().into_owned();
+    let mut up = Up::start(&dir, &["--data-dir", &data]).await;
+    let f = up
+        .post(
+            "/register_function",
+            json!({"name": "nap", "source": NAP, "entrypoint": "nap"}),
+        )
+        .await;
+    let fid = f["function_id"].as_str().expect("function_id").to_owned();
+    let executions: Vec<Value> = (0..IN_FLIGHT)
+        .map(|i| json!({"function_id": fid, "args": [i]}))
+        .collect();
+    let reply = up
+        .post("/execute_batch", json!({ "executions": executions }))
+        .await;
+    let tids: Vec<String> = reply["task_ids"]
+        .as_array()
+        .expect("task_ids")
+        .iter()
+        .map(|t| t.as_str().expect("task id").to_owned())
+        .collect();
+    assert_eq!(tids.len(), IN_FLIGHT);
+
+    // The Redis this faas up started: its only redis-server child.
+    let redis = up.children_named("redis-server");
+    assert_eq!(redis.len(), 1, "one redis-server expected");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(redis[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let back = wait_until(UP_TIMEOUT, async || {
+        let now = up.children_named("redis-server");
+        !now.is_empty() && now != redis && up.healthy().await
+    })
+    .await;
+    assert!(back, "redis not restarted:\n{}", up.daemon.log_tail(30));
+
+    assert!(
+        up.function_ids().await.contains(&fid),
+        "the function is gone after the kill"
+    );
+    // Every accepted task finishes with its own result.
+    for (i, tid) in tids.iter().enumerate() {
+        let mut reply = Value::Null;
+        let done = wait_until(UP_TIMEOUT, async || {
+            let url = format!("{}/result/{tid}?wait=5000", up.url);
+            reply = match up.client.get(&url).send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            matches!(reply["status"].as_str(), Some("COMPLETED" | "FAILED"))
+        })
+        .await;
+        assert!(
+            done,
+            "task {i} ({tid}) not finished: {reply}\n{}",
+            up.daemon.log_tail(40)
+        );
+        assert_eq!(reply["status"], "COMPLETED", "task {i}: {reply}");
+        assert_eq!(reply["result"], json!(i), "task {i}: {reply}");
+    }
+    assert!(up.daemon.stop().expect("running").success());
 }

@@ -5,6 +5,7 @@
 //! 3 the task has not finished yet, 69 the gateway cannot be reached.
 
 mod api;
+pub mod data_dir;
 mod output;
 mod supervisor;
 mod up;

@@ -4,6 +4,12 @@
 //! in push/pull mode, the workers; keeps them running (see [`super::supervisor`]); then hands the
 //! terminal to `faas-console`, or with `--no-console` shows the daemons' logs. Ctrl-C, SIGTERM or
 //! quitting the console stops everything it started, the last started first.
+//!
+//! Durable by default: the private Redis appends every write to a file in the data directory
+//! ([`super::data_dir`]) and fsyncs it every second, and the next `faas up` starts from it. A
+//! killed Redis loses nothing (its writes reached the file before it answered); a crash of the
+//! whole machine loses at most the last second. `--ephemeral` keeps everything in a temporary
+//! directory that goes when `faas up` stops.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -18,11 +24,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::data_dir::{default_data_dir, DataDir};
 use super::supervisor::{DaemonSpec, Fatal, LogSink, Supervisor};
 use crate::client::GatewayClient;
 
-/// How long a fresh redis-server and the gateway get to answer.
-const REDIS_START: Duration = Duration::from_secs(10);
+/// How long a fresh redis-server (loading its append-only file) and the gateway get to answer.
+const REDIS_START: Duration = Duration::from_secs(60);
 const GATEWAY_START: Duration = Duration::from_secs(30);
 /// Stop graces: the dispatcher and workers drain running tasks first.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -77,6 +84,14 @@ pub struct UpArgs {
     /// Port the dispatcher binds for push/pull workers [default: a free port].
     #[arg(long)]
     pub dispatcher_port: Option<u16>,
+    /// Where the platform's state lives between runs [default: $XDG_DATA_HOME/faas, else
+    /// ~/.local/share/faas].
+    #[arg(long, env = "FAAS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep nothing: the private Redis runs without persistence in a temporary directory, and
+    /// the next faas up starts empty.
+    #[arg(long, conflicts_with = "data_dir")]
+    pub ephemeral: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,13 +144,25 @@ struct Plan {
     token: Option<String>,
     console: Option<PathBuf>,
     run_dir: PathBuf,
+    /// `None` with `--ephemeral`.
+    data_dir: Option<DataDir>,
+}
+
+impl Plan {
+    /// Where per-installation state goes: the data directory, or with `--ephemeral` the
+    /// temporary run directory that is removed when `faas up` stops.
+    #[allow(dead_code)] // For per-installation state kept beside the data (a worker key).
+    fn state_dir(&self) -> &Path {
+        self.data_dir.as_ref().map_or(&self.run_dir, DataDir::path)
+    }
 }
 
 #[derive(Debug)]
 enum RedisPlan {
     /// `--redis URL`: someone else's server.
     External(String),
-    /// A private redis-server started (and stopped) by `faas up`.
+    /// A private redis-server started (and stopped) by `faas up`; persistent unless
+    /// `--ephemeral`.
     Private(PathBuf),
 }
 
@@ -270,6 +297,19 @@ fn plan(args: UpArgs, token: Option<String>) -> Result<Plan, UpError> {
             Some(path)
         }
     };
+    let data_dir = if args.ephemeral {
+        None
+    } else {
+        let path = match args.data_dir {
+            Some(p) => p,
+            None => default_data_dir().ok_or_else(|| {
+                UpError::Usage(
+                    "cannot tell where to keep data: set HOME or XDG_DATA_HOME, or pass --data-dir or --ephemeral".into(),
+                )
+            })?,
+        };
+        Some(DataDir::open(&path)?)
+    };
     if args.mode == Mode::Local && args.workers != 1 {
         eprintln!(
             "faas up: note: --workers applies to push and pull modes; local mode runs one pool of --procs processes"
@@ -292,6 +332,7 @@ fn plan(args: UpArgs, token: Option<String>) -> Result<Plan, UpError> {
         token,
         console,
         run_dir: std::env::temp_dir().join(format!("faas-up-{}", std::process::id())),
+        data_dir,
     })
 }
 
@@ -363,8 +404,12 @@ async fn start_all(
             count(plan.procs, "Python process")
         ),
     };
+    let data = match &plan.data_dir {
+        Some(d) => d.path().display().to_string(),
+        None => "none (--ephemeral)".to_owned(),
+    };
     eprintln!(
-        "faas up: ready: gateway {} | redis {} | mode {} ({placement}) | python {}",
+        "faas up: ready: gateway {} | redis {} | mode {} ({placement}) | python {} | data {data}",
         plan.gateway_url,
         redis_url,
         plan.mode.as_str(),
@@ -430,13 +475,32 @@ async fn start_redis(
         .arg(port.to_string())
         .arg("--bind")
         .arg("127.0.0.1")
-        // A private, throw-away instance: nothing is persisted.
+        // No RDB snapshots: the append-only file (when on) is the one copy of the data.
         .arg("--save")
-        .arg("")
-        .arg("--appendonly")
-        .arg("no")
-        .arg("--dir")
-        .arg(&plan.run_dir);
+        .arg("");
+    let spec = match &plan.data_dir {
+        Some(data) => {
+            let dir = data.redis_dir();
+            std::fs::create_dir_all(&dir).map_err(|source| UpError::Io {
+                what: format!("cannot create {}", dir.display()),
+                source,
+            })?;
+            // Every write reaches the file before Redis answers it and is fsynced within a
+            // second: a killed Redis loses nothing, a crashed machine the last second.
+            spec.arg("--appendonly")
+                .arg("yes")
+                .arg("--appendfsync")
+                .arg("everysec")
+                .arg("--dir")
+                .arg(dir)
+        }
+        // A private, throw-away instance: nothing is persisted.
+        None => spec
+            .arg("--appendonly")
+            .arg("no")
+            .arg("--dir")
+            .arg(&plan.run_dir),
+    };
     start(sup, spec)?;
     let deadline = Instant::now() + REDIS_START;
     while Instant::now() < deadline {

@@ -43,6 +43,9 @@ struct Args {
     redis: String,
     #[arg(long, env = "FAAS_PREFIX", default_value = faas_protocol::keys::DEFAULT_PREFIX)]
     prefix: String,
+    /// Longest wait for one Redis command, in milliseconds (blocking queue reads excepted).
+    #[arg(long, env = "FAAS_REDIS_TIMEOUT_MS", default_value_t = 500)]
+    redis_timeout_ms: u64,
     /// Python interpreter for the local pool; it needs `dill` for dill functions.
     #[arg(long, env = "FAAS_PYTHON", default_value = "python3")]
     python: PathBuf,
@@ -87,6 +90,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    faas_daemons::cli::raise_nofile_limit();
     if args.workers == Some(0) {
         usage_error("-w/--workers must be at least 1");
     }
@@ -140,7 +144,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 Ok(p) => p,
                 Err(e) => usage_error(e),
             };
-            let store = Store::connect(&args.redis, Keys::new(args.prefix)).await?;
+            let timeout = Duration::from_millis(args.redis_timeout_ms.max(1));
+            let keys = Keys::new(args.prefix);
+            // A stop request while Redis is still away stops the dispatcher all the same.
+            let Some(store) = Store::connect(&args.redis, keys, timeout, &shutdown).await? else {
+                pool.shutdown().await;
+                info!("dispatcher stopped before redis answered");
+                return Ok(());
+            };
             let executor = Arc::new(LocalExecutor::new(
                 pool.clone(),
                 format!("local-{host}-{}", std::process::id()),
@@ -153,7 +164,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             if args.heartbeat_ms == 0 || args.long_poll_ms == 0 {
                 usage_error("--heartbeat-ms and --long-poll-ms must be positive");
             }
-            let store = Store::connect(&args.redis, Keys::new(args.prefix)).await?;
+            let timeout = Duration::from_millis(args.redis_timeout_ms.max(1));
+            let keys = Keys::new(args.prefix);
+            let Some(store) = Store::connect(&args.redis, keys, timeout, &shutdown).await? else {
+                info!("dispatcher stopped before redis answered");
+                return Ok(());
+            };
             let remote = RemoteConfig {
                 mode: if args.mode == Mode::Push {
                     WorkerMode::Push

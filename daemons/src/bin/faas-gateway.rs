@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
-use faas_daemons::gateway::{self, AppState, GatewayConfig};
+use faas_daemons::gateway::{self, AppState, EdgeConfig, GatewayConfig};
 use faas_daemons::store::Store;
 use faas_daemons::{metrics, notify};
 use faas_protocol::Keys;
@@ -23,6 +23,10 @@ struct Args {
     /// Redis holding functions, tasks and the queue.
     #[arg(long, env = "FAAS_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis: String,
+    /// Longest wait for one Redis command, in milliseconds; with Redis away requests fail
+    /// with 503 after it (and at once after three such failures, see the store's breaker).
+    #[arg(long, env = "FAAS_REDIS_TIMEOUT_MS", default_value_t = 500)]
+    redis_timeout_ms: u64,
     /// Namespace prefix of every Redis key.
     #[arg(long, env = "FAAS_PREFIX", default_value = faas_protocol::keys::DEFAULT_PREFIX)]
     prefix: String,
@@ -41,12 +45,26 @@ struct Args {
     /// How long in-flight requests may run on after SIGTERM, in milliseconds.
     #[arg(long, env = "FAAS_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     shutdown_grace_ms: u64,
+    /// Most open client connections; at the cap new ones wait in the listen backlog. Kept
+    /// below the open-file limit.
+    #[arg(long, env = "FAAS_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// A request's head must arrive within this many milliseconds of the connection waiting
+    /// for it; also how long an idle keep-alive connection stays open.
+    #[arg(long, env = "FAAS_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// A request's body must arrive within this many milliseconds (408 otherwise).
+    #[arg(long, env = "FAAS_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    body_timeout_ms: u64,
     /// Tokio worker threads (default: half the CPU cores, at least one).
     #[arg(long, env = "FAAS_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
     #[arg(long, env = "FAAS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
+
+/// File descriptors kept free of client connections.
+const FD_RESERVE: u64 = 128;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -55,9 +73,30 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    let nofile = faas_daemons::cli::raise_nofile_limit();
     if args.max_attempts == 0 {
         usage_error("--max-attempts must be at least 1");
     }
+    if args.max_connections == 0 || args.header_timeout_ms == 0 || args.body_timeout_ms == 0 {
+        usage_error(
+            "--max-connections, --header-timeout-ms and --body-timeout-ms must be positive",
+        );
+    }
+    // Room for Redis connections, logs and the listener beside the clients' sockets.
+    let fits = usize::try_from(nofile.saturating_sub(FD_RESERVE))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let max_connections = if args.max_connections > fits {
+        tracing::warn!(
+            asked = args.max_connections,
+            max_connections = fits,
+            open_file_limit = nofile,
+            "--max-connections lowered to fit the open-file limit"
+        );
+        fits
+    } else {
+        args.max_connections
+    };
     if redis::Client::open(args.redis.as_str()).is_err() {
         usage_error(format_args!(
             "--redis {:?} is not a redis:// URL",
@@ -88,15 +127,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         trigger.cancel();
     });
     // Redis may come up after us; a stop request while waiting for it is still a clean stop.
-    let store = tokio::select! {
-        store = Store::connect(&args.redis, Keys::new(args.prefix)) => store?,
-        () = shutdown.cancelled() => return Ok(()),
+    let timeout = Duration::from_millis(args.redis_timeout_ms.max(1));
+    let Some(store) =
+        Store::connect(&args.redis, Keys::new(args.prefix), timeout, &shutdown).await?
+    else {
+        return Ok(());
     };
     let config = GatewayConfig {
         body_limit: args.body_limit,
         max_wait: Duration::from_millis(args.max_wait_ms),
         default_max_attempts: args.max_attempts,
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        // Long polls may hold half the connections; the rest stay for everything else.
+        max_waits: (max_connections / 2).max(1),
+        edge: EdgeConfig {
+            max_connections,
+            header_timeout: Duration::from_millis(args.header_timeout_ms),
+            body_timeout: Duration::from_millis(args.body_timeout_ms),
+        },
     };
     if token.is_none() && !listener.local_addr()?.ip().is_loopback() {
         tracing::warn!(

@@ -54,6 +54,7 @@ fn main() {
 
 async fn run(args: Args) {
     init_logging(args.log_format);
+    faas_daemons::cli::raise_nofile_limit();
     if args.num_processes == 0 {
         usage_error("num_processes must be at least 1");
     }

@@ -16,6 +16,11 @@
 //! Recovery: a dispatcher keeps the idle time of its in-flight entries low (XCLAIM to itself);
 //! entries idle longer than `reclaim_after` belong to a dead dispatcher, and any live one
 //! re-queues them (`lua/requeue.lua`), counting the attempt.
+//!
+//! Function definitions are cached by id until the Redis epoch changes (Redis lost its data,
+//! see `store::watch_epoch`); `take.lua` reports a task whose function is gone as naming none,
+//! and such a task is failed (`FunctionMissing`), never run from the cache. On SIGTERM the loop
+//! stops even while Redis is away: connecting, the blocking read and every command are bounded.
 
 mod local;
 mod remote;
@@ -132,6 +137,13 @@ pub async fn run<E: Executor>(
     crate::notify::notify_ready();
     let tracker = TaskTracker::new();
     let upkeep = tokio::spawn(upkeep(shared.clone(), shutdown.clone()));
+    // Definitions are cached by id until Redis loses its data (a new epoch).
+    let cache = shared.clone();
+    let epoch = tokio::spawn(crate::store::watch_epoch(
+        shared.store.clone(),
+        shutdown.clone(),
+        move || cache.functions.lock().expect("lock").clear(),
+    ));
     let announce = tokio::spawn(announce_local(
         shared.store.clone(),
         executor.clone(),
@@ -211,6 +223,7 @@ pub async fn run<E: Executor>(
         }
     }
     upkeep.abort();
+    epoch.abort();
     let _ = announce.await;
     Ok(())
 }
@@ -298,7 +311,8 @@ async fn run_entry<E: Executor>(
     let retention = shared.cfg.retention;
     let function = match started.function_id {
         Some(fid) => function(shared, fid).await,
-        None => Err("the task names no function".to_owned()),
+        // take_lib.lua reports a function that is no longer registered as none.
+        None => Err("the task's function is not registered (any more)".to_owned()),
     };
     let function = match function {
         Ok(f) => f,

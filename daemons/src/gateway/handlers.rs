@@ -157,10 +157,13 @@ pub async fn result(
         })?,
     }
     .min(st.config.max_wait);
-    let brief = if wait.is_zero() {
-        brief(&st, id).await?
-    } else {
-        wait_for(&st, id, wait).await?
+    // Beyond `max_waits` long polls the answer is given at once: the client asks again.
+    let slot = (!wait.is_zero())
+        .then(|| st.wait_slots.clone().try_acquire_owned().ok())
+        .flatten();
+    let brief = match slot {
+        None => brief(&st, id).await?,
+        Some(_held) => wait_for(&st, id, wait).await?,
     };
     Ok(Json(ResultReply {
         task_id: id,
@@ -216,8 +219,22 @@ pub async fn functions(State(st): State<AppState>) -> Result<Json<Vec<FunctionSu
     Ok(Json(st.store.list_functions().await?))
 }
 
+/// The longest `/healthz` takes: a health check must get its 503, not time out itself.
+const HEALTH_BOUND: Duration = Duration::from_millis(800);
+
+/// 200 when Redis answers and takes a write; else 503 saying which (unreachable, out of
+/// memory, read-only, persistence failed).
 pub async fn healthz(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    st.store.ping().await?;
+    match tokio::time::timeout(HEALTH_BOUND, st.store.check_writable()).await {
+        Ok(checked) => checked?,
+        Err(_) => {
+            let late = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {HEALTH_BOUND:?}"),
+            );
+            return Err(ApiError::Unavailable(redis::RedisError::from(late).into()));
+        }
+    }
     Ok(Json(json!({"status": "ok"})))
 }
 

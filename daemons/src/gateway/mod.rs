@@ -8,6 +8,7 @@
 
 mod auth;
 mod batch;
+pub mod edge;
 mod error;
 mod extract;
 mod handlers;
@@ -18,7 +19,6 @@ mod waiters;
 mod workers;
 
 use std::collections::HashMap;
-use std::future::IntoFuture;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -29,11 +29,13 @@ use axum::Router;
 use faas_protocol::FunctionId;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use tracing::{info, warn};
+use tracing::info;
 
+pub use edge::EdgeConfig;
 pub use error::ApiError;
 pub use waiters::Waiters;
 
@@ -50,6 +52,11 @@ pub struct GatewayConfig {
     pub default_max_attempts: u32,
     /// How long in-flight requests (long polls included) may run on after shutdown begins.
     pub shutdown_grace: Duration,
+    /// Most `?wait=` long polls held at once; beyond it `/result` answers at once (the client
+    /// polls again), so waiting requests cannot take every connection.
+    pub max_waits: usize,
+    /// Connection cap and timeouts of the HTTP edge.
+    pub edge: EdgeConfig,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +66,8 @@ impl Default for GatewayConfig {
             max_wait: Duration::from_secs(300),
             default_max_attempts: 3,
             shutdown_grace: Duration::from_secs(5),
+            max_waits: 5_000,
+            edge: EdgeConfig::default(),
         }
     }
 }
@@ -69,7 +78,10 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<GatewayConfig>,
     pub waiters: Arc<Waiters>,
-    /// Functions never change once registered: their name and format are cached by id.
+    /// One permit per long poll held ([`GatewayConfig::max_waits`]).
+    wait_slots: Arc<Semaphore>,
+    /// Functions never change once registered: their name and format are cached by id, until
+    /// the Redis epoch changes ([`crate::store::watch_epoch`]).
     functions: Arc<RwLock<HashMap<FunctionId, FunctionMeta>>>,
     /// When set, every route but `/healthz` needs `Authorization: Bearer <token>`.
     token: Option<Arc<str>>,
@@ -81,6 +93,7 @@ impl AppState {
     pub fn new(store: Store, config: GatewayConfig) -> Self {
         Self {
             store,
+            wait_slots: Arc::new(Semaphore::new(config.max_waits)),
             config: Arc::new(config),
             waiters: Arc::default(),
             functions: Arc::default(),
@@ -137,8 +150,8 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown`, with the event listener that wakes result
-/// waiters. In-flight requests finish; waits are cut short by the shutdown.
+/// Serves the API on `listener` until `shutdown` (through [`edge::serve`]), with the event
+/// listener that wakes result waiters. In-flight requests finish within the shutdown grace.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -150,22 +163,18 @@ pub async fn run(
         state.waiters.clone(),
         shutdown.clone(),
     ));
+    let functions = state.functions.clone();
+    let epoch = tokio::spawn(crate::store::watch_epoch(
+        state.store.clone(),
+        shutdown.clone(),
+        move || functions.write().expect("cache lock").clear(),
+    ));
     info!(addr = %listener.local_addr()?, "gateway listening");
-    let stop = shutdown.clone();
     let grace = state.config.shutdown_grace;
-    let serve = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .into_future();
-    // The drain is bounded: a long poll (`?wait=`) must not hold a stopping gateway for minutes.
-    let drain_bound = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        served = serve => served?,
-        () = drain_bound => warn!(?grace, "in-flight requests still running after the shutdown grace; closing them"),
-    }
+    let edge = state.config.edge.clone();
+    edge::serve(listener, app(state), &edge, shutdown.clone(), grace).await;
     shutdown.cancel();
     let _ = events.await;
+    let _ = epoch.await;
     Ok(())
 }

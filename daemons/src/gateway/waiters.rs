@@ -179,29 +179,36 @@ pub async fn listen(
 ) {
     let mut delay = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
-                    info!(%channel, "subscribed to task events");
-                    delay = Duration::from_millis(100);
-                    // Whatever happened while unsubscribed is unknown: let waiters re-read.
-                    waiters.wake_all();
-                    let mut messages = pubsub.on_message();
-                    loop {
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            msg = messages.next() => match msg {
-                                Some(msg) => on_event(&waiters, msg.get_payload_bytes()),
-                                None => break,
-                            },
-                        }
+        // Raced against shutdown: a stopped Redis accepts the connection and never answers.
+        let subscribed = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = async {
+                let mut pubsub = client.get_async_pubsub().await.map_err(|e| (false, e))?;
+                pubsub.subscribe(&channel).await.map_err(|e| (true, e))?;
+                Ok::<_, (bool, redis::RedisError)>(pubsub)
+            } => s,
+        };
+        match subscribed {
+            Ok(mut pubsub) => {
+                info!(%channel, "subscribed to task events");
+                delay = Duration::from_millis(100);
+                // Whatever happened while unsubscribed is unknown: let waiters re-read.
+                waiters.wake_all();
+                let mut messages = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        msg = messages.next() => match msg {
+                            Some(msg) => on_event(&waiters, msg.get_payload_bytes()),
+                            None => break,
+                        },
                     }
-                    warn!(%channel, "event subscription lost; resubscribing");
-                    waiters.wake_all();
                 }
-                Err(e) => warn!(error = %e, "cannot subscribe to task events"),
-            },
-            Err(e) => debug!(error = %e, "cannot connect for task events"),
+                warn!(%channel, "event subscription lost; resubscribing");
+                waiters.wake_all();
+            }
+            Err((true, e)) => warn!(error = %e, "cannot subscribe to task events"),
+            Err((false, e)) => debug!(error = %e, "cannot connect for task events"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -2,7 +2,13 @@
 //!
 //! Every status change goes through one of the Lua scripts in `lua/`, so the check of the old
 //! status, the write, the queue bookkeeping and the event are a single atomic step.
+//!
+//! Commands fail fast while Redis is away (a command timeout and a circuit breaker, see
+//! [`guard`]), and errors say what went wrong: [`StoreError::kind`] tells an unreachable Redis
+//! from one that refuses writes (out of memory, a read-only replica) and from corrupt data.
 
+mod epoch;
+mod guard;
 mod queue;
 
 use std::collections::HashMap;
@@ -14,12 +20,18 @@ use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerInfo};
 use faas_protocol::{FunctionFormat, FunctionId, Keys, TaskId, TaskStatus};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::executor::{FunctionDef, Outcome};
 use crate::now_ms;
 
+pub use epoch::{watch_epoch, EPOCH_EVERY};
+pub use guard::Guarded;
 pub use queue::{QueueEntry, QueueReader, Taken};
+
+/// The default bound on one Redis command (see [`guard`]).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -43,7 +55,51 @@ pub enum StoreError {
     Corrupt { key: String, detail: String },
 }
 
+/// What kind of trouble a [`StoreError`] is, for the message a client gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trouble {
+    /// Redis cannot be reached, does not answer in time, or is still loading its data.
+    Unreachable,
+    /// Redis is at `maxmemory` and refuses writes (OOM).
+    OutOfMemory,
+    /// Redis is a read-only replica (READONLY).
+    ReadOnly,
+    /// Redis refuses writes because its persistence failed (MISCONF).
+    PersistenceFailed,
+    /// Redis answered with another error.
+    Other,
+    /// A record in Redis cannot be read: not Redis's fault, nor one a retry fixes.
+    Corrupt,
+}
+
 impl StoreError {
+    /// Sorts the error for the client's message and status (see [`Trouble`]). Errors from
+    /// scripts come wrapped ("ERR Error running script ... OOM ..."), so the text is checked too.
+    pub fn kind(&self) -> Trouble {
+        let e = match self {
+            StoreError::Corrupt { .. } => return Trouble::Corrupt,
+            StoreError::Redis(e) => e,
+        };
+        if guard::is_unreachable(e) {
+            return Trouble::Unreachable;
+        }
+        let text = e.to_string();
+        let has = |code: &str| e.code() == Some(code) || text.contains(code);
+        if has("OOM") {
+            Trouble::OutOfMemory
+        } else if has("READONLY")
+            || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+            // Known codes are shown by their kind's name inside an aborted transaction.
+            || text.contains("ReadOnly:")
+        {
+            Trouble::ReadOnly
+        } else if has("MISCONF") {
+            Trouble::PersistenceFailed
+        } else {
+            Trouble::Other
+        }
+    }
+
     /// The queue's consumer group is missing (Redis restarted without its data).
     pub fn is_nogroup(&self) -> bool {
         match self {
@@ -113,7 +169,7 @@ pub struct Started {
 #[derive(Clone)]
 pub struct Store {
     client: redis::Client,
-    conn: ConnectionManager,
+    conn: Guarded,
     keys: Keys,
 }
 
@@ -124,25 +180,45 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Connects, retrying until Redis answers: daemons may start before Redis does.
-    pub async fn connect(url: &str, keys: Keys) -> Result<Self> {
+    /// Connects, retrying until Redis answers (daemons may start before Redis does) or
+    /// `shutdown` is cancelled (then `Ok(None)`: a daemon asked to stop while Redis is down
+    /// stops). Each command then gets at most `command_timeout`.
+    pub async fn connect(
+        url: &str,
+        keys: Keys,
+        command_timeout: Duration,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Self>> {
         let client = redis::Client::open(url)?;
+        // The guard's timeout is the bound a caller sees; these only keep the manager from
+        // holding a dead connection long.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_max_delay(Duration::from_secs(2));
         let mut delay = Duration::from_millis(100);
         let conn = loop {
-            match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+            let attempt = tokio::select! {
+                c = ConnectionManager::new_with_config(client.clone(), config.clone()) => c,
+                () = shutdown.cancelled() => return Ok(None),
+            };
+            match attempt {
                 Ok(conn) => break conn,
                 Err(e) => {
                     warn!(error = %e, %url, "redis not reachable yet; retrying");
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => return Ok(None),
+                    }
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
             }
         };
-        Ok(Self { client, conn, keys })
+        Ok(Some(Self {
+            client,
+            conn: Guarded::new(conn, command_timeout),
+            keys,
+        }))
     }
 
     pub fn keys(&self) -> &Keys {
@@ -156,6 +232,20 @@ impl Store {
     pub async fn ping(&self) -> Result<()> {
         let mut c = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut c).await?;
+        Ok(())
+    }
+
+    /// Proves Redis is reachable *and* takes writes: one small write that expires by itself.
+    /// An OOM, READONLY or MISCONF reply says why writes are refused (see [`StoreError::kind`]).
+    pub async fn check_writable(&self) -> Result<()> {
+        let mut c = self.conn.clone();
+        let () = redis::cmd("SET")
+            .arg(self.keys.healthz())
+            .arg(now_ms())
+            .arg("PX")
+            .arg(60_000)
+            .query_async(&mut c)
+            .await?;
         Ok(())
     }
 
@@ -512,7 +602,7 @@ impl Store {
         Ok(c.hgetall(self.keys.stats()).await?)
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Guarded {
         self.conn.clone()
     }
 }

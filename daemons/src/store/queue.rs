@@ -13,6 +13,9 @@ use redis::AsyncConnectionConfig;
 
 use super::{Result, Started, Store, TAKE};
 
+/// How much longer than its BLOCK time a blocking read may take before it counts as lost.
+const BLOCKING_SLACK: Duration = Duration::from_secs(1);
+
 /// One stream entry: the task to run and the entry id to acknowledge once it is done.
 #[derive(Clone, Debug)]
 pub struct QueueEntry {
@@ -119,8 +122,8 @@ impl QueueReader {
                 self.blocking.insert(c)
             }
         };
-        let reply: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
             .arg(DISPATCHER_GROUP)
             .arg(&self.consumer)
             .arg("COUNT")
@@ -129,9 +132,17 @@ impl QueueReader {
             .arg(block.as_millis() as u64)
             .arg("STREAMS")
             .arg(self.store.keys().queue())
-            .arg(">")
-            .query_async(conn)
-            .await;
+            .arg(">");
+        let read = cmd.query_async::<Option<StreamReadReply>>(conn);
+        // No response timeout on this connection, but a bound all the same: a stopped Redis
+        // (SIGSTOP, a hung host) never answers, and the dispatcher must still see shutdown.
+        let reply = match tokio::time::timeout(block + BLOCKING_SLACK, read).await {
+            Ok(r) => r,
+            Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "redis did not answer a blocking read",
+            ))),
+        };
         match reply {
             Ok(reply) => Ok(reply
                 .map(|r| {

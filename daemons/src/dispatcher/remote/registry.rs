@@ -84,6 +84,7 @@ impl Registry {
     /// Promises the next task to the worker with the most free capacity (push) or the oldest
     /// held poll (pull).
     pub fn claim(&mut self) -> Option<Claim> {
+        let now = Instant::now();
         let (id, w) = self
             .workers
             .iter_mut()
@@ -93,7 +94,8 @@ impl Registry {
                 _ => w.credit > 0,
             })
             .max_by_key(|(_, w)| match w.info.mode {
-                WorkerMode::Pull => u64::MAX - w.polls[0].1.elapsed().as_millis() as u64,
+                // The longest-held poll wins (its age, measured from one `now`).
+                WorkerMode::Pull => now.saturating_duration_since(w.polls[0].1).as_nanos() as u64,
                 _ => w.credit as u64,
             })?;
         let (route, since) = match w.info.mode {
@@ -348,6 +350,20 @@ mod tests {
         r.unclaim(c);
         assert_eq!(r.expired_polls(Duration::ZERO).len(), 1);
         assert_eq!(r.free(), 0);
+    }
+
+    #[test]
+    fn pull_hands_each_task_to_the_oldest_held_poll() {
+        let mut r = Registry::default();
+        let now = Instant::now();
+        let ago = |ms| now.checked_sub(Duration::from_millis(ms)).unwrap();
+        // Polls arrive newest-last but in a worker order that is neither age nor name order.
+        for (name, age) in [("b", 300), ("d", 100), ("a", 400), ("c", 200)] {
+            r.hello(info(name, WorkerMode::Pull, 1), env(name), ago(1_000));
+            r.poll(name, env(&format!("poll-{name}")), ago(age));
+        }
+        let order: Vec<String> = std::iter::from_fn(|| r.claim().map(|c| c.worker)).collect();
+        assert_eq!(order, ["a", "b", "c", "d"], "oldest poll first");
     }
 
     #[test]

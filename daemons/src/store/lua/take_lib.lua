@@ -37,6 +37,12 @@ local function take_entries(queue, events, group, consumer, prefix, now, workers
       if st ~= 'MISSING' then
         f = redis.call('HMGET', key, 'function_id', 'args', 'timeout_ms', 'attempts')
         attempts = tonumber(f[4]) or 0
+        -- A function that is gone (Redis flushed under a gateway's stale cache) is reported as
+        -- none, so the task is failed, never run from a dispatcher's cache. Function keys are
+        -- `{p}:fn:{id}` beside task keys `{p}:task:{id}` (protocol::keys).
+        if f[1] and redis.call('EXISTS', string.gsub(prefix, 'task:$', 'fn:') .. f[1]) == 0 then
+          f[1] = ''
+        end
       end
       if st == 'QUEUED' then
         attempts = redis.call('HINCRBY', key, 'attempts', 1)

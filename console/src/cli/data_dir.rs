@@ -1,0 +1,96 @@
+//! The data directory of `faas up`: where the platform's state lives between runs.
+//!
+//! `--data-dir`, else `$XDG_DATA_HOME/faas`, else `~/.local/share/faas`. The private Redis
+//! keeps its append-only file in `redis/` below it, so functions, tasks and results survive a
+//! restart of `faas up` and a crash of Redis. Other per-installation state (a generated worker
+//! key, say) belongs next to it: [`DataDir::path`] is the one place that names it.
+//!
+//! One `faas up` at a time owns a data directory: two Redis servers appending to one file
+//! would corrupt it, so the directory is locked (`flock` on `faas.lock`) while `faas up` runs.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::up::UpError;
+
+/// The default data directory (`$XDG_DATA_HOME/faas` or `$HOME/.local/share/faas`); `None`
+/// when neither variable names an absolute directory.
+pub fn default_data_dir() -> Option<PathBuf> {
+    // The XDG base directory spec says relative values are invalid and must be ignored.
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    absolute("XDG_DATA_HOME")
+        .map(|d| d.join("faas"))
+        .or_else(|| absolute("HOME").map(|h| h.join(".local/share/faas")))
+}
+
+/// A data directory held by this process until dropped.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl DataDir {
+    /// Creates (if needed) and locks `path`; fails if another `faas up` holds it.
+    pub fn open(path: &Path) -> Result<Self, UpError> {
+        let io = |what: String| move |source| UpError::Io { what, source };
+        std::fs::create_dir_all(path).map_err(io(format!(
+            "cannot create the data directory {}",
+            path.display()
+        )))?;
+        // Made absolute once, so daemons started from another directory find the same place.
+        let path = std::fs::canonicalize(path)
+            .map_err(io(format!("cannot resolve {}", path.display())))?;
+        let lock_path = path.join("faas.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(format!("cannot open {}", lock_path.display())))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+            UpError::Usage(format!(
+                "the data directory {} is in use by another faas up; stop it or pass --data-dir",
+                path.display()
+            ))
+        })?;
+        Ok(Self { path, _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the private Redis keeps its append-only file.
+    pub fn redis_dir(&self) -> PathBuf {
+        self.path.join("redis")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_is_held_by_one_owner_at_a_time() {
+        let base = std::env::temp_dir().join(format!("faas-data-dir-test-{}", std::process::id()));
+        let first = DataDir::open(&base).expect("first open");
+        assert!(first.path().is_absolute());
+        let second = DataDir::open(&base);
+        assert!(
+            matches!(&second, Err(UpError::Usage(m)) if m.contains("in use")),
+            "{second:?}"
+        );
+        drop(first);
+        let again = DataDir::open(&base).expect("free again after drop");
+        assert_eq!(again.redis_dir(), again.path().join("redis"));
+        drop(again);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
