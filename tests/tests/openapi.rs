@@ -2,6 +2,8 @@
 //! the document passes an independent validator (`openapi-spec-validator`, installed into .venv
 //! by demo/setup.sh), and `/docs` is HTML whose assets, served from the binary, all answer.
 
+use std::time::Duration;
+
 use faas_tests::{run_python, Mode, Stack, StatusCode};
 
 async fn gateway_only() -> Stack {
@@ -91,4 +93,57 @@ fn resp_url(base: &str, link: &str) -> String {
     } else {
         format!("{base}/docs/{link}")
     }
+}
+
+/// Schemathesis (from .venv) fuzzes every documented operation of a live gateway, a bounded
+/// number of examples each: no answer may be a 5xx, and every status code, content type and body
+/// must match the document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_mismatch() {
+    let stack = gateway_only().await;
+    let python = faas_tests::python();
+    let schemathesis = python.with_file_name("schemathesis");
+    assert!(
+        schemathesis.exists(),
+        "{} missing: run ./demo/setup.sh (it installs schemathesis into .venv)",
+        schemathesis.display()
+    );
+    let run = tokio::process::Command::new(&schemathesis)
+        .arg("run")
+        .arg(format!("{}/openapi.json", stack.base_url()))
+        .args(["--max-examples", "30", "--request-timeout", "10", "--no-color"])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .kill_on_drop(true)
+        .output();
+    let out = faas_tests::within(Duration::from_secs(600), "schemathesis", run)
+        .await
+        .expect("schemathesis runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every operation Schemathesis found in the document was exercised ("Selected: 17/17",
+    // "Tested: 17"; it counts `/docs` and `/docs/` as one).
+    let number_after = |label: &str| -> Vec<u32> {
+        let rest = stdout.split(label).nth(1).unwrap_or_default();
+        let line = rest.lines().next().unwrap_or_default();
+        line.split('/')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect()
+    };
+    let selected = number_after("Selected:");
+    let tested = number_after("Tested:");
+    assert!(
+        selected.len() == 2
+            && selected[0] == selected[1]
+            && tested == [selected[0]]
+            && tested[0] >= 16,
+        "not every operation was tested ({selected:?}, {tested:?}):\n{stdout}"
+    );
 }
