@@ -24,8 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! .venv/bin/python -c 'import dill, requests, pytest' >/dev/null 2>&1; then
-    echo "setup: creating .venv with dill, requests and pytest (the Python the workers, examples and SDK tests use)"
+if ! .venv/bin/python -c 'import dill, requests, pytest, openapi_spec_validator, schemathesis' >/dev/null 2>&1; then
+    echo "setup: creating .venv with dill, requests, pytest, openapi-spec-validator and schemathesis (the Python the workers, examples and SDK tests use)"
     python3 -m venv .venv
     .venv/bin/pip install --quiet --disable-pip-version-check -r demo/requirements.txt
 fi

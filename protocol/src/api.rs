@@ -10,6 +10,7 @@ use crate::model::{TaskError, TaskStatus};
 
 /// `POST /register_function`: either `payload` (dill, the original clients) or `source` +
 /// `entrypoint` (any language).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RegisterFunction {
     pub name: String,
@@ -21,12 +22,14 @@ pub struct RegisterFunction {
     pub entrypoint: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterFunctionReply {
     pub function_id: FunctionId,
 }
 
 /// `POST /execute_function`: `payload` for a dill function, `args`/`kwargs` for a source one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ExecuteFunction {
     pub function_id: String,
@@ -44,11 +47,13 @@ pub struct ExecuteFunction {
     pub max_attempts: Option<u32>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecuteFunctionReply {
     pub task_id: TaskId,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReply {
     pub task_id: TaskId,
@@ -56,6 +61,7 @@ pub struct StatusReply {
 }
 
 /// `GET /result/{id}`: `result` is null until the task is terminal.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResultReply {
     pub task_id: TaskId,
@@ -67,18 +73,21 @@ pub struct ResultReply {
 
 /// `POST /execute_batch`: many executions in one request, each shaped like `/execute_function`'s
 /// body. All are validated before any is submitted, then all are written in one pipeline.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ExecuteBatch {
     pub executions: Vec<ExecuteFunction>,
 }
 
 /// The task ids of an [`ExecuteBatch`], in the order of its `executions`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecuteBatchReply {
     pub task_ids: Vec<TaskId>,
 }
 
 /// Every 4xx and 5xx body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReply {
     pub error: String,

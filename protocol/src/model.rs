@@ -9,6 +9,7 @@ use crate::ids::{FunctionId, TaskId};
 
 /// Where a task is in its life: `QUEUED → RUNNING → COMPLETED | FAILED`, and back from
 /// `RUNNING` to `QUEUED` only when infrastructure failed. Terminal states are final.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskStatus {
@@ -54,6 +55,7 @@ impl FromStr for TaskStatus {
 }
 
 /// How a function and its arguments are encoded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FunctionFormat {
@@ -85,6 +87,7 @@ impl FromStr for FunctionFormat {
 }
 
 /// Why a task failed, as text any client can show.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskError {
     /// The exception's type (`ZeroDivisionError`), or a platform cause (`Timeout`, `WorkerLost`).
@@ -131,6 +134,7 @@ impl Outcome {
 }
 
 /// A function as listed by `GET /functions`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionSummary {
     pub function_id: FunctionId,
@@ -141,6 +145,7 @@ pub struct FunctionSummary {
 }
 
 /// The full record of a task, as `GET /tasks/{id}` returns it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub task_id: TaskId,
@@ -166,6 +171,7 @@ pub struct TaskRecord {
 }
 
 /// Mode of a worker in the registry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerMode {
@@ -177,6 +183,7 @@ pub enum WorkerMode {
 
 /// One worker's entry in the registry hash `{prefix}:workers` (field = id, value = this JSON).
 /// Dispatchers keep it current; `last_heartbeat` tells the console whether it is alive.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerInfo {
     pub id: String,

@@ -2,7 +2,9 @@
 //! `Authorization: Bearer <token>` and answers 401 with a JSON `{"error"}` otherwise.
 //!
 //! `/healthz` stays open so load balancers, systemd checks and `faas up` can probe liveness
-//! without the secret. Unknown routes are guarded too, so the API cannot be mapped anonymously.
+//! without the secret. `/openapi.json` and `/docs` (with its assets) are open too: they hold only
+//! the API's published shape, and a browser cannot send the token when it opens the page (see
+//! [`super::openapi`]). Unknown routes are guarded, so no other path can be probed anonymously.
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -24,7 +26,7 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
     let Some(expected) = st.token.as_deref() else {
         return next.run(req).await;
     };
-    if req.uri().path() == OPEN_PATH {
+    if is_open(req.uri().path()) {
         return next.run(req).await;
     }
     match bearer(req.headers().get(AUTHORIZATION)) {
@@ -34,6 +36,11 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
             "missing `Authorization: Bearer <token>` header (this gateway requires a token)",
         ),
     }
+}
+
+/// `/healthz`, the OpenAPI document, and the documentation page and its assets.
+fn is_open(path: &str) -> bool {
+    path == OPEN_PATH || super::openapi::is_open(path)
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).

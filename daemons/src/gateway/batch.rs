@@ -7,7 +7,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use faas_protocol::api::{ExecuteBatch, ExecuteBatchReply};
+use faas_protocol::api::{ErrorReply, ExecuteBatch, ExecuteBatchReply};
 
 use super::error::ApiError;
 use super::extract::JsonBody;
@@ -18,6 +18,21 @@ use super::AppState;
 /// atomic pipeline holds Redis (which serves nobody else meanwhile).
 pub const MAX_BATCH: usize = 10_000;
 
+/// Submits many executions at once, all or nothing; ids come back in order.
+#[utoipa::path(
+    post,
+    path = "/execute_batch",
+    tag = "tasks",
+    request_body = ExecuteBatch,
+    responses(
+        (status = 200, description = "All queued", body = ExecuteBatchReply),
+        (status = 400, description = "Invalid input", body = ErrorReply),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 404, description = "An execution names an unknown function", body = ErrorReply),
+        (status = 413, description = "Body larger than the limit, or more than 10,000 executions", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
 pub async fn execute_batch(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<ExecuteBatch>,

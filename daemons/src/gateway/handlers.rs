@@ -7,8 +7,8 @@ use axum::extract::{Query, State};
 use axum::http::{Method, Uri};
 use axum::Json;
 use faas_protocol::api::{
-    ExecuteFunction, ExecuteFunctionReply, RegisterFunction, RegisterFunctionReply, ResultReply,
-    StatusReply,
+    ErrorReply, ExecuteFunction, ExecuteFunctionReply, RegisterFunction, RegisterFunctionReply,
+    ResultReply, StatusReply,
 };
 use faas_protocol::model::{FunctionSummary, TaskRecord};
 use faas_protocol::{FunctionFormat, FunctionId, TaskId};
@@ -23,6 +23,20 @@ use crate::store::{FunctionMeta, NewFunction, NewTask, TaskBrief};
 const MAX_TIMEOUT_MS: u64 = 7 * 24 * 3600 * 1000;
 const MAX_ATTEMPTS: u32 = 100;
 
+/// Registers a function: either `payload` (base64 dill pickle) or `source` with `entrypoint`.
+#[utoipa::path(
+    post,
+    path = "/register_function",
+    tag = "functions",
+    request_body = RegisterFunction,
+    responses(
+        (status = 200, description = "Registered", body = RegisterFunctionReply),
+        (status = 400, description = "Invalid input", body = ErrorReply),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 413, description = "Body larger than the limit", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
 pub async fn register_function(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<RegisterFunction>,
@@ -61,6 +75,42 @@ pub async fn register_function(
     Ok(Json(RegisterFunctionReply { function_id }))
 }
 
+/// The same as `POST /register_function`.
+#[utoipa::path(
+    post,
+    path = "/functions",
+    tag = "functions",
+    request_body = RegisterFunction,
+    responses(
+        (status = 200, description = "Registered", body = RegisterFunctionReply),
+        (status = 400, description = "Invalid input", body = ErrorReply),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 413, description = "Body larger than the limit", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
+pub async fn create_function(
+    st: State<AppState>,
+    body: JsonBody<RegisterFunction>,
+) -> Result<Json<RegisterFunctionReply>, ApiError> {
+    register_function(st, body).await
+}
+
+/// Submits one execution: `payload` for a dill function, `args`/`kwargs` for a source one.
+#[utoipa::path(
+    post,
+    path = "/execute_function",
+    tag = "tasks",
+    request_body = ExecuteFunction,
+    responses(
+        (status = 200, description = "Queued", body = ExecuteFunctionReply),
+        (status = 400, description = "Invalid input", body = ErrorReply),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 404, description = "Unknown function", body = ErrorReply),
+        (status = 413, description = "Body larger than the limit", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
 pub async fn execute_function(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<ExecuteFunction>,
@@ -126,6 +176,20 @@ pub(super) async fn new_task(st: &AppState, req: ExecuteFunction) -> Result<NewT
     })
 }
 
+/// A task's status.
+#[utoipa::path(
+    get,
+    path = "/status/{id}",
+    tag = "tasks",
+    params(("id" = TaskId, Path, description = "The task id")),
+    responses(
+        (status = 200, description = "The status", body = StatusReply),
+        (status = 400, description = "Invalid input", body = ErrorReply),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 404, description = "Unknown task (never submitted, or its result expired)", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
 pub async fn status(
     State(st): State<AppState>,
     TaskIdPath(id): TaskIdPath,
@@ -137,11 +201,46 @@ pub async fn status(
     }))
 }
 
+/// The original platform's name for `GET /status/{id}`.
+#[utoipa::path(
+    get,
+    path = "/get_task_status/{id}",
+    tag = "tasks",
+    params(("id" = TaskId, Path, description = "The task id")),
+    responses(
+        (status = 200, description = "The status", body = StatusReply),
+        (status = 400, description = "Invalid input", body = ErrorReply),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 404, description = "Unknown task (never submitted, or its result expired)", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
+pub async fn get_task_status(
+    st: State<AppState>,
+    id: TaskIdPath,
+) -> Result<Json<StatusReply>, ApiError> {
+    status(st, id).await
+}
+
 #[derive(Debug, Deserialize)]
 pub struct WaitQuery {
     wait: Option<String>,
 }
 
+/// A task's result (`null` until it is terminal), optionally waiting for it.
+#[utoipa::path(
+    get,
+    path = "/result/{id}",
+    tag = "tasks",
+    params(("id" = TaskId, Path, description = "The task id"), ("wait" = Option<u64>, Query, description = "Milliseconds to wait for the task to end (long poll, capped by the gateway)")),
+    responses(
+        (status = 200, description = "The status, and the result once terminal", body = ResultReply),
+        (status = 400, description = "Invalid input", body = ErrorReply),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 404, description = "Unknown task (never submitted, or its result expired)", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
 pub async fn result(
     State(st): State<AppState>,
     TaskIdPath(id): TaskIdPath,
@@ -177,6 +276,28 @@ pub async fn result(
     }))
 }
 
+/// The original platform's name for `GET /result/{id}`.
+#[utoipa::path(
+    get,
+    path = "/get_task_result/{id}",
+    tag = "tasks",
+    params(("id" = TaskId, Path, description = "The task id"), ("wait" = Option<u64>, Query, description = "Milliseconds to wait for the task to end (long poll, capped by the gateway)")),
+    responses(
+        (status = 200, description = "The status, and the result once terminal", body = ResultReply),
+        (status = 400, description = "Invalid input", body = ErrorReply),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 404, description = "Unknown task (never submitted, or its result expired)", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
+pub async fn get_task_result(
+    st: State<AppState>,
+    id: TaskIdPath,
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ResultReply>, ApiError> {
+    result(st, id, query).await
+}
+
 /// Waits until `id` is terminal or `wait` passes; woken by the task's terminal event, which
 /// usually carries the outcome: a waited-for result then costs one Redis read in all.
 async fn wait_for(st: &AppState, id: TaskId, wait: Duration) -> Result<TaskBrief, ApiError> {
@@ -204,6 +325,20 @@ async fn wait_for(st: &AppState, id: TaskId, wait: Duration) -> Result<TaskBrief
     }
 }
 
+/// A task's full record: arguments, result, error, log, attempts, times.
+#[utoipa::path(
+    get,
+    path = "/tasks/{id}",
+    tag = "tasks",
+    params(("id" = TaskId, Path, description = "The task id")),
+    responses(
+        (status = 200, description = "The record", body = TaskRecord),
+        (status = 400, description = "Invalid input", body = ErrorReply),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 404, description = "Unknown task (never submitted, or its result expired)", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
 pub async fn task(
     State(st): State<AppState>,
     TaskIdPath(id): TaskIdPath,
@@ -215,6 +350,17 @@ pub async fn task(
         .ok_or_else(|| unknown_task(id))
 }
 
+/// Every registered function.
+#[utoipa::path(
+    get,
+    path = "/functions",
+    tag = "functions",
+    responses(
+        (status = 200, description = "The functions", body = Vec<FunctionSummary>),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
 pub async fn functions(State(st): State<AppState>) -> Result<Json<Vec<FunctionSummary>>, ApiError> {
     Ok(Json(st.store.list_functions().await?))
 }
@@ -222,9 +368,26 @@ pub async fn functions(State(st): State<AppState>) -> Result<Json<Vec<FunctionSu
 /// The longest `/healthz` takes: a health check must get its 503, not time out itself.
 const HEALTH_BOUND: Duration = Duration::from_millis(800);
 
+/// `/healthz`'s answer when healthy.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
 /// 200 when Redis answers and takes a write; else 503 saying which (unreachable, out of
-/// memory, read-only, persistence failed).
-pub async fn healthz(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// memory, read-only, persistence failed). Needs no token.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "Redis answers and takes writes", body = Health),
+        (status = 503, description = "Redis is unreachable or refuses writes (the message says which)", body = ErrorReply),
+    )
+)]
+pub async fn healthz(State(st): State<AppState>) -> Result<Json<Health>, ApiError> {
     match tokio::time::timeout(HEALTH_BOUND, st.store.check_writable()).await {
         Ok(checked) => checked?,
         Err(_) => {
@@ -235,7 +398,7 @@ pub async fn healthz(State(st): State<AppState>) -> Result<Json<Value>, ApiError
             return Err(ApiError::Unavailable(redis::RedisError::from(late).into()));
         }
     }
-    Ok(Json(json!({"status": "ok"})))
+    Ok(Json(Health { status: "ok" }))
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {

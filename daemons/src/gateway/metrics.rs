@@ -16,6 +16,7 @@ use redis::AsyncCommands;
 
 use super::AppState;
 use crate::metrics::{self as m, CONTENT_TYPE_TEXT};
+use faas_protocol::api::ErrorReply;
 
 /// Label of requests that matched no route, so unknown paths cannot grow the label set.
 const UNMATCHED: &str = "unmatched";
@@ -39,6 +40,15 @@ pub async fn track(req: Request, next: Next) -> Response {
 }
 
 /// The exposition text: this process's recorder, then the values read from Redis.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus exposition text (`faas_redis_up` is 0 when Redis could not be read)", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+    )
+)]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     let mut body = st.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     match cluster_values(&st).await {

@@ -4,7 +4,9 @@
 //! `/status/{id}`, `/result/{id}` with dill + base64 payloads, and the original platform's own
 //! names for those two, `/get_task_status/{id}` and `/get_task_result/{id}`) and JSON-native for everyone else
 //! (`source` functions, JSON `args`). The router is a plain function of its state so tests can
-//! drive it with `oneshot` as well as over a real socket.
+//! drive it with `oneshot` as well as over a real socket. Its routes come from
+//! [`openapi::api`], which documents each route it adds: `/openapi.json` and `/docs` describe
+//! exactly what is served.
 
 mod auth;
 mod batch;
@@ -13,6 +15,7 @@ mod error;
 mod extract;
 mod handlers;
 mod metrics;
+pub mod openapi;
 mod results_wait;
 pub mod validate;
 mod waiters;
@@ -24,7 +27,6 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
 use axum::Router;
 use faas_protocol::FunctionId;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -118,24 +120,9 @@ impl AppState {
 /// The whole HTTP API.
 pub fn app(state: AppState) -> Router {
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/register_function", post(handlers::register_function))
-        .route("/execute_function", post(handlers::execute_function))
-        .route("/execute_batch", post(batch::execute_batch))
-        .route("/results/wait", post(results_wait::wait_results))
-        .route("/status/{id}", get(handlers::status))
-        .route("/result/{id}", get(handlers::result))
-        // The original platform's own names for the same two routes (its README and client.py).
-        .route("/get_task_status/{id}", get(handlers::status))
-        .route("/get_task_result/{id}", get(handlers::result))
-        .route("/tasks/{id}", get(handlers::task))
-        .route(
-            "/functions",
-            get(handlers::functions).post(handlers::register_function),
-        )
-        .route("/healthz", get(handlers::healthz))
-        .route("/workers", get(workers::workers))
-        .route("/metrics", get(metrics::metrics))
+    // Every route is added in `openapi::api`, with its description; add none here.
+    let (routes, _) = openapi::api().split_for_parts();
+    routes
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit))

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::Json;
-use faas_protocol::api::{ExecuteFunction, ResultReply};
+use faas_protocol::api::{ErrorReply, ExecuteFunction, ResultReply};
 use faas_protocol::TaskId;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
@@ -51,7 +51,8 @@ pub const MAX_IDS: usize = super::batch::MAX_BATCH;
 /// Task reads in flight at once on the shared multiplexed connection.
 const READ_CONCURRENCY: usize = 128;
 
-#[derive(Debug, Deserialize)]
+/// The tasks to wait for (see the module docs).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitRequest {
     #[serde(default)]
@@ -66,7 +67,8 @@ pub struct WaitRequest {
     wait_ms: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+/// What became of them: as soon as one is terminal, or when the wait ends.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WaitReply {
     results: Vec<ResultReply>,
     unknown: Vec<TaskId>,
@@ -74,6 +76,21 @@ pub struct WaitReply {
     cursor: String,
 }
 
+/// One long poll for many tasks, optionally submitting more in the same request.
+#[utoipa::path(
+    post,
+    path = "/results/wait",
+    tag = "tasks",
+    request_body = WaitRequest,
+    responses(
+        (status = 200, description = "Terminal results, unknown ids, submitted ids and the next cursor", body = WaitReply),
+        (status = 400, description = "Invalid input", body = ErrorReply),
+        (status = 401, description = "Missing or wrong token", body = ErrorReply),
+        (status = 404, description = "An execution names an unknown function", body = ErrorReply),
+        (status = 413, description = "Body larger than the limit, or more than 10,000 tasks", body = ErrorReply),
+        (status = 503, description = "Redis is unavailable", body = ErrorReply),
+    )
+)]
 pub async fn wait_results(
     State(st): State<AppState>,
     JsonBody(req): JsonBody<WaitRequest>,
