@@ -40,10 +40,18 @@ fn channel_key(path: &Path) -> ChannelKey {
 
 /// A keyed push or pull stack with `workers` real workers named `real-1`, `real-2`, ...
 async fn keyed_stack(mode: Mode, key: &Path, workers: usize) -> Stack {
+    keyed_stack_with(mode, key, workers, &[]).await
+}
+
+/// [`keyed_stack`] with extra environment for every daemon.
+async fn keyed_stack_with(mode: Mode, key: &Path, workers: usize, env: &[(&str, &str)]) -> Stack {
     let key = key.to_string_lossy().into_owned();
     let mut dispatcher: Vec<&str> = vec!["--worker-key-file", &key];
     dispatcher.extend(FAST_DISPATCHER);
-    let mut stack = Stack::builder(mode)
+    let builder = env
+        .iter()
+        .fold(Stack::builder(mode), |b, (k, v)| b.env(k, v));
+    let mut stack = builder
         .workers(1)
         .worker_processes(0)
         .dispatcher_args(&dispatcher)
@@ -366,7 +374,9 @@ impl Drop for Frozen {
 async fn a_frozen_workers_late_result_is_dropped(mode: Mode) {
     let keys = TestDir::new();
     let key = key_file(keys.path(), "worker.key");
-    let mut stack = keyed_stack(mode, &key, 2).await;
+    // Unsandboxed: the function writes a marker file the test reads, and a sandboxed function
+    // has a private, read-only view of the host (isolation.rs tests that).
+    let mut stack = keyed_stack_with(mode, &key, 2, &[("FAAS_SANDBOX", "none")]).await;
     stack.wait_registered_workers(2, JOIN).await;
     let fid = stack.register_source("slow", SLOW, "slow").await;
     let marker = keys.path().join("started");
