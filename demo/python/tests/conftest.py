@@ -16,8 +16,12 @@ sys.path.insert(0, HERE)
 
 from faas_stack import Stack  # noqa: E402
 
-# Functions of remote_functions.py travel by reference: the children must import it.
-STACK_OPTIONS = dict(workers=2, pythonpath=HERE)
+# Functions of remote_functions.py travel by reference: the children must import it. The test
+# modules import faas_client, which .venv has as an editable install: its import hook points
+# outside the children's sandbox (they see sys.path and PYTHONPATH only), so the SDK's source
+# directory goes on PYTHONPATH too, as any module a by-reference function needs must.
+SDK_DIR = os.path.dirname(HERE)
+STACK_OPTIONS = dict(workers=2, pythonpath=os.pathsep.join([HERE, SDK_DIR]))
 
 
 @pytest.fixture(scope="session")
