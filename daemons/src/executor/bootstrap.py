@@ -245,7 +245,12 @@ def reap():
 def kill_leftovers():
     """Every process the task started dies with the task, however it detached itself."""
     # As the subreaper, this child is an ancestor of every process the task left behind, setsid
-    # or double-forked ones included: none found, none left (the common, cheap case).
+    # or double-forked ones included: no child at all means none left. That is the common case,
+    # and one waitpid answers it without reading /proc (which cost ~15 % of no-op throughput).
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return
     if not descendants():
         return
     if SANDBOXED and os.getpid() <= 2:
