@@ -41,6 +41,24 @@ where
     }
 }
 
+/// A raw ZeroMQ DEALER connected to `endpoint` (a rogue or old-version peer of a dispatcher),
+/// retried until `timeout`: a DEALER's connect fails while the dispatcher is not bound yet.
+pub async fn connect_dealer(endpoint: &str, timeout: Duration) -> zeromq::DealerSocket {
+    use zeromq::Socket;
+    let mut socket = None;
+    let connected = wait_until(timeout, async || {
+        let mut s = zeromq::DealerSocket::new();
+        let attempt = tokio::time::timeout(Duration::from_secs(2), s.connect(endpoint));
+        if matches!(attempt.await, Ok(Ok(()))) {
+            socket = Some(s);
+        }
+        socket.is_some()
+    })
+    .await;
+    assert!(connected, "cannot connect to {endpoint}");
+    socket.expect("connected")
+}
+
 /// Runs `fut` with a bound, panicking with `what` when it runs out.
 pub async fn within<T>(timeout: Duration, what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(timeout, fut)

@@ -10,10 +10,10 @@ use bytes::Bytes;
 use faas_daemons::channel::{tag, ChannelError, ChannelKey, Initiator, Link};
 use faas_protocol::worker_key::WorkerKey;
 use faas_protocol::TaskId;
-use faas_tests::{bin, wait_until, Daemon, Mode, Stack, TestDir, FAST_DISPATCHER};
+use faas_tests::{bin, connect_dealer, wait_until, Daemon, Mode, Stack, TestDir, FAST_DISPATCHER};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
-use zeromq::{DealerSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
+use zeromq::{DealerSocket, SocketRecv, SocketSend, ZmqMessage};
 
 faas_tests::remote_modes!(
     a_rogue_without_the_key_gets_no_task_and_forges_nothing,
@@ -91,19 +91,8 @@ struct Rogue {
 impl Rogue {
     async fn connect(port: u16, mode: Mode) -> Self {
         let endpoint = format!("tcp://127.0.0.1:{port}");
-        let mut socket = None;
-        let ok = wait_until(JOIN, async || {
-            let mut s = DealerSocket::new();
-            let attempt = tokio::time::timeout(Duration::from_secs(2), s.connect(&endpoint));
-            if matches!(attempt.await, Ok(Ok(()))) {
-                socket = Some(s);
-            }
-            socket.is_some()
-        })
-        .await;
-        assert!(ok, "cannot connect to {endpoint}");
         Self {
-            socket: socket.expect("connected"),
+            socket: connect_dealer(&endpoint, JOIN).await,
             req: mode == Mode::Pull,
             link: Link::Plain,
         }

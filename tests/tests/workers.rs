@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use faas_tests::{wait_until, Mode, Stack, FAST_DISPATCHER, FAST_WORKER};
+use faas_tests::{connect_dealer, wait_until, Mode, Stack, FAST_DISPATCHER, FAST_WORKER};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
-use zeromq::{DealerSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
+use zeromq::{DealerSocket, SocketRecv, SocketSend, ZmqMessage};
 
 faas_tests::remote_modes!(
     a_worker_started_before_its_dispatcher_joins_when_it_comes,
@@ -218,18 +218,7 @@ async fn a_worker_of_the_other_mode_is_refused(mode: Mode) {
 async fn a_peer_of_another_protocol_version_is_refused() {
     let mut stack = Stack::builder(Mode::Push).worker_processes(0).start().await;
     let endpoint = format!("tcp://127.0.0.1:{}", stack.dispatcher_port());
-    let mut socket = None;
-    let connected = wait_until(JOIN, async || {
-        let mut s = DealerSocket::new();
-        let attempt = tokio::time::timeout(Duration::from_secs(2), s.connect(&endpoint));
-        if matches!(attempt.await, Ok(Ok(()))) {
-            socket = Some(s);
-        }
-        socket.is_some()
-    })
-    .await;
-    assert!(connected, "cannot connect to the dispatcher at {endpoint}");
-    let mut socket = socket.expect("connected");
+    let mut socket = connect_dealer(&endpoint, JOIN).await;
     let hello = |v: u32| {
         json!({"v": v, "type": "hello", "worker": "raw", "mode": "push", "host": "h",
                "pid": 1, "slots": 1, "busy": 0})
