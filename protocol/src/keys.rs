@@ -8,6 +8,7 @@
 //! | `{p}:queue`          | stream  | one entry (`task` = id) per dispatch; group `dispatchers` |
 //! | `{p}:events`         | pub/sub | JSON `event::Event`s: every status change, workers      |
 //! | `{p}:finished`       | pub/sub | the terminal task events only (what result waiters need) |
+//! | `{p}:cancels`        | pub/sub | ids of cancelled tasks: the dispatcher running one kills it |
 //! | `{p}:workers`        | hash    | worker id → JSON worker info                           |
 //! | `{p}:stats`          | hash    | counters: submitted, completed, failed, requeued       |
 //! | `{p}:epoch`          | string  | a random id written at first use: a new one means Redis lost its data |
@@ -70,6 +71,13 @@ impl Keys {
     /// that they are not woken three times per task for the one event they act on.
     pub fn finished(&self) -> String {
         format!("{}:finished", self.prefix)
+    }
+
+    /// Ids (plain text) of tasks cancelled while they may be running. The cancel is already
+    /// recorded in the task hash when this is published; a dispatcher that runs the task kills
+    /// its process group so that it stops using the machine.
+    pub fn cancels(&self) -> String {
+        format!("{}:cancels", self.prefix)
     }
 
     pub fn workers(&self) -> String {
