@@ -18,6 +18,45 @@
 
 use crate::ids::{FunctionId, TaskId};
 
+/// Field names of the hashes in the table above, written once here: the store writes them, the
+/// Lua scripts' callers and the console read them. (The Lua scripts in `daemons/src/store/lua`
+/// spell them too, since a script cannot import: rename one there as well.)
+pub mod fields {
+    /// `{p}:task:{id}`.
+    pub mod task {
+        pub const FUNCTION_ID: &str = "function_id";
+        pub const FUNCTION_NAME: &str = "function_name";
+        pub const FORMAT: &str = "format";
+        pub const ARGS: &str = "args";
+        pub const STATUS: &str = "status";
+        pub const ATTEMPTS: &str = "attempts";
+        pub const MAX_ATTEMPTS: &str = "max_attempts";
+        pub const TIMEOUT_MS: &str = "timeout_ms";
+        pub const CREATED_AT: &str = "created_at";
+        pub const STARTED_AT: &str = "started_at";
+        pub const FINISHED_AT: &str = "finished_at";
+        pub const WORKER: &str = "worker";
+        pub const RESULT: &str = "result";
+        pub const ERROR: &str = "error";
+        pub const LOG: &str = "log";
+    }
+    /// `{p}:fn:{id}`.
+    pub mod function {
+        pub const NAME: &str = "name";
+        pub const FORMAT: &str = "format";
+        pub const BODY: &str = "body";
+        pub const ENTRYPOINT: &str = "entrypoint";
+        pub const CREATED_AT: &str = "created_at";
+    }
+    /// `{p}:stats`: platform-wide counters.
+    pub mod stats {
+        pub const SUBMITTED: &str = "submitted";
+        pub const COMPLETED: &str = "completed";
+        pub const FAILED: &str = "failed";
+        pub const REQUEUED: &str = "requeued";
+    }
+}
+
 /// The consumer group of the queue stream that all dispatchers join.
 pub const DISPATCHER_GROUP: &str = "dispatchers";
 /// The default namespace prefix.

@@ -17,6 +17,7 @@ use redis::AsyncCommands;
 use super::AppState;
 use crate::metrics::{self as m, CONTENT_TYPE_TEXT};
 use faas_protocol::api::ErrorReply;
+use faas_protocol::keys::fields::stats as sf;
 
 /// Label of requests that matched no route, so unknown paths cannot grow the label set.
 const UNMATCHED: &str = "unmatched";
@@ -55,13 +56,13 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         Ok((stats, depth)) => {
             for (field, help) in [
                 (
-                    "submitted",
+                    sf::SUBMITTED,
                     "Tasks submitted to the platform (all gateways)",
                 ),
-                ("completed", "Tasks that completed (all dispatchers)"),
-                ("failed", "Tasks that failed (all dispatchers)"),
+                (sf::COMPLETED, "Tasks that completed (all dispatchers)"),
+                (sf::FAILED, "Tasks that failed (all dispatchers)"),
                 (
-                    "requeued",
+                    sf::REQUEUED,
                     "Tasks put back on the queue after an infrastructure failure",
                 ),
             ] {

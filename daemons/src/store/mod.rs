@@ -16,6 +16,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use faas_protocol::event::{Event, EventOutcome, WorkerState, EVENT_OUTCOME_MAX};
+use faas_protocol::keys::fields::{function as fnf, stats as sf, task as tf};
 use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerInfo};
 use faas_protocol::{FunctionFormat, FunctionId, Keys, TaskId, TaskStatus};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -258,11 +259,11 @@ impl Store {
             .hset_multiple(
                 &key,
                 &[
-                    ("name", f.name.as_str()),
-                    ("format", f.format.as_str()),
-                    ("body", f.body.as_str()),
-                    ("entrypoint", f.entrypoint.as_deref().unwrap_or("")),
-                    ("created_at", &now.to_string()),
+                    (fnf::NAME, f.name.as_str()),
+                    (fnf::FORMAT, f.format.as_str()),
+                    (fnf::BODY, f.body.as_str()),
+                    (fnf::ENTRYPOINT, f.entrypoint.as_deref().unwrap_or("")),
+                    (fnf::CREATED_AT, &now.to_string()),
                 ],
             )
             .ignore()
@@ -277,7 +278,7 @@ impl Store {
         let key = self.keys.function(id);
         let mut c = self.conn.clone();
         let (name, format): (Option<String>, Option<String>) =
-            c.hmget(&key, &["name", "format"]).await?;
+            c.hmget(&key, &[fnf::NAME, fnf::FORMAT]).await?;
         let (Some(name), Some(format)) = (name, format) else {
             return Ok(None);
         };
@@ -294,14 +295,14 @@ impl Store {
         if h.is_empty() {
             return Ok(None);
         }
-        let format = field(&h, "format")
+        let format = field(&h, fnf::FORMAT)
             .parse()
             .map_err(|e: String| StoreError::corrupt(&key, e))?;
-        let entrypoint = Some(field(&h, "entrypoint").to_owned()).filter(|e| !e.is_empty());
+        let entrypoint = Some(field(&h, fnf::ENTRYPOINT).to_owned()).filter(|e| !e.is_empty());
         Ok(Some(FunctionDef {
             id,
             format,
-            body: field(&h, "body").to_owned(),
+            body: field(&h, fnf::BODY).to_owned(),
             entrypoint,
         }))
     }
@@ -317,7 +318,10 @@ impl Store {
         }
         let mut pipe = redis::pipe();
         for id in &ids {
-            pipe.hmget(self.keys.function(*id), &["name", "format", "created_at"]);
+            pipe.hmget(
+                self.keys.function(*id),
+                &[fnf::NAME, fnf::FORMAT, fnf::CREATED_AT],
+            );
         }
         let rows: Vec<(Option<String>, Option<String>, Option<u64>)> =
             pipe.query_async(&mut c).await?;
@@ -354,15 +358,15 @@ impl Store {
             pipe.hset_multiple(
                 self.keys.task(id),
                 &[
-                    ("function_id", t.function_id.to_string().as_str()),
-                    ("function_name", t.meta.name.as_str()),
-                    ("format", t.meta.format.as_str()),
-                    ("args", t.args.as_str()),
-                    ("status", TaskStatus::Queued.as_str()),
-                    ("attempts", "0"),
-                    ("max_attempts", t.max_attempts.to_string().as_str()),
-                    ("timeout_ms", timeout.as_str()),
-                    ("created_at", now.as_str()),
+                    (tf::FUNCTION_ID, t.function_id.to_string().as_str()),
+                    (tf::FUNCTION_NAME, t.meta.name.as_str()),
+                    (tf::FORMAT, t.meta.format.as_str()),
+                    (tf::ARGS, t.args.as_str()),
+                    (tf::STATUS, TaskStatus::Queued.as_str()),
+                    (tf::ATTEMPTS, "0"),
+                    (tf::MAX_ATTEMPTS, t.max_attempts.to_string().as_str()),
+                    (tf::TIMEOUT_MS, timeout.as_str()),
+                    (tf::CREATED_AT, now.as_str()),
                 ],
             )
             .ignore()
@@ -374,7 +378,7 @@ impl Store {
             )
             .ignore();
         }
-        pipe.hincr(self.keys.stats(), "submitted", tasks.len())
+        pipe.hincr(self.keys.stats(), sf::SUBMITTED, tasks.len())
             .ignore();
         let mut c = self.conn.clone();
         let () = pipe.query_async(&mut c).await?;
@@ -390,7 +394,7 @@ impl Store {
             Option<String>,
             Option<String>,
         ) = c
-            .hmget(&key, &["status", "format", "result", "error"])
+            .hmget(&key, &[tf::STATUS, tf::FORMAT, tf::RESULT, tf::ERROR])
             .await?;
         let Some(status) = status else {
             return Ok(None);
@@ -416,33 +420,33 @@ impl Store {
             return Ok(None);
         }
         let bad = |e: String| StoreError::corrupt(&key, e);
-        let format: FunctionFormat = field(&h, "format").parse().map_err(bad)?;
+        let format: FunctionFormat = field(&h, tf::FORMAT).parse().map_err(bad)?;
         let args = match format {
-            FunctionFormat::Dill => serde_json::Value::String(field(&h, "args").to_owned()),
+            FunctionFormat::Dill => serde_json::Value::String(field(&h, tf::ARGS).to_owned()),
             FunctionFormat::Source => {
-                serde_json::from_str(field(&h, "args")).unwrap_or(serde_json::Value::Null)
+                serde_json::from_str(field(&h, tf::ARGS)).unwrap_or(serde_json::Value::Null)
             }
         };
         let num = |name: &str| field(&h, name).parse::<u64>().ok();
         Ok(Some(TaskRecord {
             task_id: id,
-            function_id: field(&h, "function_id")
+            function_id: field(&h, tf::FUNCTION_ID)
                 .parse()
                 .map_err(|e: faas_protocol::ids::InvalidId| bad(e.to_string()))?,
-            function_name: field(&h, "function_name").to_owned(),
+            function_name: field(&h, tf::FUNCTION_NAME).to_owned(),
             format,
-            status: field(&h, "status").parse().map_err(bad)?,
+            status: field(&h, tf::STATUS).parse().map_err(bad)?,
             args,
-            result: decode_result(format, h.get("result").map(String::as_str)),
-            error: decode_error(h.get("error").map(String::as_str)),
-            log: field(&h, "log").to_owned(),
-            attempts: num("attempts").unwrap_or(0) as u32,
-            max_attempts: num("max_attempts").unwrap_or(0) as u32,
-            timeout_ms: num("timeout_ms"),
-            worker: Some(field(&h, "worker").to_owned()).filter(|w| !w.is_empty()),
-            created_at: num("created_at").unwrap_or(0),
-            started_at: num("started_at"),
-            finished_at: num("finished_at"),
+            result: decode_result(format, h.get(tf::RESULT).map(String::as_str)),
+            error: decode_error(h.get(tf::ERROR).map(String::as_str)),
+            log: field(&h, tf::LOG).to_owned(),
+            attempts: num(tf::ATTEMPTS).unwrap_or(0) as u32,
+            max_attempts: num(tf::MAX_ATTEMPTS).unwrap_or(0) as u32,
+            timeout_ms: num(tf::TIMEOUT_MS),
+            worker: Some(field(&h, tf::WORKER).to_owned()).filter(|w| !w.is_empty()),
+            created_at: num(tf::CREATED_AT).unwrap_or(0),
+            started_at: num(tf::STARTED_AT),
+            finished_at: num(tf::FINISHED_AT),
         }))
     }
 
