@@ -347,7 +347,8 @@ impl Store {
 
     /// Submits many tasks in one pipeline.
     pub async fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
-        let now = now_ms().to_string();
+        let at = now_ms();
+        let now = at.to_string();
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut ids = Vec::with_capacity(tasks.len());
@@ -372,10 +373,7 @@ impl Store {
             .ignore()
             .xadd(self.keys.queue(), "*", &[("task", id.to_string())])
             .ignore()
-            .publish(
-                self.keys.events(),
-                format!(r#"{{"type":"task","task_id":"{id}","status":"QUEUED","at":{now}}}"#),
-            )
+            .publish(self.keys.events(), event_json(&queued_event(id, at)))
             .ignore();
         }
         pipe.hincr(self.keys.stats(), sf::SUBMITTED, tasks.len())
@@ -597,10 +595,7 @@ impl Store {
             ),
         }
         .ignore()
-        .publish(
-            self.keys.events(),
-            serde_json::to_string(&event).expect("events serialise"),
-        )
+        .publish(self.keys.events(), event_json(&event))
         .ignore();
         let mut c = self.conn.clone();
         let () = pipe.query_async(&mut c).await?;
@@ -616,6 +611,21 @@ impl Store {
     pub(crate) fn conn(&self) -> Guarded {
         self.conn.clone()
     }
+}
+
+/// The event of a task that was just queued.
+fn queued_event(task_id: TaskId, at: u64) -> Event {
+    Event::Task {
+        task_id,
+        status: TaskStatus::Queued,
+        worker: None,
+        at,
+        outcome: None,
+    }
+}
+
+fn event_json(e: &Event) -> String {
+    serde_json::to_string(e).expect("events serialise")
 }
 
 fn field<'a>(h: &'a HashMap<String, String>, name: &str) -> &'a str {
