@@ -166,6 +166,24 @@ pub struct Started {
     pub timeout_ms: Option<u64>,
 }
 
+/// An outcome to record with [`Store::finish`].
+#[derive(Clone, Copy, Debug)]
+pub struct Finish<'a> {
+    pub task_id: TaskId,
+    pub format: FunctionFormat,
+    pub outcome: &'a Outcome,
+    /// The worker that ran it (with `lease`, the one it must be running on).
+    pub worker: &'a str,
+    /// The queue entry to acknowledge and delete.
+    pub entry: Option<&'a str>,
+    /// How long the record is kept once terminal.
+    pub retention: Duration,
+    /// (worker, consumer): take the next queue entry for that worker in the same round trip.
+    pub next: Option<(&'a str, &'a str)>,
+    /// The attempt the outcome belongs to: recorded only while the task runs under it.
+    pub lease: Option<u32>,
+}
+
 /// Redis access shared by all daemons. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -454,18 +472,17 @@ impl Store {
     /// a fenced-out outcome counts in `faas_dispatcher_stale_results_total`. With `next` = (worker, consumer) the same
     /// round trip also takes the next queue entry for that worker and starts its task
     /// (`lua/finish.lua`).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn finish(
-        &self,
-        id: TaskId,
-        format: FunctionFormat,
-        outcome: &Outcome,
-        worker: &str,
-        entry: Option<&str>,
-        retention: Duration,
-        next: Option<(&str, &str)>,
-        lease: Option<u32>,
-    ) -> Result<(bool, Option<Taken>)> {
+    pub async fn finish(&self, f: &Finish<'_>) -> Result<(bool, Option<Taken>)> {
+        let Finish {
+            task_id: id,
+            format,
+            outcome,
+            worker,
+            entry,
+            retention,
+            next,
+            lease,
+        } = *f;
         let result = match &outcome.result {
             serde_json::Value::Null => String::new(),
             // A dill result is base64 text, stored as it is; a source result is stored as JSON.
