@@ -17,14 +17,15 @@ use std::time::Duration;
 
 use faas_protocol::event::{Event, EventOutcome, WorkerState, EVENT_OUTCOME_MAX};
 use faas_protocol::keys::fields::{function as fnf, stats as sf, task as tf};
-use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerInfo};
+use faas_protocol::model::{
+    FunctionDef, FunctionSummary, Outcome, TaskError, TaskRecord, WorkerInfo,
+};
 use faas_protocol::{FunctionFormat, FunctionId, Keys, TaskId, TaskStatus};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::executor::{FunctionDef, Outcome};
 use crate::now_ms;
 
 pub use epoch::{watch_epoch, EPOCH_EVERY};
