@@ -12,7 +12,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use redis::AsyncCommands;
 
 use super::AppState;
 use crate::metrics::{self as m, CONTENT_TYPE_TEXT};
@@ -111,10 +110,6 @@ async fn cluster_values(
     st: &AppState,
 ) -> Result<(std::collections::HashMap<String, u64>, u64), crate::store::StoreError> {
     let stats = st.store.stats().await?;
-    let mut conn = st.store.conn();
-    let depth: u64 = conn
-        .xlen(st.store.keys().queue())
-        .await
-        .map_err(crate::store::StoreError::from)?;
+    let depth = st.store.queue_depth().await?;
     Ok((stats, depth))
 }

@@ -626,7 +626,15 @@ impl Store {
         Ok(c.hgetall(self.keys.stats()).await?)
     }
 
-    pub(crate) fn conn(&self) -> Guarded {
+    /// Entries in the queue stream (queued and in flight), read through the guarded connection.
+    pub async fn queue_depth(&self) -> Result<u64> {
+        let mut c = self.conn.clone();
+        Ok(c.xlen(self.keys.queue()).await?)
+    }
+
+    /// The guarded connection, for the store's own modules only: everything else goes
+    /// through typed methods.
+    fn conn(&self) -> Guarded {
         self.conn.clone()
     }
 }
