@@ -179,6 +179,9 @@ pub struct TaskRecord {
     pub created_at: u64,
     pub started_at: Option<u64>,
     pub finished_at: Option<u64>,
+    /// The task this one retries (`POST /tasks/{id}/retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<TaskId>,
 }
 
 /// Mode of a worker in the registry.

@@ -10,13 +10,16 @@
 mod epoch;
 mod guard;
 mod queue;
+mod tasks;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use faas_protocol::event::{Event, EventOutcome, WorkerState, EVENT_OUTCOME_MAX};
-use faas_protocol::keys::fields::{function as fnf, stats as sf, task as tf};
+use faas_protocol::keys::fields::{
+    function as fnf, function_stats as fsf, stats as sf, task as tf,
+};
 use faas_protocol::model::{
     FunctionDef, FunctionSummary, Outcome, TaskError, TaskRecord, WorkerInfo,
 };
@@ -31,23 +34,31 @@ use crate::now_ms;
 pub use epoch::{watch_epoch, EPOCH_EVERY};
 pub use guard::Guarded;
 pub use queue::{QueueEntry, QueueReader, Taken};
+pub use tasks::{Cancelled, Cursor, RetrySource, TaskFilter};
 
 /// The default bound on one Redis command (see [`guard`]).
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("lua/index_lib.lua"),
         include_str!("lua/take_lib.lua"),
         include_str!("lua/take.lua")
     ))
 });
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("lua/index_lib.lua"),
         include_str!("lua/take_lib.lua"),
         include_str!("lua/finish.lua")
     ))
 });
-static REQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/requeue.lua")));
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/index_lib.lua"),
+        include_str!("lua/requeue.lua")
+    ))
+});
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -147,6 +158,8 @@ pub struct NewTask {
     pub args: String,
     pub timeout_ms: Option<u64>,
     pub max_attempts: u32,
+    /// The task this one retries.
+    pub retry_of: Option<TaskId>,
 }
 
 /// The status and, once terminal, the outcome of a task.
@@ -389,11 +402,32 @@ impl Store {
                     (tf::CREATED_AT, now.as_str()),
                 ],
             )
-            .ignore()
-            .xadd(self.keys.queue(), "*", &[("task", id.to_string())])
-            .ignore()
-            .publish(self.keys.events(), event_json(&queued_event(id, at)))
             .ignore();
+            if let Some(old) = t.retry_of {
+                pipe.hset(self.keys.task(id), tf::RETRY_OF, old.to_string())
+                    .ignore();
+            }
+            // The listing's indexes and the function's invocations (keys.rs's table).
+            pipe.zadd(self.keys.tasks_index(), id.to_string(), at)
+                .ignore()
+                .zadd(
+                    self.keys.tasks_by_status(TaskStatus::Queued),
+                    id.to_string(),
+                    at,
+                )
+                .ignore()
+                .zadd(
+                    self.keys.tasks_by_function(t.function_id),
+                    id.to_string(),
+                    at,
+                )
+                .ignore()
+                .hincr(self.keys.function_stats(t.function_id), fsf::INVOCATIONS, 1)
+                .ignore();
+            pipe.xadd(self.keys.queue(), "*", &[("task", id.to_string())])
+                .ignore()
+                .publish(self.keys.events(), event_json(&queued_event(id, at)))
+                .ignore();
         }
         pipe.hincr(self.keys.stats(), sf::SUBMITTED, tasks.len())
             .ignore();
@@ -464,6 +498,7 @@ impl Store {
             created_at: num(tf::CREATED_AT).unwrap_or(0),
             started_at: num(tf::STARTED_AT),
             finished_at: num(tf::FINISHED_AT),
+            retry_of: h.get(tf::RETRY_OF).and_then(|r| r.parse().ok()),
         }))
     }
 
