@@ -84,3 +84,5 @@ time_it "status=QUEUED" "$GW/tasks?limit=50&status=QUEUED"
 time_it "function_id" "$GW/tasks?limit=50&function_id=$FID"
 time_it "status=COMPLETED+function" "$GW/tasks?limit=50&status=COMPLETED&function_id=$FID"
 time_it "page 2 (cursor)" "$GW/tasks?limit=50&cursor=$CURSOR"
+# Redis's own time per listing script call (less sensitive to a loaded machine than HTTP).
+redis-cli -p "$RPORT" INFO commandstats | grep -E '^cmdstat_(evalsha|eval):' >&2 || true
