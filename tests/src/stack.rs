@@ -20,32 +20,15 @@ const GATEWAY_START: Duration = Duration::from_secs(20);
 /// The default bound of [`Stack::wait_result`].
 const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How tasks get from the queue to Python: the same behaviour tests run against each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// The dispatcher runs its own pool of Python children.
-    Local,
-    /// Workers connect with DEALER and the dispatcher sends tasks to free slots.
-    Push,
-    /// Workers connect with REQ and ask for tasks.
-    Pull,
-}
+/// How tasks get from the queue to Python: the same behaviour tests run against each. The
+/// platform's own mode type, under the short name the tests use.
+pub use faas_protocol::model::WorkerMode as Mode;
 
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Local => "local",
-            Mode::Push => "push",
-            Mode::Pull => "pull",
-        }
-    }
-
-    /// What a worker of this mode logs each time it (re)joins a dispatcher.
-    pub fn worker_joined_line(self) -> &'static str {
-        match self {
-            Mode::Pull => "joined the dispatcher",
-            _ => "connected; said hello",
-        }
+/// What a worker of `mode` logs each time it (re)joins a dispatcher.
+pub fn worker_joined_line(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Pull => "joined the dispatcher",
+        _ => "connected; said hello",
     }
 }
 

@@ -71,7 +71,7 @@ async fn a_worker_started_before_its_dispatcher_joins_when_it_comes(mode: Mode) 
     add_completes(&stack, 41).await;
     let worker = stack.worker(w);
     assert!(worker.exited().is_none(), "{}", worker.log_tail(20));
-    assert!(worker.log().contains(mode.worker_joined_line()));
+    assert!(worker.log().contains(faas_tests::worker_joined_line(mode)));
 }
 
 async fn a_dispatcher_restart_is_survived_by_its_workers(mode: Mode) {
@@ -115,7 +115,7 @@ async fn a_dispatcher_restart_is_survived_by_its_workers(mode: Mode) {
             worker.log_tail(20)
         );
         assert!(
-            worker.log_lines_with(mode.worker_joined_line()) >= 2,
+            worker.log_lines_with(faas_tests::worker_joined_line(mode)) >= 2,
             "worker {i} did not say hello again:\n{}",
             worker.log_tail(20)
         );

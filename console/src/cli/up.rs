@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use faas_protocol::model::WorkerMode;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,31 +39,11 @@ const GATEWAY_STOP: Duration = Duration::from_secs(5);
 const REDIS_STOP: Duration = Duration::from_secs(5);
 const CONSOLE_STOP: Duration = Duration::from_secs(3);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    /// The dispatcher runs tasks on its own pool of Python processes.
-    Local,
-    /// Worker processes receive tasks as they have free slots (ZeroMQ DEALER).
-    Push,
-    /// Worker processes ask for tasks (ZeroMQ REQ).
-    Pull,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mode::Local => "local",
-            Mode::Push => "push",
-            Mode::Pull => "pull",
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Where tasks run.
-    #[arg(short = 'm', long, value_enum, default_value_t = Mode::Local)]
-    pub mode: Mode,
+    #[arg(short = 'm', long, value_enum, default_value_t = WorkerMode::Local)]
+    pub mode: WorkerMode,
     /// Worker processes (push and pull modes).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -132,7 +113,7 @@ impl UpError {
 /// The resolved plan: what to start, where.
 #[derive(Debug)]
 struct Plan {
-    mode: Mode,
+    mode: WorkerMode,
     workers: usize,
     procs: usize,
     listen: SocketAddr,
@@ -268,8 +249,8 @@ fn plan(args: UpArgs, token: Option<String>) -> Result<Plan, UpError> {
         gateway: bin("faas-gateway")?,
         dispatcher: bin("faas-dispatcher")?,
         worker: match args.mode {
-            Mode::Local => None,
-            Mode::Push | Mode::Pull => Some(bin("faas-worker")?),
+            WorkerMode::Local => None,
+            WorkerMode::Push | WorkerMode::Pull => Some(bin("faas-worker")?),
         },
     };
     let redis = match args.redis {
@@ -309,7 +290,7 @@ fn plan(args: UpArgs, token: Option<String>) -> Result<Plan, UpError> {
         };
         Some(DataDir::open(&path)?)
     };
-    if args.mode == Mode::Local && args.workers != 1 {
+    if args.mode == WorkerMode::Local && args.workers != 1 {
         eprintln!(
             "faas up: note: --workers applies to push and pull modes; local mode runs one pool of --procs processes"
         );
@@ -370,16 +351,18 @@ async fn start_all(
         .arg(DRAIN_GRACE.as_millis().to_string())
         .env("NO_COLOR", no_color.clone());
     dispatcher = match plan.mode {
-        Mode::Local => dispatcher
+        WorkerMode::Local => dispatcher
             .arg("-w")
             .arg(plan.procs.to_string())
             .arg("--python")
             .arg(&plan.python),
-        Mode::Push | Mode::Pull => dispatcher.arg("-p").arg(plan.dispatcher_port.to_string()),
+        WorkerMode::Push | WorkerMode::Pull => {
+            dispatcher.arg("-p").arg(plan.dispatcher_port.to_string())
+        }
     };
     let key = match plan.mode {
-        Mode::Local => None,
-        Mode::Push | Mode::Pull => Some(worker_key_file(plan.state_dir())?),
+        WorkerMode::Local => None,
+        WorkerMode::Push | WorkerMode::Pull => Some(worker_key_file(plan.state_dir())?),
     };
     if let Some(key) = &key {
         dispatcher = dispatcher.arg("--worker-key-file").arg(key);
@@ -407,7 +390,7 @@ async fn start_all(
     }
     let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "es" });
     let placement = match plan.mode {
-        Mode::Local => count(plan.procs, "Python process"),
+        WorkerMode::Local => count(plan.procs, "Python process"),
         _ => format!(
             "{} x {}",
             count(plan.workers, "worker process"),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use faas_daemons::channel::ChannelKey;
 use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
 use faas_daemons::dispatcher::{
@@ -18,22 +18,12 @@ use faas_protocol::Keys;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Mode {
-    /// Run tasks on this machine's pool of Python children.
-    Local,
-    /// Send tasks to `faas-worker push` processes (ZeroMQ ROUTER/DEALER).
-    Push,
-    /// Hand tasks to `faas-worker pull` processes that ask for them (ZeroMQ ROUTER/REQ).
-    Pull,
-}
-
 #[derive(Debug, Parser)]
 #[command(version, about = "Takes tasks from the FaaS queue and runs them")]
 struct Args {
     /// Where tasks run.
-    #[arg(short = 'm', long, value_enum, env = "FAAS_MODE", default_value_t = Mode::Local)]
-    mode: Mode,
+    #[arg(short = 'm', long, value_enum, env = "FAAS_MODE", default_value_t = WorkerMode::Local)]
+    mode: WorkerMode,
     /// Port that push/pull workers connect to.
     #[arg(short = 'p', long, env = "FAAS_PORT", default_value_t = 5555)]
     port: u16,
@@ -142,7 +132,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         metrics::init_dispatcher();
     }
     match args.mode {
-        Mode::Local => {
+        WorkerMode::Local => {
             let size = args
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -174,7 +164,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             dispatcher::run(store, executor, cfg, shutdown).await?;
             pool.shutdown().await;
         }
-        Mode::Push | Mode::Pull => {
+        WorkerMode::Push | WorkerMode::Pull => {
             if args.heartbeat_ms == 0 || args.long_poll_ms == 0 {
                 usage_error("--heartbeat-ms and --long-poll-ms must be positive");
             }
@@ -186,11 +176,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 return Ok(());
             };
             let remote = RemoteConfig {
-                mode: if args.mode == Mode::Push {
-                    WorkerMode::Push
-                } else {
-                    WorkerMode::Pull
-                },
+                mode: args.mode,
                 bind: format!("tcp://{}:{}", args.bind, args.port),
                 dispatcher: name,
                 heartbeat: Duration::from_millis(args.heartbeat_ms),

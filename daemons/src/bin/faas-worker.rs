@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
 use faas_daemons::executor::ExecutorArgs;
 use faas_daemons::worker::{self, WorkerConfig, WorkerError};
@@ -12,20 +12,12 @@ use faas_protocol::model::WorkerMode;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Mode {
-    /// The dispatcher sends tasks to this worker (DEALER).
-    Push,
-    /// This worker asks the dispatcher for tasks (REQ).
-    Pull,
-}
-
 #[derive(Debug, Parser)]
 #[command(version, about = "Runs FaaS tasks for a push or pull dispatcher")]
 struct Args {
     /// push or pull: must match the dispatcher's -m.
-    #[arg(value_enum)]
-    mode: Mode,
+    #[arg(value_parser = WorkerMode::remote)]
+    mode: WorkerMode,
     /// Python processes, i.e. tasks run at once.
     num_processes: usize,
     /// The dispatcher's worker socket, e.g. tcp://127.0.0.1:5555.
@@ -95,10 +87,7 @@ async fn run(args: Args) {
         warn!(dispatcher = %args.dispatcher, "no --worker-key-file: tasks and results cross the network in plaintext, and this worker will be refused by a dispatcher that has a key");
     }
     let cfg = WorkerConfig {
-        mode: match args.mode {
-            Mode::Push => WorkerMode::Push,
-            Mode::Pull => WorkerMode::Pull,
-        },
+        mode: args.mode,
         endpoint: args.dispatcher.clone(),
         id: id.clone(),
         procs: args.num_processes,
@@ -116,7 +105,7 @@ async fn run(args: Args) {
         faas_daemons::notify::notify_stopping();
         trigger.cancel();
     });
-    info!(%id, mode = ?args.mode, procs = args.num_processes, dispatcher = %args.dispatcher, "worker starting");
+    info!(%id, mode = %args.mode, procs = args.num_processes, dispatcher = %args.dispatcher, "worker starting");
     match worker::run(cfg, shutdown).await {
         Ok(()) => info!("worker stopped"),
         Err(WorkerError::Executor(e)) => usage_error(e),
