@@ -42,7 +42,7 @@ pub const FAST_WORKER: &[&str] = &["--heartbeat-ms", "300"];
 #[derive(Clone, Debug)]
 pub struct StackBuilder {
     mode: Mode,
-    workers: usize,
+    procs: usize,
     gateway_args: Vec<String>,
     dispatcher_args: Vec<String>,
     dispatcher: bool,
@@ -52,9 +52,9 @@ pub struct StackBuilder {
 }
 
 impl StackBuilder {
-    /// Python children: the local pool's size, or each remote worker's.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n;
+    /// Python processes (`--procs`): the local pool's size, or each worker process's.
+    pub fn procs(mut self, n: usize) -> Self {
+        self.procs = n;
         self
     }
 
@@ -188,11 +188,11 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Options for a stack dispatching in `mode`: 2 workers, a dispatcher, no extra flags.
+    /// Options for a stack dispatching in `mode`: 2 Python processes, a dispatcher, no extra flags.
     pub fn builder(mode: Mode) -> StackBuilder {
         StackBuilder {
             mode,
-            workers: 2,
+            procs: 2,
             gateway_args: Vec::new(),
             dispatcher_args: Vec::new(),
             dispatcher: true,
@@ -278,8 +278,9 @@ impl Stack {
         assert!(mode != Mode::Local, "there are no local-mode workers");
         let mut args: Vec<String> = vec![
             mode.as_str().to_owned(),
-            self.cfg.workers.to_string(),
             format!("tcp://127.0.0.1:{port}"),
+            "--procs".into(),
+            self.cfg.procs.to_string(),
             "--python".into(),
             python().to_string_lossy().into_owned(),
         ];
@@ -332,8 +333,8 @@ impl Stack {
         let mut args: Vec<String> = vec!["-m".into(), cfg.mode.as_str().into()];
         match cfg.mode {
             Mode::Local => args.extend([
-                "-w".into(),
-                cfg.workers.to_string(),
+                "--procs".into(),
+                cfg.procs.to_string(),
                 "--python".into(),
                 python().to_string_lossy().into_owned(),
             ]),

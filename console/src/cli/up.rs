@@ -48,7 +48,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     /// Python processes: the local pool's size, or each worker's [default: CPU cores].
-    #[arg(long)]
+    #[arg(long, env = "FAAS_PROCS")]
     pub procs: Option<usize>,
     /// Address the gateway serves HTTP on.
     #[arg(long, default_value = "127.0.0.1:8000")]
@@ -352,7 +352,7 @@ async fn start_all(
         .env("NO_COLOR", no_color.clone());
     dispatcher = match plan.mode {
         WorkerMode::Local => dispatcher
-            .arg("-w")
+            .arg("--procs")
             .arg(plan.procs.to_string())
             .arg("--python")
             .arg(&plan.python),
@@ -374,8 +374,9 @@ async fn start_all(
             let spec = DaemonSpec::new(&format!("worker-{i}"), worker.clone(), WORKER_STOP)
                 .group("workers")
                 .arg(plan.mode.as_str())
-                .arg(plan.procs.to_string())
                 .arg(&endpoint)
+                .arg("--procs")
+                .arg(plan.procs.to_string())
                 .arg("--python")
                 .arg(&plan.python)
                 .arg("--drain-grace-ms")

@@ -27,9 +27,10 @@ struct Args {
     /// Port that push/pull workers connect to.
     #[arg(short = 'p', long, env = "FAAS_PORT", default_value_t = 5555)]
     port: u16,
-    /// Python processes in local mode (default: one per CPU core).
-    #[arg(short = 'w', long, env = "FAAS_WORKERS")]
-    workers: Option<usize>,
+    /// Python processes in local mode (default: one per CPU core). `-w`/`--workers` and
+    /// `FAAS_WORKERS` are its old names and still work.
+    #[arg(long, alias = "workers", short_alias = 'w', env = "FAAS_PROCS")]
+    procs: Option<usize>,
     #[arg(long, env = "FAAS_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis: String,
     #[arg(long, env = "FAAS_PREFIX", default_value = faas_protocol::keys::DEFAULT_PREFIX)]
@@ -93,8 +94,12 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
     faas_daemons::cli::raise_nofile_limit();
-    if args.workers == Some(0) {
-        usage_error("-w/--workers must be at least 1");
+    let procs = match args.procs {
+        Some(n) => Some(n),
+        None => legacy_procs_env(),
+    };
+    if procs == Some(0) {
+        usage_error("--procs must be at least 1");
     }
     if args.default_timeout_ms == 0 || args.reclaim_after_ms == 0 {
         usage_error("--default-timeout-ms and --reclaim-after-ms must be positive");
@@ -133,8 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     match args.mode {
         WorkerMode::Local => {
-            let size = args
-                .workers
+            let size = procs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let pool = match Pool::start(PoolConfig {
                 python: args.python.clone(),
@@ -226,6 +230,18 @@ fn worker_key(args: &Args) -> Option<ChannelKey> {
         ));
     }
     None
+}
+
+/// `FAAS_WORKERS`, the old name of `FAAS_PROCS`, read when neither `--procs` nor `FAAS_PROCS`
+/// is given. Not a number is a usage error, as it was.
+fn legacy_procs_env() -> Option<usize> {
+    let value = std::env::var("FAAS_WORKERS").ok()?;
+    match value.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => usage_error(format_args!(
+            "FAAS_WORKERS (the old name of FAAS_PROCS) {value:?} is not a number"
+        )),
+    }
 }
 
 fn hostname() -> String {
