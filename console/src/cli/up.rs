@@ -21,7 +21,6 @@ use clap::Args;
 use faas_protocol::model::WorkerMode;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -639,18 +638,22 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// A raw RESP `PING`: no Redis client library needed for one readiness probe.
+/// Whether the private Redis on `port` answers PING within a second (the readiness probe).
 async fn ping(port: u16) -> bool {
+    let timeout = Duration::from_secs(1);
     let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let mut con = client
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .ok()?;
-        s.write_all(b"PING\r\n").await.ok()?;
-        let mut buf = [0u8; 16];
-        let n = s.read(&mut buf).await.ok()?;
-        Some(buf[..n].starts_with(b"+PONG"))
+        let reply: String = redis::cmd("PING").query_async(&mut con).await.ok()?;
+        Some(reply == "PONG")
     };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
+    tokio::time::timeout(timeout, attempt)
         .await
         .ok()
         .flatten()
