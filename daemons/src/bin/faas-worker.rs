@@ -109,7 +109,7 @@ async fn run(args: Args) {
         faas_daemons::notify::notify_stopping();
         trigger.cancel();
     });
-    info!(%id, mode = %args.mode, procs, %dispatcher, "worker starting");
+    info!(worker = %id, mode = %args.mode, procs, %dispatcher, "worker starting");
     match worker::run(cfg, shutdown).await {
         Ok(()) => info!("worker stopped"),
         Err(WorkerError::Executor(e)) => usage_error(e),
