@@ -156,15 +156,13 @@ pub async fn measure(args: &BenchArgs, client: &GatewayClient) -> anyhow::Result
     Ok(report)
 }
 
-/// User + system CPU time of this process so far (Linux only: from `/proc/self/stat`).
+/// User + system CPU time of this process so far (`getrusage(RUSAGE_SELF)`).
 fn process_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may contain spaces:
-    // utime and stime are fields 14 and 15 of the line, so 12 and 13 after the ")".
-    let mut fields = stat.rsplit_once(") ")?.1.split(' ').skip(11);
-    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
-    // USER_HZ, the unit of these fields, is 100 on every Linux architecture's user ABI.
-    Some(Duration::from_millis(ticks * 10))
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let micros = usage.user_time().num_microseconds() + usage.system_time().num_microseconds();
+    Some(Duration::from_micros(u64::try_from(micros).ok()?))
 }
 
 /// What happened to one task, and when.

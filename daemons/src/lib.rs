@@ -1,10 +1,15 @@
 //! The FaaS daemons as a library: the binaries in `src/bin` only parse flags and call `run`.
 //!
-//! - [`store`]: Redis access (functions, tasks, the queue stream, events).
-//! - [`gateway`]: the HTTP API (axum).
-//! - [`dispatcher`]: takes tasks from the queue and runs them.
-//! - [`executor`]: the pool of Python children that run user code.
+//! - [`store`]: Redis access (functions, tasks, the queue stream, events, the epoch).
+//! - [`gateway`]: the HTTP API (axum) and its edge (connection cap, timeouts).
+//! - [`dispatcher`]: takes tasks from the queue and runs them, locally or on workers.
+//! - [`worker`]: `faas-worker`, running tasks for a push or pull dispatcher.
+//! - [`executor`]: the pool of sandboxed Python children that run user code.
 //! - [`channel`]: the worker key and the Noise sealing of dispatcher ⇄ worker frames.
+//! - [`cli`]: what every daemon binary shares (logging, open-file limit, signals, exit codes).
+//! - [`metrics`]: the Prometheus recorder and `/metrics` listener.
+//! - [`notify`]: systemd readiness (`sd-notify`).
+//! - [`backoff`]: retry delays with jitter.
 
 pub mod backoff;
 pub mod channel;

@@ -68,14 +68,14 @@ start_stack() {
   "$BIN/faas-gateway" --listen "127.0.0.1:$gw_port" --redis "$redis" >"$dir/gateway.log" 2>&1 &
   PIDS+=($!)
   if [[ $mode == local ]]; then
-    "$BIN/faas-dispatcher" -m local -w "$PROCS" --python "$PY" --redis "$redis" \
+    "$BIN/faas-dispatcher" -m local --procs "$PROCS" --python "$PY" --redis "$redis" \
       --sandbox "$sandbox" >"$dir/dispatcher.log" 2>&1 &
     PIDS+=($!)
   else
     zmq_port=$(free_port)
     "$BIN/faas-dispatcher" -m "$mode" -p "$zmq_port" --redis "$redis" >"$dir/dispatcher.log" 2>&1 &
     PIDS+=($!)
-    "$BIN/faas-worker" "$mode" "$PROCS" "tcp://127.0.0.1:$zmq_port" --python "$PY" \
+    "$BIN/faas-worker" "$mode" "tcp://127.0.0.1:$zmq_port" --procs "$PROCS" --python "$PY" \
       --sandbox "$sandbox" >"$dir/worker.log" 2>&1 &
     PIDS+=($!)
   fi

@@ -89,7 +89,7 @@ start_stack() {
   PIDS+=("$GW_PID")
   WORKER_PID=""
   if [[ $mode == local ]]; then
-    "$BIN/faas-dispatcher" -m local -w "$procs" --python "$PY" --redis "$redis" \
+    "$BIN/faas-dispatcher" -m local --procs "$procs" --python "$PY" --redis "$redis" \
       >"$dir/dispatcher.log" 2>&1 &
     DISP_PID=$!
     PIDS+=("$DISP_PID")
@@ -99,7 +99,7 @@ start_stack() {
     "$BIN/faas-dispatcher" -m "$mode" -p "$zmq_port" --redis "$redis" >"$dir/dispatcher.log" 2>&1 &
     DISP_PID=$!
     PIDS+=("$DISP_PID")
-    "$BIN/faas-worker" "$mode" "$procs" "tcp://127.0.0.1:$zmq_port" --python "$PY" \
+    "$BIN/faas-worker" "$mode" "tcp://127.0.0.1:$zmq_port" --procs "$procs" --python "$PY" \
       >"$dir/worker.log" 2>&1 &
     WORKER_PID=$!
     PIDS+=("$WORKER_PID")

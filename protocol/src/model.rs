@@ -184,15 +184,67 @@ pub struct TaskRecord {
     pub retry_of: Option<TaskId>,
 }
 
-/// Mode of a worker in the registry.
+/// Where tasks run: the one mode type of the platform. `faas-dispatcher -m`, `faas up -m`,
+/// `faas-worker MODE` (push or pull only, see [`WorkerMode::remote`]), the worker's hello on
+/// the wire and the registry entries all use it. With the `clap` feature it is a
+/// `clap::ValueEnum` whose variant docs are the help texts.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerMode {
-    /// The local pool of a `faas-dispatcher -m local`.
+    /// The dispatcher runs tasks on its own pool of Python processes.
     Local,
+    /// Worker processes receive tasks as they have free slots (ZeroMQ ROUTER/DEALER).
     Push,
+    /// Worker processes ask the dispatcher for tasks (ZeroMQ ROUTER/REQ, long-polled).
     Pull,
+}
+
+impl WorkerMode {
+    pub const ALL: [WorkerMode; 3] = [Self::Local, Self::Push, Self::Pull];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Push => "push",
+            Self::Pull => "pull",
+        }
+    }
+
+    /// Whether tasks go to separate worker processes (push, pull) rather than the
+    /// dispatcher's own pool.
+    pub fn is_remote(self) -> bool {
+        !matches!(self, Self::Local)
+    }
+
+    /// Parses a mode a `faas-worker` can run in: push or pull. `local` is refused with why.
+    pub fn remote(s: &str) -> Result<Self, String> {
+        match s.parse::<Self>() {
+            Err(_) => Err(format!("unknown mode {s:?}: expected push or pull")),
+            Ok(Self::Local) => Err(
+                "a faas-worker runs in push or pull mode; local mode has no workers (the dispatcher runs its own pool: faas-dispatcher -m local)".into(),
+            ),
+            Ok(mode) => Ok(mode),
+        }
+    }
+}
+
+impl fmt::Display for WorkerMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WorkerMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown mode {s:?}: expected local, push or pull"))
+    }
 }
 
 /// One worker's entry in the registry hash `{prefix}:workers` (field = id, value = this JSON).
@@ -228,6 +280,23 @@ mod tests {
         );
         assert_eq!("queued".parse::<TaskStatus>().unwrap(), TaskStatus::Queued);
         assert!(TaskStatus::Failed.is_terminal() && !TaskStatus::Running.is_terminal());
+    }
+
+    #[test]
+    fn modes_read_and_print_their_wire_names() {
+        for m in WorkerMode::ALL {
+            assert_eq!(m.to_string().parse::<WorkerMode>().unwrap(), m);
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
+        assert_eq!("PULL".parse::<WorkerMode>().unwrap(), WorkerMode::Pull);
+        assert!("remote"
+            .parse::<WorkerMode>()
+            .unwrap_err()
+            .contains("local, push or pull"));
+        assert_eq!(WorkerMode::remote("push").unwrap(), WorkerMode::Push);
+        assert!(WorkerMode::remote("local")
+            .unwrap_err()
+            .contains("push or pull"));
     }
 
     #[test]

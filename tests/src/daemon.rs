@@ -230,7 +230,12 @@ pub fn cpu_time(pid: i32) -> Option<Duration> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    // In USER_HZ ticks, which Linux fixes at 100 for user space whatever the kernel's HZ.
-    const USER_HZ: u64 = 100;
-    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
+    // In clock ticks of sysconf(_SC_CLK_TCK) (getrusage answers only for this process and
+    // its reaped children, so another process's time comes from /proc).
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|hz| u64::try_from(hz).ok())
+        .filter(|&hz| hz > 0)?;
+    Some(Duration::from_micros((utime + stime) * 1_000_000 / hz))
 }

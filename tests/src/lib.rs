@@ -19,7 +19,9 @@ pub use paths::{bin, workspace_root, TestDir};
 pub use python::{dill_repr, python, python_json, run_python, run_python_with_stdin, DILL_PRELUDE};
 pub use redis::{ping, RedisGuard, Resp};
 pub use reqwest::StatusCode;
-pub use stack::{is_terminal, Mode, Stack, StackBuilder, FAST_DISPATCHER, FAST_WORKER};
+pub use stack::{
+    is_terminal, worker_joined_line, Mode, Stack, StackBuilder, FAST_DISPATCHER, FAST_WORKER,
+};
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held. The bounded
 /// replacement for sleeping "long enough" before checking an eventual condition.

@@ -7,9 +7,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 use crate::daemon::Daemon;
 use crate::{free_port, wait_until};
 
@@ -113,7 +110,7 @@ impl RedisGuard {
     }
 }
 
-/// A Redis reply, as the raw RESP client reads it.
+/// A Redis reply, as [`command`] returns it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resp {
     Simple(String),
@@ -139,7 +136,7 @@ impl Resp {
 impl RedisGuard {
     /// Runs one command over a fresh connection and returns the reply (panics if Redis does not
     /// answer within a few seconds): for tests that read keys the daemons keep, e.g. the
-    /// worker registry, without a Redis client library.
+    /// worker registry.
     pub async fn command(&self, args: &[&str]) -> Resp {
         command(self.port, args)
             .await
@@ -158,101 +155,69 @@ impl RedisGuard {
     }
 }
 
-/// One command on a fresh connection to `127.0.0.1:port`.
+/// One command on a fresh connection to `127.0.0.1:port` (the `redis` crate's client), with
+/// error replies returned as [`Resp::Error`].
 pub async fn command(port: u16, args: &[&str]) -> Result<Resp, String> {
-    let mut req = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        req.extend_from_slice(a.as_bytes());
-        req.extend_from_slice(b"\r\n");
-    }
+    command_within(port, args, Duration::from_secs(5)).await
+}
+
+async fn command_within(port: u16, args: &[&str], timeout: Duration) -> Result<Resp, String> {
+    let (name, rest) = args.split_first().ok_or("no command given")?;
+    let mut cmd = redis::cmd(name);
+    cmd.arg(rest);
     let exchange = async {
-        let mut s = TcpStream::connect(("127.0.0.1", port))
+        let client =
+            redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
+        // The client's own response timeout (500 ms by default) would be shorter than ours.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let mut con = client
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| e.to_string())?;
-        s.write_all(&req).await.map_err(|e| e.to_string())?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some((reply, _)) = parse_resp(&buf)? {
-                return Ok(reply);
-            }
-            let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("connection closed mid-reply".to_owned());
-            }
-            buf.extend_from_slice(&chunk[..n]);
+        match cmd.query_async::<redis::Value>(&mut con).await {
+            Ok(value) => Ok(Resp::from(value)),
+            Err(e) => match e.code() {
+                Some(code) => Ok(Resp::Error(
+                    format!("{code} {}", e.detail().unwrap_or_default())
+                        .trim_end()
+                        .to_owned(),
+                )),
+                None => Err(e.to_string()),
+            },
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), exchange)
+    tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| "no reply within 5 s".to_owned())?
+        .map_err(|_| format!("no reply within {timeout:?}"))?
 }
 
-/// Parses one reply from the start of `buf`: `Ok(None)` while it is incomplete, else the reply
-/// and how many bytes it took.
-fn parse_resp(buf: &[u8]) -> Result<Option<(Resp, usize)>, String> {
-    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
-        return Ok(None);
-    };
-    let Some((&kind, line)) = buf[..eol].split_first() else {
-        return Err("empty reply line".to_owned());
-    };
-    let line = String::from_utf8_lossy(line).into_owned();
-    let rest = eol + 2;
-    let number = || {
-        line.parse::<i64>()
-            .map_err(|e| format!("bad number {line:?}: {e}"))
-    };
-    match kind {
-        b'+' => Ok(Some((Resp::Simple(line), rest))),
-        b'-' => Ok(Some((Resp::Error(line), rest))),
-        b':' => Ok(Some((Resp::Int(number()?), rest))),
-        b'$' => {
-            let Ok(len) = usize::try_from(number()?) else {
-                return Ok(Some((Resp::Bulk(None), rest)));
-            };
-            if buf.len() < rest + len + 2 {
-                return Ok(None);
-            }
-            let bytes = buf[rest..rest + len].to_vec();
-            Ok(Some((Resp::Bulk(Some(bytes)), rest + len + 2)))
+impl From<redis::Value> for Resp {
+    fn from(value: redis::Value) -> Self {
+        use redis::Value as V;
+        let all = |items: Vec<V>| Resp::Array(Some(items.into_iter().map(Resp::from).collect()));
+        match value {
+            V::Nil => Resp::Bulk(None),
+            V::Int(n) => Resp::Int(n),
+            V::BulkString(b) => Resp::Bulk(Some(b)),
+            V::Array(items) | V::Set(items) => all(items),
+            V::Map(pairs) => all(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+            V::SimpleString(s) => Resp::Simple(s),
+            V::Okay => Resp::Simple("OK".to_owned()),
+            V::ServerError(e) => Resp::Error(format!("{e:?}")),
+            // RESP3 only; the harness speaks RESP2.
+            other => Resp::Simple(format!("{other:?}")),
         }
-        b'*' => {
-            let Ok(len) = usize::try_from(number()?) else {
-                return Ok(Some((Resp::Array(None), rest)));
-            };
-            let mut items = Vec::with_capacity(len);
-            let mut at = rest;
-            for _ in 0..len {
-                match parse_resp(&buf[at..])? {
-                    Some((item, used)) => {
-                        items.push(item);
-                        at += used;
-                    }
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some((Resp::Array(Some(items)), at)))
-        }
-        other => Err(format!("unknown reply type {:?}", other as char)),
     }
 }
 
-/// A raw RESP `PING`, so the harness does not need a Redis client library.
+/// Whether Redis on `127.0.0.1:port` answers PING within a second.
 pub async fn ping(port: u16) -> bool {
-    let attempt = async {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(b"PING\r\n").await.ok()?;
-        let mut buf = [0u8; 16];
-        let n = s.read(&mut buf).await.ok()?;
-        Some(buf[..n].starts_with(b"+PONG"))
-    };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    matches!(
+        command_within(port, &["PING"], Duration::from_secs(1)).await,
+        Ok(Resp::Simple(s)) if s == "PONG"
+    )
 }
 
 #[cfg(test)]
@@ -279,25 +244,8 @@ mod tests {
         assert!(!ping(port).await, "redis still answers after drop");
     }
 
-    #[test]
-    fn resp_replies_parse_whole_or_not_at_all() {
-        let reply = b"*2\r\n$1\r\na\r\n*2\r\n:5\r\n$-1\r\n";
-        let expected = Resp::Array(Some(vec![
-            Resp::Bulk(Some(b"a".to_vec())),
-            Resp::Array(Some(vec![Resp::Int(5), Resp::Bulk(None)])),
-        ]));
-        assert_eq!(parse_resp(reply), Ok(Some((expected, reply.len()))));
-        for cut in 0..reply.len() {
-            assert_eq!(parse_resp(&reply[..cut]), Ok(None), "cut at {cut}");
-        }
-        assert_eq!(
-            parse_resp(b"-ERR x\r\n"),
-            Ok(Some((Resp::Error("ERR x".into()), 8)))
-        );
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn hashes_read_back_through_the_raw_client() {
+    async fn hashes_and_errors_read_back_through_the_client() {
         let dir = TestDir::new();
         let redis = RedisGuard::start(dir.path()).await;
         let set = redis.command(&["HSET", "h", "k1", "v 1", "k2", ""]).await;
@@ -306,6 +254,16 @@ mod tests {
         assert_eq!(all.get("k1").map(String::as_str), Some("v 1"));
         assert_eq!(all.get("k2").map(String::as_str), Some(""));
         assert!(redis.hgetall("missing").await.is_empty());
+        let err = redis.command(&["NOSUCHCOMMAND", "x"]).await;
+        assert!(
+            matches!(&err, Resp::Error(e) if e.starts_with("ERR")),
+            "{err:?}"
+        );
+        assert_eq!(
+            redis.command(&["SET", "k", "v"]).await,
+            Resp::Simple("OK".into())
+        );
+        assert_eq!(redis.command(&["GET", "nothing"]).await, Resp::Bulk(None));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,32 +20,15 @@ const GATEWAY_START: Duration = Duration::from_secs(20);
 /// The default bound of [`Stack::wait_result`].
 const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How tasks get from the queue to Python: the same behaviour tests run against each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// The dispatcher runs its own pool of Python children.
-    Local,
-    /// Workers connect with DEALER and the dispatcher sends tasks to free slots.
-    Push,
-    /// Workers connect with REQ and ask for tasks.
-    Pull,
-}
+/// How tasks get from the queue to Python: the same behaviour tests run against each. The
+/// platform's own mode type, under the short name the tests use.
+pub use faas_protocol::model::WorkerMode as Mode;
 
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Local => "local",
-            Mode::Push => "push",
-            Mode::Pull => "pull",
-        }
-    }
-
-    /// What a worker of this mode logs each time it (re)joins a dispatcher.
-    pub fn worker_joined_line(self) -> &'static str {
-        match self {
-            Mode::Pull => "joined the dispatcher",
-            _ => "connected; said hello",
-        }
+/// What a worker of `mode` logs each time it (re)joins a dispatcher.
+pub fn worker_joined_line(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Pull => "joined the dispatcher",
+        _ => "connected; said hello",
     }
 }
 
@@ -59,7 +42,7 @@ pub const FAST_WORKER: &[&str] = &["--heartbeat-ms", "300"];
 #[derive(Clone, Debug)]
 pub struct StackBuilder {
     mode: Mode,
-    workers: usize,
+    procs: usize,
     gateway_args: Vec<String>,
     dispatcher_args: Vec<String>,
     dispatcher: bool,
@@ -69,9 +52,9 @@ pub struct StackBuilder {
 }
 
 impl StackBuilder {
-    /// Python children: the local pool's size, or each remote worker's.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = n;
+    /// Python processes (`--procs`): the local pool's size, or each worker process's.
+    pub fn procs(mut self, n: usize) -> Self {
+        self.procs = n;
         self
     }
 
@@ -205,11 +188,11 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Options for a stack dispatching in `mode`: 2 workers, a dispatcher, no extra flags.
+    /// Options for a stack dispatching in `mode`: 2 Python processes, a dispatcher, no extra flags.
     pub fn builder(mode: Mode) -> StackBuilder {
         StackBuilder {
             mode,
-            workers: 2,
+            procs: 2,
             gateway_args: Vec::new(),
             dispatcher_args: Vec::new(),
             dispatcher: true,
@@ -295,8 +278,9 @@ impl Stack {
         assert!(mode != Mode::Local, "there are no local-mode workers");
         let mut args: Vec<String> = vec![
             mode.as_str().to_owned(),
-            self.cfg.workers.to_string(),
             format!("tcp://127.0.0.1:{port}"),
+            "--procs".into(),
+            self.cfg.procs.to_string(),
             "--python".into(),
             python().to_string_lossy().into_owned(),
         ];
@@ -349,8 +333,8 @@ impl Stack {
         let mut args: Vec<String> = vec!["-m".into(), cfg.mode.as_str().into()];
         match cfg.mode {
             Mode::Local => args.extend([
-                "-w".into(),
-                cfg.workers.to_string(),
+                "--procs".into(),
+                cfg.procs.to_string(),
                 "--python".into(),
                 python().to_string_lossy().into_owned(),
             ]),

@@ -57,7 +57,7 @@ fn worker_of(record: &Value) -> &str {
 /// Counts the lines of a daemon log that contain `needle`.
 async fn a_killed_worker_loses_no_task(mode: Mode) {
     let mut stack = Stack::builder(mode)
-        .workers(2)
+        .procs(2)
         .worker_processes(0)
         .dispatcher_args(FAST_DISPATCHER)
         .worker_args(FAST_WORKER)
@@ -95,7 +95,7 @@ async fn a_killed_worker_loses_no_task(mode: Mode) {
 
 async fn a_killed_dispatcher_is_replaced_and_loses_nothing(mode: Mode) {
     let mut stack = Stack::builder(mode)
-        .workers(2)
+        .procs(2)
         .worker_processes(2)
         .dispatcher_args(FAST_DISPATCHER)
         .worker_args(FAST_WORKER)
@@ -125,7 +125,7 @@ async fn a_killed_dispatcher_is_replaced_and_loses_nothing(mode: Mode) {
                 worker.log_tail(30)
             );
             assert!(
-                worker.log_lines_with(mode.worker_joined_line()) >= 2,
+                worker.log_lines_with(faas_tests::worker_joined_line(mode)) >= 2,
                 "worker {i} never rejoined:\n{}",
                 worker.log_tail(30)
             );
@@ -140,7 +140,7 @@ async fn two_dispatchers_share_the_queue_and_run_each_task_once(mode: Mode) {
     // Default heartbeats and reclaim time: nothing is killed here, and a worker that a loaded
     // machine delays past a short heartbeat would be re-run and spoil `attempts == 1`.
     let mut stack = Stack::builder(mode)
-        .workers(1)
+        .procs(1)
         .without_dispatcher()
         .start()
         .await;
@@ -195,7 +195,7 @@ async fn a_task_that_kills_its_worker_fails_after_max_attempts(mode: Mode) {
     // Unsandboxed: a sandboxed function cannot reach its worker (isolation.rs tests that).
     let mut stack = Stack::builder(mode)
         .env("FAAS_SANDBOX", "none")
-        .workers(1)
+        .procs(1)
         .worker_processes(3)
         .dispatcher_args(FAST_DISPATCHER)
         .worker_args(FAST_WORKER)

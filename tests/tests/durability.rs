@@ -113,7 +113,7 @@ async fn all_complete(stack: &Stack, tids: Vec<(u64, faas_protocol::TaskId)>, wi
 }
 
 async fn a_dispatcher_restart_loses_nothing(mode: Mode) {
-    let mut stack = Stack::builder(mode).workers(1).start().await;
+    let mut stack = Stack::builder(mode).procs(1).start().await;
     let tids = submit_and_get_going(&stack, 8).await;
 
     let exit = stack.stop_dispatcher().expect("dispatcher was running");
@@ -129,7 +129,7 @@ async fn a_killed_dispatcher_loses_nothing(mode: Mode) {
     // Reclaiming sooner than the 30 s default keeps the test short; tasks take 0.3 s, so no
     // live dispatcher's entry idles that long.
     let mut stack = Stack::builder(mode)
-        .workers(1)
+        .procs(1)
         .dispatcher_args(&["--reclaim-after-ms", "3000"])
         .start()
         .await;

@@ -242,7 +242,7 @@ async fn secrets_and_daemons_are_out_of_reach(mode: Mode) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_twenty_functions_on_one_slot_all_run_again() {
     let stack = Stack::builder(Mode::Local)
-        .workers(1)
+        .procs(1)
         .dispatcher_args(&["--max-children", "16"])
         .start()
         .await;
@@ -269,7 +269,7 @@ async fn five_hundred_twenty_functions_on_one_slot_all_run_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_syntax_error_is_reported_on_every_call() {
-    let stack = Stack::builder(Mode::Local).workers(1).start().await;
+    let stack = Stack::builder(Mode::Local).procs(1).start().await;
     let broken = stack
         .register_source("broken", "def f(:\n    return 1\n", "f")
         .await;
@@ -342,7 +342,7 @@ fn vm_rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_output_and_result_limits_hold_and_the_slot_recovers() {
-    let mut stack = Stack::builder(Mode::Local).workers(1).start().await;
+    let mut stack = Stack::builder(Mode::Local).procs(1).start().await;
     let grab = stack.register_source("grab", LIMITS, "grab").await;
     let loud = stack.register_source("loud", LIMITS, "loud").await;
     let big = stack.register_source("big", LIMITS, "big").await;
@@ -393,7 +393,7 @@ async fn memory_output_and_result_limits_hold_and_the_slot_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawned_and_setsid_processes_die_with_the_task_in_the_sandbox() {
-    let stack = Stack::builder(Mode::Local).workers(1).start().await;
+    let stack = Stack::builder(Mode::Local).procs(1).start().await;
     let spawn = stack.register_source("spawn", LIMITS, "spawn").await;
     let reply = call(&stack, spawn, json!(["spawn"])).await;
     assert_eq!(reply["status"], "COMPLETED", "{reply}");
@@ -405,7 +405,7 @@ async fn spawned_and_setsid_processes_die_with_the_task_in_the_sandbox() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawned_and_setsid_processes_die_with_the_task_without_a_sandbox() {
     let stack = Stack::builder(Mode::Local)
-        .workers(1)
+        .procs(1)
         .dispatcher_args(&["--sandbox", "none"])
         .start()
         .await;
@@ -431,7 +431,7 @@ async fn spawned_and_setsid_processes_die_with_the_task_without_a_sandbox() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_process_limit_binds_in_the_sandbox() {
     let stack = Stack::builder(Mode::Local)
-        .workers(1)
+        .procs(1)
         .dispatcher_args(&["--max-processes", "16"])
         .start()
         .await;
@@ -470,7 +470,7 @@ def connect(port):
 async fn sandbox_net_none_cuts_the_network() {
     for (net, expected) in [("shared", "connected"), ("none", "ConnectionRefusedError")] {
         let stack = Stack::builder(Mode::Local)
-            .workers(1)
+            .procs(1)
             .dispatcher_args(&["--sandbox-net", net])
             .start()
             .await;
@@ -491,7 +491,7 @@ async fn sandbox_net_none_cuts_the_network() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_environment_is_cleared_without_a_sandbox_too() {
     let stack = Stack::builder(Mode::Local)
-        .workers(1)
+        .procs(1)
         .env("FAAS_PASSED", "visible")
         .env("FAAS_NOT_PASSED", "hidden")
         .env("PYTHONPATH", "/nonexistent-faas-path")

@@ -312,7 +312,7 @@ async fn gateway_tells_systemd_it_is_ready() {
         .await
         .expect("no sd_notify message from the gateway")
         .unwrap();
-    assert_eq!(&buf[..n], b"READY=1");
+    assert_eq!(&buf[..n], b"READY=1\n");
     assert_eq!(stack.healthz().await, Some(StatusCode::OK));
 }
 
@@ -333,7 +333,7 @@ async fn every_daemon_tells_systemd_it_is_ready() {
             .await
             .unwrap_or_else(|_| panic!("only {i} of 3 daemons sent READY=1"))
             .unwrap();
-        assert_eq!(&buf[..n], b"READY=1");
+        assert_eq!(&buf[..n], b"READY=1\n");
     }
     drop(stack);
 }

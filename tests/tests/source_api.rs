@@ -192,7 +192,7 @@ async fn timeout_kills_the_process_group_and_the_pool_recovers(mode: Mode) {
     // Unsandboxed, so the function can write its host pids where the test reads them; the
     // sandboxed clean-up is tested in isolation.rs.
     let stack = Stack::builder(mode)
-        .workers(1)
+        .procs(1)
         .env("FAAS_SANDBOX", "none")
         .start()
         .await;
@@ -253,7 +253,7 @@ def hang(path):
 
 async fn default_timeout_applies_without_timeout_ms(mode: Mode) {
     let stack = Stack::builder(mode)
-        .workers(1)
+        .procs(1)
         .dispatcher_args(&["--default-timeout-ms", "1000"])
         .start()
         .await;
@@ -266,7 +266,7 @@ async fn default_timeout_applies_without_timeout_ms(mode: Mode) {
 
 async fn crash_fails_the_task_and_the_pool_refills(mode: Mode) {
     // One child: every task after a crash proves the pool replaced it.
-    let stack = Stack::builder(mode).workers(1).start().await;
+    let stack = Stack::builder(mode).procs(1).start().await;
     let source = r#"
 import os, signal
 
@@ -316,7 +316,7 @@ def chatty(n):
 }
 
 async fn raw_fd_writes_do_not_corrupt_the_protocol(mode: Mode) {
-    let stack = Stack::builder(mode).workers(1).start().await;
+    let stack = Stack::builder(mode).procs(1).start().await;
     // Bytes that look like a frame header, written below Python's sys.stdout.
     let source = r#"
 import os
@@ -408,7 +408,7 @@ async fn healthz_is_ok_while_redis_answers() {
 /// while it waits for work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_pool_shows_its_running_tasks_as_busy() {
-    let stack = Stack::builder(Mode::Local).workers(2).start().await;
+    let stack = Stack::builder(Mode::Local).procs(2).start().await;
     let busy = async || -> Option<u64> {
         let (_, list) = stack.get_json("/workers").await;
         list.as_array()?.iter().find(|w| w["mode"] == "local")?["busy"].as_u64()

@@ -52,7 +52,7 @@ async fn keyed_stack_with(mode: Mode, key: &Path, workers: usize, env: &[(&str, 
         .iter()
         .fold(Stack::builder(mode), |b, (k, v)| b.env(k, v));
     let mut stack = builder
-        .workers(1)
+        .procs(1)
         .worker_processes(0)
         .dispatcher_args(&dispatcher)
         .worker_args(&["--worker-key-file", &key, "--heartbeat-ms", "300"])

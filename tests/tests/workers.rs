@@ -40,7 +40,7 @@ async fn add_completes(stack: &Stack, a: i64) {
 
 async fn a_worker_started_before_its_dispatcher_joins_when_it_comes(mode: Mode) {
     let mut stack = Stack::builder(mode)
-        .workers(1)
+        .procs(1)
         .without_dispatcher()
         .dispatcher_args(FAST_DISPATCHER)
         .worker_args(FAST_WORKER)
@@ -71,12 +71,12 @@ async fn a_worker_started_before_its_dispatcher_joins_when_it_comes(mode: Mode) 
     add_completes(&stack, 41).await;
     let worker = stack.worker(w);
     assert!(worker.exited().is_none(), "{}", worker.log_tail(20));
-    assert!(worker.log().contains(mode.worker_joined_line()));
+    assert!(worker.log().contains(faas_tests::worker_joined_line(mode)));
 }
 
 async fn a_dispatcher_restart_is_survived_by_its_workers(mode: Mode) {
     let mut stack = Stack::builder(mode)
-        .workers(1)
+        .procs(1)
         .worker_processes(2)
         .dispatcher_args(FAST_DISPATCHER)
         .worker_args(FAST_WORKER)
@@ -115,7 +115,7 @@ async fn a_dispatcher_restart_is_survived_by_its_workers(mode: Mode) {
             worker.log_tail(20)
         );
         assert!(
-            worker.log_lines_with(mode.worker_joined_line()) >= 2,
+            worker.log_lines_with(faas_tests::worker_joined_line(mode)) >= 2,
             "worker {i} did not say hello again:\n{}",
             worker.log_tail(20)
         );
@@ -126,7 +126,7 @@ async fn a_worker_drains_its_task_on_sigterm(mode: Mode) {
     // Unsandboxed, so the task can touch the marker file in the test's directory.
     let mut stack = Stack::builder(mode)
         .env("FAAS_SANDBOX", "none")
-        .workers(1)
+        .procs(1)
         .dispatcher_args(FAST_DISPATCHER)
         .worker_args(&["--heartbeat-ms", "300", "--drain-grace-ms", "10000"])
         .start()
@@ -170,7 +170,7 @@ def nap(marker):\n    open(marker, 'w').close()\n    time.sleep(1)\n    return '
 
 async fn an_idle_worker_stops_promptly_on_sigterm(mode: Mode) {
     let mut stack = Stack::builder(mode)
-        .workers(1)
+        .procs(1)
         .dispatcher_args(FAST_DISPATCHER)
         .worker_args(FAST_WORKER)
         .start()
@@ -193,7 +193,7 @@ async fn an_idle_worker_stops_promptly_on_sigterm(mode: Mode) {
 
 async fn a_worker_of_the_other_mode_is_refused(mode: Mode) {
     let mut stack = Stack::builder(mode)
-        .workers(1)
+        .procs(1)
         .worker_processes(0)
         .start()
         .await;
@@ -256,7 +256,7 @@ async fn exchange(socket: &mut DealerSocket, msg: &Value) -> Value {
 
 async fn the_registry_lists_joined_workers_and_drops_lost_ones(mode: Mode) {
     let mut stack = Stack::builder(mode)
-        .workers(2)
+        .procs(2)
         .worker_processes(0)
         .dispatcher_args(&[
             "--heartbeat-ms",
@@ -291,7 +291,7 @@ async fn the_registry_lists_joined_workers_and_drops_lost_ones(mode: Mode) {
 
 async fn an_idle_worker_and_dispatcher_do_not_busy_poll(mode: Mode) {
     // Default heartbeat and long-poll: the idle state a deployment is in most of the time.
-    let mut stack = Stack::builder(mode).workers(1).start().await;
+    let mut stack = Stack::builder(mode).procs(1).start().await;
     stack.wait_registered_workers(1, JOIN).await;
     add_completes(&stack, 1).await;
 

@@ -17,10 +17,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use faas_protocol::model::WorkerMode;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -38,36 +38,16 @@ const GATEWAY_STOP: Duration = Duration::from_secs(5);
 const REDIS_STOP: Duration = Duration::from_secs(5);
 const CONSOLE_STOP: Duration = Duration::from_secs(3);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    /// The dispatcher runs tasks on its own pool of Python processes.
-    Local,
-    /// Worker processes receive tasks as they have free slots (ZeroMQ DEALER).
-    Push,
-    /// Worker processes ask for tasks (ZeroMQ REQ).
-    Pull,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mode::Local => "local",
-            Mode::Push => "push",
-            Mode::Pull => "pull",
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Where tasks run.
-    #[arg(short = 'm', long, value_enum, default_value_t = Mode::Local)]
-    pub mode: Mode,
+    #[arg(short = 'm', long, value_enum, default_value_t = WorkerMode::Local)]
+    pub mode: WorkerMode,
     /// Worker processes (push and pull modes).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     /// Python processes: the local pool's size, or each worker's [default: CPU cores].
-    #[arg(long)]
+    #[arg(long, env = "FAAS_PROCS")]
     pub procs: Option<usize>,
     /// Address the gateway serves HTTP on.
     #[arg(long, default_value = "127.0.0.1:8000")]
@@ -132,7 +112,7 @@ impl UpError {
 /// The resolved plan: what to start, where.
 #[derive(Debug)]
 struct Plan {
-    mode: Mode,
+    mode: WorkerMode,
     workers: usize,
     procs: usize,
     listen: SocketAddr,
@@ -268,8 +248,8 @@ fn plan(args: UpArgs, token: Option<String>) -> Result<Plan, UpError> {
         gateway: bin("faas-gateway")?,
         dispatcher: bin("faas-dispatcher")?,
         worker: match args.mode {
-            Mode::Local => None,
-            Mode::Push | Mode::Pull => Some(bin("faas-worker")?),
+            WorkerMode::Local => None,
+            WorkerMode::Push | WorkerMode::Pull => Some(bin("faas-worker")?),
         },
     };
     let redis = match args.redis {
@@ -309,7 +289,7 @@ fn plan(args: UpArgs, token: Option<String>) -> Result<Plan, UpError> {
         };
         Some(DataDir::open(&path)?)
     };
-    if args.mode == Mode::Local && args.workers != 1 {
+    if args.mode == WorkerMode::Local && args.workers != 1 {
         eprintln!(
             "faas up: note: --workers applies to push and pull modes; local mode runs one pool of --procs processes"
         );
@@ -370,16 +350,18 @@ async fn start_all(
         .arg(DRAIN_GRACE.as_millis().to_string())
         .env("NO_COLOR", no_color.clone());
     dispatcher = match plan.mode {
-        Mode::Local => dispatcher
-            .arg("-w")
+        WorkerMode::Local => dispatcher
+            .arg("--procs")
             .arg(plan.procs.to_string())
             .arg("--python")
             .arg(&plan.python),
-        Mode::Push | Mode::Pull => dispatcher.arg("-p").arg(plan.dispatcher_port.to_string()),
+        WorkerMode::Push | WorkerMode::Pull => {
+            dispatcher.arg("-p").arg(plan.dispatcher_port.to_string())
+        }
     };
     let key = match plan.mode {
-        Mode::Local => None,
-        Mode::Push | Mode::Pull => Some(worker_key_file(plan.state_dir())?),
+        WorkerMode::Local => None,
+        WorkerMode::Push | WorkerMode::Pull => Some(worker_key_file(plan.state_dir())?),
     };
     if let Some(key) = &key {
         dispatcher = dispatcher.arg("--worker-key-file").arg(key);
@@ -391,8 +373,9 @@ async fn start_all(
             let spec = DaemonSpec::new(&format!("worker-{i}"), worker.clone(), WORKER_STOP)
                 .group("workers")
                 .arg(plan.mode.as_str())
-                .arg(plan.procs.to_string())
                 .arg(&endpoint)
+                .arg("--procs")
+                .arg(plan.procs.to_string())
                 .arg("--python")
                 .arg(&plan.python)
                 .arg("--drain-grace-ms")
@@ -407,7 +390,7 @@ async fn start_all(
     }
     let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "es" });
     let placement = match plan.mode {
-        Mode::Local => count(plan.procs, "Python process"),
+        WorkerMode::Local => count(plan.procs, "Python process"),
         _ => format!(
             "{} x {}",
             count(plan.workers, "worker process"),
@@ -655,18 +638,22 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// A raw RESP `PING`: no Redis client library needed for one readiness probe.
+/// Whether the private Redis on `port` answers PING within a second (the readiness probe).
 async fn ping(port: u16) -> bool {
+    let timeout = Duration::from_secs(1);
     let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let mut con = client
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .ok()?;
-        s.write_all(b"PING\r\n").await.ok()?;
-        let mut buf = [0u8; 16];
-        let n = s.read(&mut buf).await.ok()?;
-        Some(buf[..n].starts_with(b"+PONG"))
+        let reply: String = redis::cmd("PING").query_async(&mut con).await.ok()?;
+        Some(reply == "PONG")
     };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
+    tokio::time::timeout(timeout, attempt)
         .await
         .ok()
         .flatten()

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use faas_daemons::channel::ChannelKey;
 use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
 use faas_daemons::dispatcher::{
@@ -18,28 +18,19 @@ use faas_protocol::Keys;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Mode {
-    /// Run tasks on this machine's pool of Python children.
-    Local,
-    /// Send tasks to `faas-worker push` processes (ZeroMQ ROUTER/DEALER).
-    Push,
-    /// Hand tasks to `faas-worker pull` processes that ask for them (ZeroMQ ROUTER/REQ).
-    Pull,
-}
-
 #[derive(Debug, Parser)]
 #[command(version, about = "Takes tasks from the FaaS queue and runs them")]
 struct Args {
     /// Where tasks run.
-    #[arg(short = 'm', long, value_enum, env = "FAAS_MODE", default_value_t = Mode::Local)]
-    mode: Mode,
+    #[arg(short = 'm', long, value_enum, env = "FAAS_MODE", default_value_t = WorkerMode::Local)]
+    mode: WorkerMode,
     /// Port that push/pull workers connect to.
     #[arg(short = 'p', long, env = "FAAS_PORT", default_value_t = 5555)]
     port: u16,
-    /// Python processes in local mode (default: one per CPU core).
-    #[arg(short = 'w', long, env = "FAAS_WORKERS")]
-    workers: Option<usize>,
+    /// Python processes in local mode (default: one per CPU core). `-w`/`--workers` and
+    /// `FAAS_WORKERS` are its old names and still work.
+    #[arg(long, alias = "workers", short_alias = 'w', env = "FAAS_PROCS")]
+    procs: Option<usize>,
     #[arg(long, env = "FAAS_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis: String,
     #[arg(long, env = "FAAS_PREFIX", default_value = faas_protocol::keys::DEFAULT_PREFIX)]
@@ -103,8 +94,12 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(args.log_format);
     faas_daemons::cli::raise_nofile_limit();
-    if args.workers == Some(0) {
-        usage_error("-w/--workers must be at least 1");
+    let procs = match args.procs {
+        Some(n) => Some(n),
+        None => legacy_procs_env(),
+    };
+    if procs == Some(0) {
+        usage_error("--procs must be at least 1");
     }
     if args.default_timeout_ms == 0 || args.reclaim_after_ms == 0 {
         usage_error("--default-timeout-ms and --reclaim-after-ms must be positive");
@@ -142,9 +137,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         metrics::init_dispatcher();
     }
     match args.mode {
-        Mode::Local => {
-            let size = args
-                .workers
+        WorkerMode::Local => {
+            let size = procs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let pool = match Pool::start(PoolConfig {
                 python: args.python.clone(),
@@ -174,7 +168,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             dispatcher::run(store, executor, cfg, shutdown).await?;
             pool.shutdown().await;
         }
-        Mode::Push | Mode::Pull => {
+        WorkerMode::Push | WorkerMode::Pull => {
             if args.heartbeat_ms == 0 || args.long_poll_ms == 0 {
                 usage_error("--heartbeat-ms and --long-poll-ms must be positive");
             }
@@ -186,11 +180,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 return Ok(());
             };
             let remote = RemoteConfig {
-                mode: if args.mode == Mode::Push {
-                    WorkerMode::Push
-                } else {
-                    WorkerMode::Pull
-                },
+                mode: args.mode,
                 bind: format!("tcp://{}:{}", args.bind, args.port),
                 dispatcher: name,
                 heartbeat: Duration::from_millis(args.heartbeat_ms),
@@ -240,6 +230,18 @@ fn worker_key(args: &Args) -> Option<ChannelKey> {
         ));
     }
     None
+}
+
+/// `FAAS_WORKERS`, the old name of `FAAS_PROCS`, read when neither `--procs` nor `FAAS_PROCS`
+/// is given. Not a number is a usage error, as it was.
+fn legacy_procs_env() -> Option<usize> {
+    let value = std::env::var("FAAS_WORKERS").ok()?;
+    match value.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => usage_error(format_args!(
+            "FAAS_WORKERS (the old name of FAAS_PROCS) {value:?} is not a number"
+        )),
+    }
 }
 
 fn hostname() -> String {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
 use faas_daemons::executor::ExecutorArgs;
 use faas_daemons::worker::{self, WorkerConfig, WorkerError};
@@ -12,24 +12,20 @@ use faas_protocol::model::WorkerMode;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Mode {
-    /// The dispatcher sends tasks to this worker (DEALER).
-    Push,
-    /// This worker asks the dispatcher for tasks (REQ).
-    Pull,
-}
-
 #[derive(Debug, Parser)]
 #[command(version, about = "Runs FaaS tasks for a push or pull dispatcher")]
 struct Args {
     /// push or pull: must match the dispatcher's -m.
-    #[arg(value_enum)]
-    mode: Mode,
-    /// Python processes, i.e. tasks run at once.
-    num_processes: usize,
-    /// The dispatcher's worker socket, e.g. tcp://127.0.0.1:5555.
-    dispatcher: String,
+    #[arg(value_parser = WorkerMode::remote)]
+    mode: WorkerMode,
+    /// The dispatcher's worker socket, e.g. tcp://127.0.0.1:5555. The older form
+    /// `faas-worker MODE PROCS DISPATCHER` (the process count before it) still works.
+    #[arg(value_name = "DISPATCHER", num_args = 1..=2, required = true)]
+    target: Vec<String>,
+    /// Python processes, i.e. tasks run at once (default: one per CPU core).
+    /// `FAAS_WORKER_PROCS` is its old environment name and still works.
+    #[arg(long, env = "FAAS_PROCS")]
+    procs: Option<usize>,
     /// Python interpreter for the pool; it needs `dill` for dill functions.
     #[arg(long, env = "FAAS_PYTHON", default_value = "python3")]
     python: PathBuf,
@@ -64,13 +60,13 @@ fn main() {
 async fn run(args: Args) {
     init_logging(args.log_format);
     faas_daemons::cli::raise_nofile_limit();
-    if args.num_processes == 0 {
-        usage_error("num_processes must be at least 1");
+    let (procs, dispatcher) = procs_and_dispatcher(&args);
+    if procs == 0 {
+        usage_error("--procs must be at least 1");
     }
-    if !args.dispatcher.starts_with("tcp://") {
+    if !dispatcher.starts_with("tcp://") {
         usage_error(format_args!(
-            "dispatcher {:?} is not a tcp://HOST:PORT endpoint",
-            args.dispatcher
+            "dispatcher {dispatcher:?} is not a tcp://HOST:PORT endpoint"
         ));
     }
     if args.heartbeat_ms == 0 {
@@ -91,17 +87,14 @@ async fn run(args: Args) {
         },
         None => None,
     };
-    if key.is_none() && !faas_daemons::cli::is_loopback_endpoint(&args.dispatcher) {
-        warn!(dispatcher = %args.dispatcher, "no --worker-key-file: tasks and results cross the network in plaintext, and this worker will be refused by a dispatcher that has a key");
+    if key.is_none() && !faas_daemons::cli::is_loopback_endpoint(&dispatcher) {
+        warn!(%dispatcher, "no --worker-key-file: tasks and results cross the network in plaintext, and this worker will be refused by a dispatcher that has a key");
     }
     let cfg = WorkerConfig {
-        mode: match args.mode {
-            Mode::Push => WorkerMode::Push,
-            Mode::Pull => WorkerMode::Pull,
-        },
-        endpoint: args.dispatcher.clone(),
+        mode: args.mode,
+        endpoint: dispatcher.clone(),
         id: id.clone(),
-        procs: args.num_processes,
+        procs,
         python: args.python.clone(),
         heartbeat: Duration::from_millis(args.heartbeat_ms),
         drain_grace: Duration::from_millis(args.drain_grace_ms),
@@ -116,7 +109,7 @@ async fn run(args: Args) {
         faas_daemons::notify::notify_stopping();
         trigger.cancel();
     });
-    info!(%id, mode = ?args.mode, procs = args.num_processes, dispatcher = %args.dispatcher, "worker starting");
+    info!(worker = %id, mode = %args.mode, procs, %dispatcher, "worker starting");
     match worker::run(cfg, shutdown).await {
         Ok(()) => info!("worker stopped"),
         Err(WorkerError::Executor(e)) => usage_error(e),
@@ -124,5 +117,41 @@ async fn run(args: Args) {
             error!(error = %e, "worker stopped");
             std::process::exit(1);
         }
+    }
+}
+
+/// The process count and the endpoint, from `MODE DISPATCHER [--procs N]` or the older
+/// `MODE N DISPATCHER`; then `FAAS_WORKER_PROCS` (the old environment name); then one per core.
+fn procs_and_dispatcher(args: &Args) -> (usize, String) {
+    let parse = |what: &str, value: &str| -> usize {
+        value.trim().parse().unwrap_or_else(|_| {
+            usage_error(format_args!(
+                "{what} {value:?} is not a number of processes"
+            ))
+        })
+    };
+    match args.target.as_slice() {
+        [procs, dispatcher] => {
+            let n = parse("PROCS", procs);
+            if args.procs.is_some_and(|p| p != n) {
+                usage_error(format_args!(
+                    "two process counts: {n} before the dispatcher and --procs {} (give one)",
+                    args.procs.unwrap_or_default()
+                ));
+            }
+            (n, dispatcher.clone())
+        }
+        [dispatcher] => {
+            let n = args
+                .procs
+                .or_else(|| {
+                    std::env::var("FAAS_WORKER_PROCS")
+                        .ok()
+                        .map(|v| parse("FAAS_WORKER_PROCS", &v))
+                })
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            (n, dispatcher.clone())
+        }
+        _ => usage_error("expected MODE DISPATCHER (or MODE PROCS DISPATCHER)"),
     }
 }

@@ -3,8 +3,9 @@
 //! Wire-compatible with the original Python clients (`/register_function`, `/execute_function`,
 //! `/status/{id}`, `/result/{id}` with dill + base64 payloads, and the original platform's own
 //! names for those two, `/get_task_status/{id}` and `/get_task_result/{id}`) and JSON-native for everyone else
-//! (`source` functions, JSON `args`). The router is a plain function of its state so tests can
-//! drive it with `oneshot` as well as over a real socket. Its routes come from
+//! (`source` functions, JSON `args`). The router is a plain function of its state ([`app`]), so
+//! tests drive it in-process with `tower::ServiceExt::oneshot` (tests/tests/gateway_router.rs)
+//! as well as over a real socket. Its routes come from
 //! [`openapi::api`], which documents each route it adds: `/openapi.json` and `/docs` describe
 //! exactly what is served. Task search, cancel, retry, purge and function statistics and
 //! deletion are in [`task_api`] (their storage in `store::tasks`).

@@ -136,7 +136,7 @@ class Stack:
         self.start_gateway()
         self.dispatcher = Daemon(
             "dispatcher",
-            [str(self.bin_dir / "faas-dispatcher"), "-m", "local", "-w", str(self.workers),
+            [str(self.bin_dir / "faas-dispatcher"), "-m", "local", "--procs", str(self.workers),
              "--python", self.python, "--redis", self.redis_url, *self.dispatcher_args],
             self.dir, self.env,
         )

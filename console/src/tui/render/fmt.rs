@@ -18,38 +18,7 @@ pub fn count(n: u64) -> String {
     out
 }
 
-/// A coarse age for humans: `850ms`, `12s`, `3m05s`, `2h10m`, `3d4h`.
-pub fn age(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0 => format!("{ms}ms"),
-        1..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d{}h", s / 86_400, (s % 86_400) / 3600),
-    }
-}
-
-/// A run time: `12ms`, `1.25s`, then like `age`.
-pub fn duration(ms: u64) -> String {
-    match ms {
-        0..=999 => format!("{ms}ms"),
-        1000..=59_999 => format!("{:.2}s", ms as f64 / 1000.0),
-        _ => age(ms),
-    }
-}
-
-/// Unix ms as a UTC wall-clock time `HH:MM:SS.mmm`.
-pub fn clock(ms: u64) -> String {
-    let s = (ms / 1000) % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{:03} UTC",
-        s / 3600,
-        (s % 3600) / 60,
-        s % 60,
-        ms % 1000
-    )
-}
+pub use crate::timefmt::{clock, duration};
 
 pub fn status_style(s: TaskStatus) -> Style {
     let c = match s {
@@ -66,7 +35,7 @@ pub fn link(l: &Link, now_ms: u64) -> (String, Style) {
     match l {
         Link::Connecting => ("◌ connecting".into(), Style::default().fg(Color::Yellow)),
         Link::Up { since_ms } => (
-            format!("● connected {}", age(now_ms.saturating_sub(*since_ms))),
+            format!("● connected {}", duration(now_ms.saturating_sub(*since_ms))),
             Style::default().fg(Color::Green),
         ),
         Link::Down { retry_at_ms, error } => {
@@ -74,7 +43,7 @@ pub fn link(l: &Link, now_ms: u64) -> (String, Style) {
             let when = if wait == 0 {
                 "now".to_owned()
             } else {
-                format!("in {}", age(wait))
+                format!("in {}", duration(wait))
             };
             (
                 format!("✕ reconnecting {when}: {}", truncate(error, 48)),

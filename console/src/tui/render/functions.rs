@@ -51,7 +51,7 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
             Cell::from(func.format.as_str()),
             // The full id is in the invoke form's title; the list only needs to tell them apart.
             Cell::from(fmt::truncate(&func.function_id.to_string(), 9)),
-            Cell::from(fmt::age(app.now_ms.saturating_sub(func.created_at))),
+            Cell::from(fmt::duration(app.now_ms.saturating_sub(func.created_at))),
         ])
     });
     let widths = [

@@ -40,7 +40,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             Cell::from(format!("{}/{}", i.busy, i.slots)),
             Cell::from(format!(
                 "{} ago",
-                fmt::age(now.saturating_sub(i.last_heartbeat))
+                fmt::duration(now.saturating_sub(i.last_heartbeat))
             )),
             Cell::from(Span::styled(health.as_str(), Style::default().fg(colour))),
             Cell::from(fmt::count(i.tasks_done)),
