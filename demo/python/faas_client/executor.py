@@ -98,6 +98,11 @@ class Executor(cf.Executor):
         # The calling threads' requests (registrations, map batches), one at a time.
         self._http = make_http(self.url, self._token, request_timeout)
         self._http_lock = threading.Lock()
+        # The connection of round trips sent by result() itself (see _send_inline), and how
+        # many of those are on their way (the results thread stays until they are handed over).
+        self._inline_http: Any = None
+        self._inline_lock = threading.Lock()
+        self._inline = 0
         self._functions: dict[bytes, str] = {}
         self._by_object: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._cond = threading.Condition()
@@ -152,6 +157,9 @@ class Executor(cf.Executor):
             thread.join()
         if wait:
             self._http.close()
+            with self._inline_lock:
+                if self._inline_http is not None:
+                    self._inline_http.close()
 
     def options(self, *, timeout_ms: Optional[int] = None, max_attempts: Optional[int] = None) -> "ExecutorOptions":
         """``submit`` and ``map`` with these task settings (``executor.options(timeout_ms=500)``)."""
@@ -292,9 +300,10 @@ class Executor(cf.Executor):
         try:
             while True:
                 with self._cond:
-                    while not self._outbox and not self._pending and not self._cancels and not self._shutdown:
+                    while not self._outbox and not self._pending and not self._cancels and (
+                            not self._shutdown or self._inline):
                         self._cond.wait()
-                    if not self._outbox and not self._pending and not self._cancels:
+                    if not self._outbox and not self._pending and not self._cancels and not self._inline:
                         return
                     cancels, self._cancels = self._cancels, []
                 if cancels:
@@ -400,6 +409,67 @@ class Executor(cf.Executor):
                 ok, value = False, e
             _settle(future, ok, value)
 
+    def _send_inline(self, future: "_TaskFuture", timeout: Optional[float]) -> None:
+        """``result()`` of a future still queued as the last task sends it from the calling
+        thread: its ``/results/wait`` request submits it and waits up to ``poll_ms`` for its
+        result, on a connection of its own. ``submit(...).result()`` then costs one request and
+        no thread hand-over in either direction (the results thread, woken by ``submit``, finds
+        the queue empty). A task not finished within the wait is handed to the results thread;
+        a failed request is handled as the results thread handles its own."""
+        if not self._inline_lock.acquire(blocking=False):
+            return  # another thread's round trip is on the connection: leave it to the thread
+        try:
+            with self._cond:
+                if not self._outbox or self._outbox[-1][0] is not future or self._outbox[-1][2]:
+                    return
+                _, body, _ = self._outbox.pop()
+                if not future.set_running_or_notify_cancel():
+                    return
+                self._inline += 1
+            try:
+                wait_ms = self.poll_ms if timeout is None else max(0, min(self.poll_ms, int(timeout * 1000)))
+                if self._inline_http is None:
+                    self._inline_http = make_http(self.url, self._token, self.request_timeout)
+                try:
+                    reply = self._inline_http.request(
+                        "POST", "/results/wait", {"executions": [body], "wait_ms": wait_ms}, extra=wait_ms / 1000)
+                except FaasError as e:
+                    retry = isinstance(e, GatewayUnreachable) or (isinstance(e, GatewayError) and e.status >= 500)
+                    self._failed_call(e, retry, [(future, body)], [])
+                    return
+                self._deliver_inline(future, reply)
+            finally:
+                with self._cond:
+                    self._inline -= 1
+                    self._start_thread()
+                    self._cond.notify()
+        finally:
+            self._inline_lock.release()
+
+    def _deliver_inline(self, future: "_TaskFuture", reply: dict[str, Any]) -> None:
+        submitted = [str(t) for t in reply.get("submitted", [])]
+        if len(submitted) != 1:
+            _settle(future, False, GatewayError(f"the gateway submitted {len(submitted)} tasks for one", 502))
+            return
+        task_id = submitted[0]
+        outcome = next((r for r in reply.get("results", []) if str(r.get("task_id")) == task_id), None)
+        with self._cond:
+            future.task_id = task_id
+            if future.cancelled():
+                if outcome is None and not future.cancel_queued:
+                    future.cancel_queued = True
+                    self._cancels.append((task_id, 0))
+                return
+            if outcome is None:  # still running: the results thread waits for it from now on
+                self._pending[task_id] = future
+                self._fresh.append(task_id)
+                return
+        try:
+            ok, value = dill_outcome(outcome)
+        except BaseException as e:  # a result that does not unpickle here
+            ok, value = False, e
+        _settle(future, ok, value)
+
     def _cancel_on_server(self, future: "_TaskFuture") -> None:
         """Called by a sent future's ``cancel``: its task is cancelled on the gateway by the
         results thread (at once if its id is known, else when the reply naming it arrives)."""
@@ -493,6 +563,14 @@ class _TaskFuture(cf.Future):  # type: ignore[type-arg]
         self._executor = executor
         self.task_id: Optional[str] = None
         self.cancel_queued = False
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        if self._state == cf._base.PENDING:  # type: ignore[has-type]
+            started = time.monotonic()
+            self._executor._send_inline(self, timeout)
+            if timeout is not None:
+                timeout = max(0.0, timeout - (time.monotonic() - started))
+        return super().result(timeout)
 
     def cancel(self) -> bool:
         with self._condition:  # type: ignore[attr-defined]
