@@ -6,7 +6,8 @@
 //! (`source` functions, JSON `args`). The router is a plain function of its state so tests can
 //! drive it with `oneshot` as well as over a real socket. Its routes come from
 //! [`openapi::api`], which documents each route it adds: `/openapi.json` and `/docs` describe
-//! exactly what is served.
+//! exactly what is served. Task search, cancel, retry, purge and function statistics and
+//! deletion are in [`task_api`] (their storage in `store::tasks`).
 
 mod auth;
 mod batch;
@@ -17,6 +18,7 @@ mod handlers;
 mod metrics;
 pub mod openapi;
 mod results_wait;
+mod task_api;
 pub mod validate;
 mod waiters;
 mod workers;
@@ -59,6 +61,9 @@ pub struct GatewayConfig {
     pub max_waits: usize,
     /// Connection cap and timeouts of the HTTP edge.
     pub edge: EdgeConfig,
+    /// How long the records of tasks the gateway ends (cancel, purge, function deletion) are
+    /// kept: the dispatchers' result TTL.
+    pub retention: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -70,6 +75,7 @@ impl Default for GatewayConfig {
             shutdown_grace: Duration::from_secs(5),
             max_waits: 5_000,
             edge: EdgeConfig::default(),
+            retention: Duration::from_secs(86_400),
         }
     }
 }
