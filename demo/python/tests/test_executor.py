@@ -210,7 +210,7 @@ def _has_cancel_route(url):
 
 def test_cancel_and_shutdown_cancel_the_tasks_on_the_gateway(private_stack):
     if not _has_cancel_route(private_stack.url):
-        pytest.skip("this gateway has no POST /tasks/{id}/cancel yet (branch h15)")
+        pytest.skip("this gateway has no POST /tasks/{id}/cancel (built before the task API)")
     client = faas.Client(private_stack.url)
     ex = faas.Executor(private_stack.url)
     futures = [ex.submit(nap, 30, i) for i in range(4)]
