@@ -49,16 +49,23 @@ _PLAIN = frozenset((int, float, complex, str, bytes, bool, type(None)))
 
 def _plain(obj: Any, depth: int = 0) -> bool:
     """Whether ``obj`` holds only builtin values, which the standard pickle writes exactly as
-    dill does (same protocol, no functions or classes to send by value)."""
+    dill does (same protocol, no functions or classes to send by value). Scalars inside a
+    container are checked inline, without a call each: this runs once per task."""
     t = type(obj)
     if t in _PLAIN:
         return True
     if depth > 16:
         return False
     if t is tuple or t is list or t is set or t is frozenset:
-        return all(_plain(x, depth + 1) for x in obj)
+        for x in obj:
+            if type(x) not in _PLAIN and not _plain(x, depth + 1):
+                return False
+        return True
     if t is dict:
-        return all(type(k) in _PLAIN and _plain(v, depth + 1) for k, v in obj.items())
+        for k, v in obj.items():
+            if type(k) not in _PLAIN or (type(v) not in _PLAIN and not _plain(v, depth + 1)):
+                return False
+        return True
     return False
 
 

@@ -11,11 +11,20 @@ keep-alive connections: see ``_http.FastHttp``):
   at most ``buffersize`` tasks in flight, reading its input lazily;
 * results reach futures through the same background thread: each ``POST /results/wait`` names
   every pending task (up to 10,000) and returns as soon as at least one is terminal. The reply's
-  cursor lets the next request name the same ids without the gateway reading them again.
+  cursor lets the next request name the same ids without the gateway reading them again. Since
+  a poll's cost grows with the ids it names, the thread waits 10 us per pending task (at most
+  ``poll_ms``) between polls: with thousands pending, each poll brings tens of results instead
+  of one or two (see ``Executor._linger``).
 
-A future is cancellable until its task is sent. ``shutdown(cancel_futures=True)`` cancels the
-ones not sent yet; tasks already on the platform run to their end (the gateway has no cancel
-route yet). When the gateway cannot be reached the thread retries with back-off (tasks are
+A future is cancellable until its task is sent, as any ``concurrent.futures`` future. After
+that (the future is RUNNING; its ``task_id`` attribute is the task's id), ``cancel()`` still
+cancels it here at once, so ``result()``, ``as_completed`` and ``wait`` see it cancelled, and
+the results thread asks the gateway to cancel the task (``POST /tasks/{id}/cancel``). A gateway
+that answers 409 (already finished), 404 or 405 (no such route on an older gateway) changes
+nothing here: the local future stays cancelled. ``shutdown(cancel_futures=True)`` cancels the
+futures not sent yet and the sent tasks whose ids are known, not those whose submission request
+is still on its way. ``map`` cancels the tasks it has in flight when its iterator is closed
+early. When the gateway cannot be reached the thread retries with back-off (tasks are
 durable: a gateway restart loses nothing) and fails the pending futures with
 GatewayUnreachable after ``unreachable_timeout`` seconds.
 """
@@ -43,6 +52,10 @@ from .errors import FaasError, GatewayError, GatewayUnreachable
 MAX_IDS = 10_000
 # Tasks submitted in one /results/wait request (the rest wait for the next).
 MAX_SUBMIT = 2_000
+# Seconds the results thread waits between polls per pending task (see Executor._linger): 10 us
+# an id keeps the polls' per-id cost (about 1 us an id, client and gateway) near a tenth of
+# the time they cover.
+LINGER_PER_ID = 10e-6
 
 
 class Executor(cf.Executor):
@@ -85,6 +98,11 @@ class Executor(cf.Executor):
         # The calling threads' requests (registrations, map batches), one at a time.
         self._http = make_http(self.url, self._token, request_timeout)
         self._http_lock = threading.Lock()
+        # The connection of round trips sent by result() itself (see _send_inline), and how
+        # many of those are on their way (the results thread stays until they are handed over).
+        self._inline_http: Any = None
+        self._inline_lock = threading.Lock()
+        self._inline = 0
         self._functions: dict[bytes, str] = {}
         self._by_object: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._cond = threading.Condition()
@@ -96,6 +114,9 @@ class Executor(cf.Executor):
         self._fresh: list[str] = []
         self._covered: list[str] = []
         self._cursor: Optional[str] = None
+        # Ids of sent tasks whose futures were cancelled: the results thread cancels them on
+        # the gateway (id, attempts so far).
+        self._cancels: list[tuple[str, int]] = []
         self._shutdown = False
         self._thread: Optional[threading.Thread] = None
 
@@ -120,15 +141,25 @@ class Executor(cf.Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._cond:
             self._shutdown = True
+            queued: list[cf.Future[Any]] = []
+            sent: list[cf.Future[Any]] = []
             if cancel_futures:
-                while self._outbox:
-                    self._outbox.popleft()[0].cancel()
+                queued = [q[0] for q in self._outbox]
+                self._outbox.clear()
+                sent = list(self._pending.values())
             self._cond.notify_all()
+        # Outside the lock: a future's cancel takes its own lock, then this executor's.
+        for future in queued + sent:
+            future.cancel()
+        with self._cond:
             thread = self._thread
         if wait and thread is not None:
             thread.join()
         if wait:
             self._http.close()
+            with self._inline_lock:
+                if self._inline_http is not None:
+                    self._inline_http.close()
 
     def options(self, *, timeout_ms: Optional[int] = None, max_attempts: Optional[int] = None) -> "ExecutorOptions":
         """``submit`` and ``map`` with these task settings (``executor.options(timeout_ms=500)``)."""
@@ -172,7 +203,7 @@ class Executor(cf.Executor):
     ) -> cf.Future[Any]:
         self._check_open()
         body = execution(self.function_id(fn), dumps_b64((args, kwargs)), timeout_ms, max_attempts)
-        future: cf.Future[Any] = cf.Future()
+        future: cf.Future[Any] = _TaskFuture(self)
         with self._cond:
             self._check_open()
             self._outbox.append((future, body, False))
@@ -226,7 +257,8 @@ class Executor(cf.Executor):
         futures: list[cf.Future[Any]] = []
         with self._cond:
             for task_id in reply["task_ids"]:
-                future: cf.Future[Any] = cf.Future()
+                future = _TaskFuture(self)
+                future.task_id = task_id
                 future.set_running_or_notify_cancel()
                 self._pending[task_id] = future
                 self._fresh.append(task_id)
@@ -268,10 +300,16 @@ class Executor(cf.Executor):
         try:
             while True:
                 with self._cond:
-                    while not self._outbox and not self._pending and not self._shutdown:
+                    while not self._outbox and not self._pending and not self._cancels and (
+                            not self._shutdown or self._inline):
                         self._cond.wait()
-                    if not self._outbox and not self._pending:
+                    if not self._outbox and not self._pending and not self._cancels and not self._inline:
                         return
+                    cancels, self._cancels = self._cancels, []
+                if cancels:
+                    self._cancel_tasks(http, cancels)
+                    continue
+                with self._cond:
                     batch: list[tuple[cf.Future[Any], dict[str, Any]]] = []
                     while self._outbox and len(batch) < MAX_SUBMIT:
                         future, execution_body, resent = self._outbox.popleft()
@@ -321,18 +359,36 @@ class Executor(cf.Executor):
                 unreachable_since = None
                 delay = 0.05
                 self._deliver(reply, batch, covered + fresh)
+                self._linger()
         except BaseException as e:  # never leave futures hanging if this thread dies
             self._fail_everything(e)
             raise
         finally:
             http.close()
 
+    def _linger(self) -> None:
+        """Waits a little before the next poll when many tasks are pending: a poll names every
+        pending id, so its cost (encoding here, parsing on the gateway) grows with their number,
+        and polling again at once would return only the one or two results finished meanwhile.
+        Waiting ``LINGER_PER_ID`` per pending id (at most ``poll_ms``) makes each poll carry
+        proportionally more results. Queued submissions end the wait at once."""
+        with self._cond:
+            linger = min(self.poll_ms / 1000, len(self._pending) * LINGER_PER_ID)
+            if linger >= 0.001 and not self._outbox and not self._cancels:
+                self._cond.wait_for(lambda: bool(self._outbox or self._cancels), linger)
+
     def _deliver(self, reply: dict[str, Any], batch: list[tuple[cf.Future[Any], dict[str, Any]]], asked: list[str]) -> None:
         done: list[tuple[cf.Future[Any], Any]] = []
         with self._cond:
             submitted = [str(t) for t in reply.get("submitted", [])]
             for (future, _), task_id in zip(batch, submitted):
-                self._pending[task_id] = future
+                future.task_id = task_id  # type: ignore[attr-defined]
+                if not future.cancelled():
+                    self._pending[task_id] = future
+                elif not future.cancel_queued:  # type: ignore[attr-defined]
+                    # Cancelled while its request was on the way: cancel the task now.
+                    future.cancel_queued = True  # type: ignore[attr-defined]
+                    self._cancels.append((task_id, 0))
             for r in reply.get("results", []):
                 future = self._pending.pop(str(r["task_id"]), None)
                 if future is not None:
@@ -345,16 +401,105 @@ class Executor(cf.Executor):
             self._covered = [t for t in itertools.chain(asked, submitted) if t in self._pending]
         for future, outcome in done:
             if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
+                _settle(future, False, outcome)
                 continue
             try:
                 ok, value = dill_outcome(outcome)
             except BaseException as e:  # a result that does not unpickle here
                 ok, value = False, e
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            _settle(future, ok, value)
+
+    def _send_inline(self, future: "_TaskFuture", timeout: Optional[float]) -> None:
+        """``result()`` of a future still queued as the last task sends it from the calling
+        thread: its ``/results/wait`` request submits it and waits up to ``poll_ms`` for its
+        result, on a connection of its own. ``submit(...).result()`` then costs one request and
+        no thread hand-over in either direction (the results thread, woken by ``submit``, finds
+        the queue empty). A task not finished within the wait is handed to the results thread;
+        a failed request is handled as the results thread handles its own."""
+        if not self._inline_lock.acquire(blocking=False):
+            return  # another thread's round trip is on the connection: leave it to the thread
+        try:
+            with self._cond:
+                if not self._outbox or self._outbox[-1][0] is not future or self._outbox[-1][2]:
+                    return
+                _, body, _ = self._outbox.pop()
+                if not future.set_running_or_notify_cancel():
+                    return
+                self._inline += 1
+            try:
+                wait_ms = self.poll_ms if timeout is None else max(0, min(self.poll_ms, int(timeout * 1000)))
+                if self._inline_http is None:
+                    self._inline_http = make_http(self.url, self._token, self.request_timeout)
+                try:
+                    reply = self._inline_http.request(
+                        "POST", "/results/wait", {"executions": [body], "wait_ms": wait_ms}, extra=wait_ms / 1000)
+                except FaasError as e:
+                    retry = isinstance(e, GatewayUnreachable) or (isinstance(e, GatewayError) and e.status >= 500)
+                    self._failed_call(e, retry, [(future, body)], [])
+                    return
+                self._deliver_inline(future, reply)
+            finally:
+                with self._cond:
+                    self._inline -= 1
+                    self._start_thread()
+                    self._cond.notify()
+        finally:
+            self._inline_lock.release()
+
+    def _deliver_inline(self, future: "_TaskFuture", reply: dict[str, Any]) -> None:
+        submitted = [str(t) for t in reply.get("submitted", [])]
+        if len(submitted) != 1:
+            _settle(future, False, GatewayError(f"the gateway submitted {len(submitted)} tasks for one", 502))
+            return
+        task_id = submitted[0]
+        outcome = next((r for r in reply.get("results", []) if str(r.get("task_id")) == task_id), None)
+        with self._cond:
+            future.task_id = task_id
+            if future.cancelled():
+                if outcome is None and not future.cancel_queued:
+                    future.cancel_queued = True
+                    self._cancels.append((task_id, 0))
+                return
+            if outcome is None:  # still running: the results thread waits for it from now on
+                self._pending[task_id] = future
+                self._fresh.append(task_id)
+                return
+        try:
+            ok, value = dill_outcome(outcome)
+        except BaseException as e:  # a result that does not unpickle here
+            ok, value = False, e
+        _settle(future, ok, value)
+
+    def _cancel_on_server(self, future: "_TaskFuture") -> None:
+        """Called by a sent future's ``cancel``: its task is cancelled on the gateway by the
+        results thread (at once if its id is known, else when the reply naming it arrives)."""
+        with self._cond:
+            if future.task_id is None or future.cancel_queued:
+                return
+            future.cancel_queued = True
+            self._pending.pop(future.task_id, None)
+            self._cancels.append((future.task_id, 0))
+            self._start_thread()
+            self._cond.notify()
+
+    def _cancel_tasks(self, http: Any, cancels: list[tuple[str, int]]) -> None:
+        """``POST /tasks/{id}/cancel`` for each id. 409 (already finished), 404 (unknown id,
+        or a gateway without the route) and 405 end the attempt: the local future is cancelled
+        whatever the gateway says. A lost connection or a 5xx is tried again, three times."""
+        again: list[tuple[str, int]] = []
+        for task_id, attempts in cancels:
+            try:
+                http.request("POST", f"/tasks/{task_id}/cancel")
+            except GatewayError as e:
+                if e.status >= 500 and attempts < 2:
+                    again.append((task_id, attempts + 1))
+            except GatewayUnreachable:
+                if attempts < 2:
+                    again.append((task_id, attempts + 1))
+        if again:
+            time.sleep(0.05)
+            with self._cond:
+                self._cancels.extend(again)
 
     def _failed_call(self, error: FaasError, retry: bool, batch: list[tuple[cf.Future[Any], dict[str, Any]]], asked: list[str]) -> None:
         lost: list[tuple[cf.Future[Any], FaasError]] = []
@@ -378,7 +523,7 @@ class Executor(cf.Executor):
                 lost.extend((f, error) for t in asked if (f := self._pending.pop(t, None)) is not None)
             self._fresh = [t for t in asked if t in self._pending] + self._fresh
         for future, e in lost:
-            future.set_exception(e)
+            _settle(future, False, e)
 
     def _fail_everything(self, error: BaseException) -> None:
         with self._cond:
@@ -395,6 +540,59 @@ class Executor(cf.Executor):
 
 
 _Queued = tuple[cf.Future[Any], dict[str, Any], bool]
+
+
+def _settle(future: cf.Future[Any], ok: bool, value: Any) -> None:
+    """Sets a future's outcome unless it was cancelled meanwhile."""
+    try:
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    except cf.InvalidStateError:
+        pass
+
+
+class _TaskFuture(cf.Future):  # type: ignore[type-arg]
+    """A future of one task. Until its task is sent it cancels as any future does; after (it
+    is RUNNING then), ``cancel`` still cancels it here (waiters and callbacks see it cancelled)
+    and has the executor cancel the task on the gateway (``POST /tasks/{id}/cancel``)."""
+
+    def __init__(self, executor: Executor) -> None:
+        super().__init__()
+        self._executor = executor
+        self.task_id: Optional[str] = None
+        self.cancel_queued = False
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        if self._state == cf._base.PENDING:  # type: ignore[has-type]
+            started = time.monotonic()
+            self._executor._send_inline(self, timeout)
+            if timeout is not None:
+                timeout = max(0.0, timeout - (time.monotonic() - started))
+        return super().result(timeout)
+
+    def cancel(self) -> bool:
+        with self._condition:  # type: ignore[attr-defined]
+            state = self._state  # type: ignore[has-type]
+            if state == cf._base.FINISHED:
+                return False
+            if state in (cf._base.CANCELLED, cf._base.CANCELLED_AND_NOTIFIED):
+                return True
+            sent = state == cf._base.RUNNING
+            if sent:
+                # Running futures never pass through set_running_or_notify_cancel again, so
+                # the waiters of as_completed and wait hear of the cancellation here.
+                self._state = cf._base.CANCELLED_AND_NOTIFIED
+                for waiter in self._waiters:  # type: ignore[attr-defined]
+                    waiter.add_cancelled(self)
+            else:
+                self._state = cf._base.CANCELLED
+            self._condition.notify_all()  # type: ignore[attr-defined]
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        if sent:
+            self._executor._cancel_on_server(self)
+        return True
 
 
 def _bad_execution(error: FaasError, count: int) -> Optional[int]:

@@ -2,7 +2,10 @@
 
 import concurrent.futures as cf
 import itertools
+import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -173,3 +176,49 @@ def test_token(tmp_path):
         with pytest.raises(faas.GatewayError) as info:
             faas.Executor(stack.url, token="wrong").submit(pow, 2, 2)
         assert info.value.status == 401
+
+
+def _sent(future, timeout=30.0):
+    """Waits until the future's task is on the platform (its id came back)."""
+    deadline = time.monotonic() + timeout
+    while future.task_id is None:
+        assert time.monotonic() < deadline, "the task was never submitted"
+        time.sleep(0.005)
+    return future.task_id
+
+
+def test_a_sent_future_cancels_here_with_or_without_the_cancel_route(executor):
+    slow = executor.submit(nap, 5)
+    _sent(slow)
+    other = executor.submit(square, 3)
+    assert slow.cancel() and slow.cancelled()
+    done, not_done = cf.wait([slow, other], timeout=30)
+    assert not not_done
+    assert other.result() == 9
+    with pytest.raises(cf.CancelledError):
+        slow.result(timeout=0)
+    assert not other.cancel()  # finished futures stay finished
+
+
+def _has_cancel_route(url):
+    try:
+        with urllib.request.urlopen(f"{url}/openapi.json", timeout=10) as r:
+            return "/tasks/{id}/cancel" in json.load(r).get("paths", {})
+    except urllib.error.HTTPError:
+        return False
+
+
+def test_cancel_and_shutdown_cancel_the_tasks_on_the_gateway(private_stack):
+    if not _has_cancel_route(private_stack.url):
+        pytest.skip("this gateway has no POST /tasks/{id}/cancel (built before the task API)")
+    client = faas.Client(private_stack.url)
+    ex = faas.Executor(private_stack.url)
+    futures = [ex.submit(nap, 30, i) for i in range(4)]
+    ids = [_sent(f) for f in futures]
+    assert futures[0].cancel()
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert all(f.cancelled() for f in futures)
+    deadline = time.monotonic() + 30
+    while any(client.status(t) != "FAILED" for t in ids):
+        assert time.monotonic() < deadline, [client.status(t) for t in ids]
+        time.sleep(0.05)
