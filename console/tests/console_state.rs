@@ -539,3 +539,81 @@ fn ctrl_c_quits_even_from_a_form() {
     app.on_key(ctrl('c'));
     assert!(app.quit);
 }
+
+#[test]
+fn under_faas_up_q_and_ctrl_c_ask_before_stopping_the_platform() {
+    let mut app = app();
+    app.supervised = true;
+    app.on_key(ch('q'));
+    assert!(!app.quit, "q only asks");
+    assert!(app
+        .confirm
+        .as_ref()
+        .unwrap()
+        .prompt
+        .contains("stop the platform"));
+    app.on_key(ch('n'));
+    assert!(
+        !app.quit && app.confirm.is_none(),
+        "n keeps everything running"
+    );
+    assert_eq!(app.notice.as_ref().unwrap().text, "still running");
+
+    app.on_key(ch('q'));
+    app.on_key(ch('y'));
+    assert!(app.quit, "y stops");
+
+    let mut app = self::app();
+    app.supervised = true;
+    app.on_key(ctrl('c'));
+    assert!(!app.quit && app.confirm.is_some(), "Ctrl-C asks too");
+    app.on_key(ctrl('c'));
+    assert!(app.quit, "a second Ctrl-C forces");
+}
+
+#[test]
+fn q_and_esc_step_back_out_of_help_and_details_before_quitting() {
+    let mut app = app();
+    app.on_key(ch('?'));
+    app.on_key(ch('q'));
+    assert!(!app.help && !app.quit, "q closes help");
+
+    let id = TaskId::new();
+    app.apply(task_event(id, TaskStatus::Completed, T0));
+    app.on_key(ch('3'));
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.tasks_view.detail.is_some());
+    app.on_key(ch('q'));
+    assert!(
+        app.tasks_view.detail.is_none() && !app.quit,
+        "q closes the detail"
+    );
+    app.on_key(ch('q'));
+    assert!(app.quit, "then q quits a console started on its own");
+}
+
+#[test]
+fn esc_in_a_form_with_typed_text_asks_before_discarding_it() {
+    let mut app = app();
+    app.on_key(ch('4'));
+    app.on_key(ch('n'));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.functions.form.is_none(), "an empty form just closes");
+
+    app.on_key(ch('n'));
+    type_text(&mut app, "add");
+    app.on_key(key(KeyCode::Esc));
+    assert!(
+        app.functions.form.is_some(),
+        "typed text is not thrown away"
+    );
+    assert!(app.confirm.as_ref().unwrap().prompt.contains("discard"));
+    app.on_key(ch('n'));
+    let Some(Form::Register(form)) = &app.functions.form else {
+        panic!("the form stays open");
+    };
+    assert_eq!(form.fields.fields[0].text(), "add", "with its text");
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(ch('y'));
+    assert!(app.functions.form.is_none() && !app.quit, "y discards");
+}

@@ -108,6 +108,23 @@ pub struct FunctionsView {
     pub invocation: Option<Invocation>,
 }
 
+/// What a yes to the footer's question does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// Quit; under `faas up` that stops the whole platform.
+    Quit,
+    /// Close the open form, losing what was typed.
+    DiscardForm,
+}
+
+/// A question in the footer. Only `y` answers yes: any other key answers no, so a stray key
+/// never stops a platform or loses typed source.
+#[derive(Clone, Debug)]
+pub struct Confirm {
+    pub prompt: String,
+    pub action: Pending,
+}
+
 #[derive(Clone, Debug)]
 pub struct Notice {
     pub text: String,
@@ -122,6 +139,10 @@ pub struct App {
     pub tab: Tab,
     pub help: bool,
     pub quit: bool,
+    /// Started by `faas up`: quitting stops every daemon too, so it is asked first.
+    pub supervised: bool,
+    /// A question waiting for y/n in the footer.
+    pub confirm: Option<Confirm>,
     pub links: Links,
     /// The last poll of counters, queue and registry; None before the first one.
     pub snapshot: Option<Snapshot>,
@@ -325,8 +346,18 @@ impl App {
     /// Handles one key press.
     pub fn on_key(&mut self, key: KeyEvent) {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q')) {
-            self.quit = true;
+        let interrupt = ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q'));
+        if let Some(confirm) = self.confirm.take() {
+            match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') if !ctrl => self.confirmed(confirm.action),
+                // A second Ctrl-C while asked to stop: the operator means it.
+                _ if interrupt && confirm.action == Pending::Quit => self.quit = true,
+                _ => self.declined(confirm.action),
+            }
+            return;
+        }
+        if interrupt {
+            self.request_quit();
             return;
         }
         if self.functions.form.is_some() {
@@ -334,10 +365,8 @@ impl App {
             return;
         }
         if self.help {
-            match key.code {
-                KeyCode::Char('q') => self.quit = true,
-                _ => self.help = false,
-            }
+            // Every key closes help, `q` included: it steps back, it does not quit.
+            self.help = false;
             return;
         }
         if self.tasks_view.detail.is_some() {
@@ -345,7 +374,7 @@ impl App {
             return;
         }
         match key.code {
-            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('q') => self.request_quit(),
             KeyCode::Char('?') => self.help = true,
             KeyCode::Tab | KeyCode::Right => self.switch_tab(self.tab.index() + 1),
             KeyCode::BackTab | KeyCode::Left => self.switch_tab(self.tab.index() + 3),
@@ -355,6 +384,33 @@ impl App {
                 Tab::Functions => self.functions_key(key),
                 Tab::Overview | Tab::Workers => {}
             },
+        }
+    }
+
+    /// `q` or Ctrl-C: alone the console just quits; under `faas up` quitting stops the
+    /// platform, so it asks first.
+    fn request_quit(&mut self) {
+        if self.supervised {
+            self.confirm = Some(Confirm {
+                prompt: "stop the platform (every daemon faas up started)? y/n".into(),
+                action: Pending::Quit,
+            });
+        } else {
+            self.quit = true;
+        }
+    }
+
+    fn confirmed(&mut self, action: Pending) {
+        match action {
+            Pending::Quit => self.quit = true,
+            Pending::DiscardForm => self.functions.form = None,
+        }
+    }
+
+    fn declined(&mut self, action: Pending) {
+        match action {
+            Pending::Quit => self.notify("still running", false),
+            Pending::DiscardForm => self.notify("kept the form", false),
         }
     }
 
@@ -421,8 +477,10 @@ impl App {
             return;
         };
         match key.code {
-            KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter => self.tasks_view.detail = None,
-            KeyCode::Char('q') => self.quit = true,
+            // `q` steps back like Esc: quitting from inside a view surprised operators.
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter | KeyCode::Char('q') => {
+                self.tasks_view.detail = None
+            }
             KeyCode::Down | KeyCode::Char('j') => detail.scroll = detail.scroll.saturating_add(1),
             KeyCode::Up | KeyCode::Char('k') => detail.scroll = detail.scroll.saturating_sub(1),
             KeyCode::PageDown => detail.scroll = detail.scroll.saturating_add(PAGE as u16),
@@ -468,7 +526,16 @@ impl App {
         };
         match action {
             FormAction::Edit => {}
-            FormAction::Cancel => self.functions.form = None,
+            FormAction::Cancel => {
+                if self.functions.form.as_ref().is_some_and(Form::typed) {
+                    self.confirm = Some(Confirm {
+                        prompt: "discard what you typed? y/n".into(),
+                        action: Pending::DiscardForm,
+                    });
+                } else {
+                    self.functions.form = None;
+                }
+            }
             FormAction::Submit(cmd) => {
                 // An invocation is followed in its own panel; a registration keeps its form
                 // open until the gateway answers, so a refusal can be fixed in place.

@@ -42,6 +42,8 @@ pub struct Config {
     pub gateway_url: String,
     pub token: Option<String>,
     pub prefix: String,
+    /// Started by `faas up`: quitting stops the platform, so `q` and Ctrl-C ask first.
+    pub supervised: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +104,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
     }
     let (tx, rx) = mpsc::channel(UPDATE_QUEUE);
     let net = Net::start(endpoints, tx);
-    let app = App::new(&config.redis_url, &config.gateway_url, now_ms());
+    let mut app = App::new(&config.redis_url, &config.gateway_url, now_ms());
+    app.supervised = config.supervised;
     let result = match ratatui::try_init() {
         Ok(mut terminal) => event_loop(&mut terminal, app, rx, &net).await,
         // Raw mode may be on even though the rest failed.
