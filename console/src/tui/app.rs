@@ -75,6 +75,27 @@ pub struct Detail {
     /// None while loading.
     pub record: Option<Result<TaskRecord, String>>,
     pub scroll: u16,
+    /// How far the last drawing could scroll (the text's wrapped height minus the box's):
+    /// only the renderer knows the box, and the keys stop there, so scrolling down past the
+    /// end and back up costs no extra presses. Unknown (`u16::MAX`) until first drawn.
+    pub max_scroll: std::cell::Cell<u16>,
+}
+
+impl Detail {
+    pub fn new(id: TaskId) -> Self {
+        Self {
+            id,
+            record: None,
+            scroll: 0,
+            max_scroll: std::cell::Cell::new(u16::MAX),
+        }
+    }
+
+    fn scroll_by(&mut self, delta: i32) {
+        let max = i32::from(self.max_scroll.get());
+        let to = (i32::from(self.scroll).min(max) + delta).clamp(0, max);
+        self.scroll = to as u16;
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -449,11 +470,7 @@ impl App {
             }
             KeyCode::Enter => {
                 if let Some(id) = ids.get(current).copied() {
-                    self.tasks_view.detail = Some(Detail {
-                        id,
-                        record: None,
-                        scroll: 0,
-                    });
+                    self.tasks_view.detail = Some(Detail::new(id));
                     self.outbox.push(Command::FetchTask(id));
                 }
             }
@@ -481,10 +498,12 @@ impl App {
             KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter | KeyCode::Char('q') => {
                 self.tasks_view.detail = None
             }
-            KeyCode::Down | KeyCode::Char('j') => detail.scroll = detail.scroll.saturating_add(1),
-            KeyCode::Up | KeyCode::Char('k') => detail.scroll = detail.scroll.saturating_sub(1),
-            KeyCode::PageDown => detail.scroll = detail.scroll.saturating_add(PAGE as u16),
-            KeyCode::PageUp => detail.scroll = detail.scroll.saturating_sub(PAGE as u16),
+            KeyCode::Down | KeyCode::Char('j') => detail.scroll_by(1),
+            KeyCode::Up | KeyCode::Char('k') => detail.scroll_by(-1),
+            KeyCode::PageDown => detail.scroll_by(PAGE as i32),
+            KeyCode::PageUp => detail.scroll_by(-(PAGE as i32)),
+            KeyCode::Home | KeyCode::Char('g') => detail.scroll = 0,
+            KeyCode::End | KeyCode::Char('G') => detail.scroll = detail.max_scroll.get(),
             KeyCode::Char('r') => {
                 let id = detail.id;
                 self.outbox.push(Command::FetchTask(id));

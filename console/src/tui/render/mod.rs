@@ -29,11 +29,25 @@ mod tasks;
 mod workers;
 
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::app::{App, Tab};
 
+/// The smallest terminal the screens are laid out for: the tabs and both link states fit in 60
+/// columns, and 15 rows leave the boxes room for their numbers. Below it the console says so
+/// rather than drawing boxes with their contents cut away.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 15;
+
 pub fn render(app: &App, f: &mut Frame) {
+    let area = f.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(app, f, area);
+        return;
+    }
     let [head, body, foot] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(0),
@@ -59,6 +73,28 @@ pub fn render(app: &App, f: &mut Frame) {
         help::render(f, popup(body, 80, 100));
     }
     footer::render(f, foot, app);
+}
+
+/// What a terminal below [`MIN_WIDTH`]x[`MIN_HEIGHT`] shows; a pending question stays visible
+/// on the last line, since the next key answers it.
+fn too_small(app: &App, f: &mut Frame, area: Rect) {
+    let lines = vec![
+        Line::styled("terminal too small", Style::default().fg(Color::Yellow)),
+        Line::raw(format!("{}x{}", area.width, area.height)),
+        Line::raw(format!("needs {MIN_WIDTH}x{MIN_HEIGHT}")),
+    ];
+    let text_height = (lines.len() as u16).min(area.height);
+    let [_, middle, _, foot] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(text_height),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    f.render_widget(Paragraph::new(lines).centered(), middle);
+    if app.confirm.is_some() {
+        footer::render(f, foot, app);
+    }
 }
 
 /// A centred box of `w`×`h` percent of `area`.
