@@ -251,7 +251,8 @@ impl App {
             } => {
                 let finished = self.tasks.on_event(task_id, status, worker, at);
                 if finished {
-                    self.throughput.record(self.now_ms);
+                    self.throughput
+                        .record(self.now_ms, status == TaskStatus::Failed);
                 }
                 if let Some(inv) = self.invocation_for(task_id) {
                     // The result itself comes from the gateway; events only move the status.
