@@ -247,7 +247,7 @@ fn tasks_filtered_by_status() {
 #[test]
 fn sizes() {
     let mut app = busy_app();
-    for tab in ["1", "2", "3", "4"] {
+    for tab in ["1", "2", "3", "4", "5"] {
         press(&mut app, tab);
         assert_snapshot!(
             format!("screen_{tab}_at_160x45"),

@@ -12,6 +12,7 @@ use super::forms::{Form, FormAction, InvokeForm, RegisterForm};
 use super::msg::{Command, Link, Snapshot, Update};
 use super::tasks::TaskList;
 use super::throughput::Throughput;
+use super::timeline::{Kind, Timeline};
 use super::workers::Workers;
 
 /// How long a notice stays in the footer.
@@ -26,10 +27,17 @@ pub enum Tab {
     Workers,
     Tasks,
     Functions,
+    Events,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Overview, Tab::Workers, Tab::Tasks, Tab::Functions];
+    pub const ALL: [Tab; 5] = [
+        Tab::Overview,
+        Tab::Workers,
+        Tab::Tasks,
+        Tab::Functions,
+        Tab::Events,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -37,6 +45,7 @@ impl Tab {
             Tab::Workers => "Workers",
             Tab::Tasks => "Tasks",
             Tab::Functions => "Functions",
+            Tab::Events => "Events",
         }
     }
 
@@ -172,6 +181,9 @@ pub struct App {
     pub tasks: TaskList,
     pub tasks_view: TasksView,
     pub functions: FunctionsView,
+    pub timeline: Timeline,
+    /// The Events screen's scroll position (entries from the newest).
+    pub timeline_scroll: usize,
     pub notice: Option<Notice>,
     outbox: Vec<Command>,
 }
@@ -215,11 +227,28 @@ impl App {
 
     pub fn apply(&mut self, update: Update) {
         match update {
-            Update::RedisEvents(l) => self.links.redis_events = l,
-            Update::RedisPoll(l) => self.links.redis_poll = l,
-            Update::Gateway(l) => self.links.gateway = l,
+            Update::RedisEvents(l) => {
+                let before = self.links.redis();
+                self.links.redis_events = l;
+                let now = self.links.redis();
+                self.timeline
+                    .on_link(Kind::Redis, &before, &now, self.now_ms);
+            }
+            Update::RedisPoll(l) => {
+                let before = self.links.redis();
+                self.links.redis_poll = l;
+                let now = self.links.redis();
+                self.timeline
+                    .on_link(Kind::Redis, &before, &now, self.now_ms);
+            }
+            Update::Gateway(l) => {
+                self.timeline
+                    .on_link(Kind::Gateway, &self.links.gateway, &l, self.now_ms);
+                self.links.gateway = l;
+            }
             Update::Event(ev) => self.on_event(ev),
             Update::Snapshot(s) => {
+                self.timeline.on_counters(s.stats.submitted, self.now_ms);
                 self.workers.on_registry(s.workers.clone());
                 self.snapshot = Some(s);
             }
@@ -247,8 +276,13 @@ impl App {
                 status,
                 worker,
                 at,
-                ..
+                outcome,
             } => {
+                if status == TaskStatus::Failed {
+                    let error = outcome.as_ref().and_then(|o| o.error.as_ref());
+                    self.timeline
+                        .on_failure(task_id, worker.as_deref(), error, at);
+                }
                 let finished = self.tasks.on_event(task_id, status, worker, at);
                 if finished {
                     self.throughput
@@ -276,7 +310,10 @@ impl App {
                 busy,
                 slots,
                 at,
-            } => self.workers.on_event(worker, state, busy, slots, at),
+            } => {
+                self.timeline.on_worker(&worker, state, at);
+                self.workers.on_event(worker, state, busy, slots, at)
+            }
         }
     }
 
@@ -399,11 +436,14 @@ impl App {
             KeyCode::Char('q') => self.request_quit(),
             KeyCode::Char('?') => self.help = true,
             KeyCode::Tab | KeyCode::Right => self.switch_tab(self.tab.index() + 1),
-            KeyCode::BackTab | KeyCode::Left => self.switch_tab(self.tab.index() + 3),
-            KeyCode::Char(c @ '1'..='4') => self.switch_tab(c as usize - '1' as usize),
+            KeyCode::BackTab | KeyCode::Left => {
+                self.switch_tab(self.tab.index() + Tab::ALL.len() - 1)
+            }
+            KeyCode::Char(c @ '1'..='5') => self.switch_tab(c as usize - '1' as usize),
             _ => match self.tab {
                 Tab::Tasks => self.tasks_key(key),
                 Tab::Functions => self.functions_key(key),
+                Tab::Events => self.events_key(key),
                 Tab::Overview | Tab::Workers => {}
             },
         }
@@ -511,6 +551,20 @@ impl App {
             }
             _ => {}
         }
+    }
+
+    fn events_key(&mut self, key: KeyEvent) {
+        let last = self.timeline.len().saturating_sub(1);
+        let s = &mut self.timeline_scroll;
+        *s = match key.code {
+            KeyCode::Down | KeyCode::Char('j') => (*s + 1).min(last),
+            KeyCode::Up | KeyCode::Char('k') => s.saturating_sub(1),
+            KeyCode::PageDown => (*s + PAGE).min(last),
+            KeyCode::PageUp => s.saturating_sub(PAGE),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => last,
+            _ => *s,
+        };
     }
 
     fn functions_key(&mut self, key: KeyEvent) {

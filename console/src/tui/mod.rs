@@ -12,6 +12,7 @@ pub mod net;
 pub mod render;
 pub mod tasks;
 pub mod throughput;
+pub mod timeline;
 pub mod workers;
 
 use std::io::IsTerminal;

@@ -78,8 +78,9 @@ fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
             ("i", "invoke"),
             ("r", "reload"),
         ],
+        Tab::Events => vec![("↑↓", "scroll"), ("g", "newest")],
         Tab::Overview | Tab::Workers => vec![],
     };
-    keys.extend([("1-4/Tab", "screens"), ("?", "help"), ("q", "quit")]);
+    keys.extend([("1-5/Tab", "screens"), ("?", "help"), ("q", "quit")]);
     keys
 }

@@ -11,7 +11,7 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
     (
         "Everywhere",
         &[
-            ("1 2 3 4", "Overview, Workers, Tasks, Functions"),
+            ("1 2 3 4 5", "Overview, Workers, Tasks, Functions, Events"),
             ("Tab / Shift-Tab", "next / previous screen"),
             ("?", "this help"),
             (
@@ -41,6 +41,13 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
             ("n", "register a function from Python source"),
             ("i, Enter", "invoke the selected function with JSON args"),
             ("r", "reload the list"),
+        ],
+    ),
+    (
+        "Events",
+        &[
+            ("↑ ↓ PgUp PgDn", "scroll the timeline"),
+            ("g / G", "newest / oldest"),
         ],
     ),
     (

@@ -4,11 +4,11 @@
 //!
 //! ```text
 //! ┌───────────────────────────────────────────────────────────────────────────────┐
-//! │ faas-console │ 1 Overview │ 2 Workers │ 3 Tasks │ 4 Functions   header.rs (tabs) │
+//! │ faas-console │ 1 Overview │ 2 Workers │ 3 Tasks │ 4 Functions │ 5 Events  (tabs) │
 //! │ redis ● connected 3m · redis://…   gateway ● connected 3m · http://…           │
 //! ├───────────────────────────────────────────────────────────────────────────────┤
 //! │                                                                               │
-//! │  the selected tab: overview.rs | workers.rs | tasks.rs | functions.rs         │
+//! │  the selected tab: overview.rs | workers.rs | tasks.rs | functions.rs | events.rs │
 //! │                                                                               │
 //! │        overlays on top: detail.rs (a task) · forms.rs (register/invoke)       │
 //! │                         help.rs (keys)                                         │
@@ -18,6 +18,7 @@
 //! ```
 
 mod detail;
+mod events;
 mod fmt;
 mod footer;
 mod forms;
@@ -36,10 +37,9 @@ use ratatui::Frame;
 
 use super::app::{App, Tab};
 
-/// The smallest terminal the screens are laid out for: the tabs and both link states fit in 60
-/// columns, and 15 rows leave the boxes room for their numbers. Below it the console says so
+/// The smallest terminal the screens are laid out for: the five tabs fit in 72 columns, and 15 rows leave the boxes room for their numbers. Below it the console says so
 /// rather than drawing boxes with their contents cut away.
-pub const MIN_WIDTH: u16 = 60;
+pub const MIN_WIDTH: u16 = 72;
 pub const MIN_HEIGHT: u16 = 15;
 
 pub fn render(app: &App, f: &mut Frame) {
@@ -60,6 +60,7 @@ pub fn render(app: &App, f: &mut Frame) {
         Tab::Workers => workers::render(f, body, app),
         Tab::Tasks => tasks::render(f, body, app),
         Tab::Functions => functions::render(f, body, app),
+        Tab::Events => events::render(f, body, app),
     }
     if app.tab == Tab::Tasks {
         if let Some(d) = &app.tasks_view.detail {
