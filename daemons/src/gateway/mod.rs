@@ -17,6 +17,7 @@ mod handlers;
 mod metrics;
 pub mod openapi;
 mod results_wait;
+mod syntax;
 pub mod validate;
 mod waiters;
 mod workers;
@@ -59,6 +60,9 @@ pub struct GatewayConfig {
     pub max_waits: usize,
     /// Connection cap and timeouts of the HTTP edge.
     pub edge: EdgeConfig,
+    /// The Python that syntax-checks source functions at registration; None: no check
+    /// ([`syntax`]).
+    pub python: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -70,6 +74,7 @@ impl Default for GatewayConfig {
             shutdown_grace: Duration::from_secs(5),
             max_waits: 5_000,
             edge: EdgeConfig::default(),
+            python: Some("python3".into()),
         }
     }
 }
