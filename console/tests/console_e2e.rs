@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use faas_tests::{Mode, Stack};
+use faas_tests::{free_port, Mode, Stack, TestDir};
 use serde_json::json;
 
 /// How long any one expected screen may take to appear.
@@ -23,22 +23,27 @@ struct Console {
 
 impl Console {
     fn start(stack: &Stack) -> Self {
+        let command = format!(
+            "'{}' --redis '{}' --gateway '{}'",
+            env!("CARGO_BIN_EXE_faas-console"),
+            stack.redis_url(),
+            stack.base_url(),
+        );
+        Self::run(stack.dir(), &command)
+    }
+
+    /// Runs `command` (a shell command line) in a 120x40 pane of a private tmux server.
+    fn run(dir: &TestDir, command: &str) -> Self {
         assert!(
             Command::new("tmux").arg("-V").output().is_ok(),
             "these tests drive the console through tmux: install it (apt-get install -y tmux)"
         );
         let socket = format!("faas-console-e2e-{}-{}", std::process::id(), unique());
         // Keep the pane after the console exits, so the screen it left can be checked.
-        let conf = stack.dir().write("tmux.conf", "set -g remain-on-exit on\n");
-        let status_file = stack.dir().path().join(format!("console-{socket}.status"));
+        let conf = dir.write("tmux.conf", "set -g remain-on-exit on\n");
+        let status_file = dir.path().join(format!("console-{socket}.status"));
         // tmux's own pane_dead_status is not always filled in: a shell records the status.
-        let command = format!(
-            "'{}' --redis '{}' --gateway '{}'; echo $? > '{}'",
-            env!("CARGO_BIN_EXE_faas-console"),
-            stack.redis_url(),
-            stack.base_url(),
-            status_file.display()
-        );
+        let command = format!("{command}; echo $? > '{}'", status_file.display());
         let status = Command::new("tmux")
             .args(["-L", &socket, "-f"])
             .arg(&conf)
@@ -261,6 +266,43 @@ async fn a_redis_restart_is_survived() {
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
     assert_exited_and_restored(&c).await;
+}
+
+/// Under `faas up` the console's `q` stops the whole platform, so it asks; `n` keeps every
+/// daemon running, `y` stops them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_faas_up_q_asks_and_n_keeps_the_platform_running() {
+    let dir = TestDir::new();
+    let port = free_port();
+    let command = format!(
+        "'{}' up --ephemeral --procs 1 --listen 127.0.0.1:{port}",
+        env!("CARGO_BIN_EXE_faas")
+    );
+    let c = Console::run(&dir, &command);
+    c.wait_for(&["redis ● connected", "gateway ● connected"])
+        .await;
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let http = reqwest::Client::new();
+    let up = || async {
+        http.get(&healthz)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    };
+    assert!(up().await);
+
+    c.keys(&["q"]);
+    c.wait_for(&["stop the platform", "y/n"]).await;
+    c.keys(&["n"]);
+    c.wait_for(&["still running"]).await;
+    assert!(up().await, "n kept the gateway running");
+    assert!(!c.status_file.exists(), "and faas up");
+
+    c.keys(&["q"]);
+    c.wait_for(&["stop the platform"]).await;
+    c.keys(&["y"]);
+    assert_eq!(c.wait_exit().await, "0", "faas up stopped cleanly");
+    assert!(!up().await, "the gateway is gone with it");
 }
 
 #[test]

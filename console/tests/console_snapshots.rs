@@ -38,7 +38,11 @@ fn press(app: &mut App, keys: &str) {
 }
 
 fn draw(app: &App) -> Terminal<TestBackend> {
-    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    draw_at(app, 100, 30)
+}
+
+fn draw_at(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal.draw(|f| render(app, f)).unwrap();
     terminal
 }
@@ -237,6 +241,92 @@ fn tasks_filtered_by_status() {
     let mut app = busy_app();
     press(&mut app, "3ff");
     assert_snapshot!(draw(&app).backend());
+}
+
+/// The screens at a big, the classic and a too-small terminal (the three sizes).
+#[test]
+fn sizes() {
+    let mut app = busy_app();
+    for tab in ["1", "2", "3", "4", "5"] {
+        press(&mut app, tab);
+        assert_snapshot!(
+            format!("screen_{tab}_at_160x45"),
+            draw_at(&app, 160, 45).backend()
+        );
+        assert_snapshot!(
+            format!("screen_{tab}_at_80x24"),
+            draw_at(&app, 80, 24).backend()
+        );
+    }
+    assert_snapshot!("too_small_at_40x12", draw_at(&app, 40, 12).backend());
+}
+
+#[test]
+fn quitting_under_faas_up_asks_in_the_footer() {
+    let mut app = busy_app();
+    app.supervised = true;
+    press(&mut app, "q");
+    assert!(!app.quit);
+    assert_snapshot!(draw_at(&app, 80, 24).backend());
+    // Even on a terminal too small for the screens, the question shows.
+    let small = format!("{:?}", draw_at(&app, 40, 12).backend());
+    assert!(small.contains("stop the platform"), "{small}");
+}
+
+#[test]
+fn detail_scrolling_stops_at_the_end_and_says_where_it_is() {
+    let mut app = busy_app();
+    press(&mut app, "3jj");
+    app.on_key(key(KeyCode::Enter));
+    let tid: TaskId = id(2);
+    let mut record = failed_record(tid);
+    record.log = (1..=60).map(|i| format!("line {i}\n")).collect();
+    app.apply(Update::TaskDetail(tid, Ok(record)));
+    draw(&app);
+    for _ in 0..200 {
+        app.on_key(key(KeyCode::Down));
+    }
+    let max = app.tasks_view.detail.as_ref().unwrap().max_scroll.get();
+    assert!(max > 0 && max < 200, "{max}");
+    assert_eq!(
+        app.tasks_view.detail.as_ref().unwrap().scroll,
+        max,
+        "stops at the end"
+    );
+    let screen = format!("{:?}", draw(&app).backend());
+    assert!(screen.contains("line 60"), "the last line is on screen");
+    assert!(screen.contains(" of "), "with the position: {screen}");
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(
+        app.tasks_view.detail.as_ref().unwrap().scroll,
+        max - 1,
+        "one key back up moves at once"
+    );
+}
+
+fn failed_record(tid: TaskId) -> TaskRecord {
+    TaskRecord {
+        task_id: tid,
+        function_id: id(0xf1),
+        function_name: "divide".into(),
+        format: FunctionFormat::Source,
+        status: TaskStatus::Failed,
+        args: json!({"args": [1, 0], "kwargs": {}}),
+        result: serde_json::Value::Null,
+        error: Some(TaskError {
+            kind: "ZeroDivisionError".into(),
+            message: "division by zero".into(),
+            traceback: "Traceback (most recent call last):\n  File \"<source>\", line 2, in divide\nZeroDivisionError: division by zero".into(),
+        }),
+        log: "dividing 1 by 0\n".into(),
+        attempts: 1,
+        max_attempts: 3,
+        timeout_ms: Some(30_000),
+        worker: Some("w-push-1".into()),
+        created_at: T0 - 7_000,
+        started_at: Some(T0 - 6_900),
+        finished_at: Some(T0 - 6_850),
+    }
 }
 
 #[test]

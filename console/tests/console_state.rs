@@ -309,15 +309,17 @@ fn keys_switch_tabs_toggle_help_and_quit() {
     assert_eq!(app.tab, Tab::Functions);
     assert_eq!(app.take_commands(), vec![Command::RefreshFunctions]);
     app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.tab, Tab::Events);
+    app.on_key(key(KeyCode::Tab));
     assert_eq!(app.tab, Tab::Overview, "wraps around");
     app.on_key(key(KeyCode::BackTab));
-    assert_eq!(app.tab, Tab::Functions);
+    assert_eq!(app.tab, Tab::Events);
 
     app.on_key(ch('?'));
     assert!(app.help);
     app.on_key(ch('2'));
     assert!(!app.help, "any key closes the help");
-    assert_eq!(app.tab, Tab::Functions, "and does nothing else");
+    assert_eq!(app.tab, Tab::Events, "and does nothing else");
 
     assert!(!app.quit);
     app.on_key(ch('q'));
@@ -538,4 +540,165 @@ fn ctrl_c_quits_even_from_a_form() {
     app.on_key(ch('n'));
     app.on_key(ctrl('c'));
     assert!(app.quit);
+}
+
+#[test]
+fn under_faas_up_q_and_ctrl_c_ask_before_stopping_the_platform() {
+    let mut app = app();
+    app.supervised = true;
+    app.on_key(ch('q'));
+    assert!(!app.quit, "q only asks");
+    assert!(app
+        .confirm
+        .as_ref()
+        .unwrap()
+        .prompt
+        .contains("stop the platform"));
+    app.on_key(ch('n'));
+    assert!(
+        !app.quit && app.confirm.is_none(),
+        "n keeps everything running"
+    );
+    assert_eq!(app.notice.as_ref().unwrap().text, "still running");
+
+    app.on_key(ch('q'));
+    app.on_key(ch('y'));
+    assert!(app.quit, "y stops");
+
+    let mut app = self::app();
+    app.supervised = true;
+    app.on_key(ctrl('c'));
+    assert!(!app.quit && app.confirm.is_some(), "Ctrl-C asks too");
+    app.on_key(ctrl('c'));
+    assert!(app.quit, "a second Ctrl-C forces");
+}
+
+#[test]
+fn q_and_esc_step_back_out_of_help_and_details_before_quitting() {
+    let mut app = app();
+    app.on_key(ch('?'));
+    app.on_key(ch('q'));
+    assert!(!app.help && !app.quit, "q closes help");
+
+    let id = TaskId::new();
+    app.apply(task_event(id, TaskStatus::Completed, T0));
+    app.on_key(ch('3'));
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.tasks_view.detail.is_some());
+    app.on_key(ch('q'));
+    assert!(
+        app.tasks_view.detail.is_none() && !app.quit,
+        "q closes the detail"
+    );
+    app.on_key(ch('q'));
+    assert!(app.quit, "then q quits a console started on its own");
+}
+
+#[test]
+fn esc_in_a_form_with_typed_text_asks_before_discarding_it() {
+    let mut app = app();
+    app.on_key(ch('4'));
+    app.on_key(ch('n'));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.functions.form.is_none(), "an empty form just closes");
+
+    app.on_key(ch('n'));
+    type_text(&mut app, "add");
+    app.on_key(key(KeyCode::Esc));
+    assert!(
+        app.functions.form.is_some(),
+        "typed text is not thrown away"
+    );
+    assert!(app.confirm.as_ref().unwrap().prompt.contains("discard"));
+    app.on_key(ch('n'));
+    let Some(Form::Register(form)) = &app.functions.form else {
+        panic!("the form stays open");
+    };
+    assert_eq!(form.fields.fields[0].text(), "add", "with its text");
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(ch('y'));
+    assert!(app.functions.form.is_none() && !app.quit, "y discards");
+}
+
+#[test]
+fn the_events_timeline_keeps_what_an_operator_looks_for() {
+    use faas_console::tui::timeline::Kind;
+    let mut app = app();
+    let worker_event = |state| {
+        Update::Event(Event::Worker {
+            worker: "w1".into(),
+            state,
+            busy: 0,
+            slots: 2,
+            at: T0,
+        })
+    };
+    app.apply(worker_event(WorkerState::Joined));
+    app.apply(worker_event(WorkerState::Heartbeat));
+    app.apply(worker_event(WorkerState::Lost));
+    let failed = TaskId::new();
+    app.apply(Update::Event(Event::Task {
+        task_id: failed,
+        status: TaskStatus::Failed,
+        worker: Some("w1".into()),
+        at: T0,
+        outcome: Some(faas_protocol::event::EventOutcome {
+            result: serde_json::Value::Null,
+            error: Some(TaskError {
+                kind: "ZeroDivisionError".into(),
+                message: "division by zero".into(),
+                traceback: String::new(),
+            }),
+        }),
+    }));
+    app.apply(task_event(TaskId::new(), TaskStatus::Completed, T0));
+    // Redis goes away and comes back; then its counters go backwards (it came back empty).
+    let up = Link::Up { since_ms: T0 };
+    app.apply(Update::RedisEvents(up.clone()));
+    app.apply(Update::RedisPoll(up.clone()));
+    app.apply(Update::RedisPoll(Link::Down {
+        retry_at_ms: T0,
+        error: "connection refused".into(),
+    }));
+    app.apply(Update::RedisPoll(up));
+    let stats = |submitted| Stats {
+        submitted,
+        ..Stats::default()
+    };
+    for submitted in [100, 120, 3] {
+        app.apply(Update::Snapshot(Snapshot {
+            stats: stats(submitted),
+            queue_len: 0,
+            pending: 0,
+            workers: vec![],
+        }));
+    }
+    let entries: Vec<(Kind, bool, String)> = app
+        .timeline
+        .iter()
+        .map(|e| (e.kind, e.bad, e.text.clone()))
+        .collect();
+    let texts: Vec<&str> = entries.iter().map(|e| e.2.as_str()).collect();
+    assert_eq!(
+        entries.len(),
+        6,
+        "no heartbeat, no completed task: {texts:?}"
+    );
+    assert!(entries[0].2.contains("submitted 120 → 3") && entries[0].1);
+    assert_eq!(entries[1].2, "back");
+    assert!(entries[2].2.contains("connection refused") && entries[2].0 == Kind::Redis);
+    assert!(entries[3]
+        .2
+        .contains("FAILED on w1: ZeroDivisionError: division by zero"));
+    assert!(entries[4].2.starts_with("w1 lost") && entries[4].1);
+    assert_eq!(entries[5].2, "w1 joined");
+
+    app.on_key(ch('5'));
+    assert_eq!(app.tab, Tab::Events);
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(app.timeline_scroll, 1);
+    app.on_key(ch('G'));
+    assert_eq!(app.timeline_scroll, 5, "stops at the oldest");
+    app.on_key(ch('g'));
+    assert_eq!(app.timeline_scroll, 0);
 }

@@ -142,6 +142,22 @@ async fn register_rejects_bad_source() {
     );
     c.assert_all_passed();
 
+    // Python's own compiler checks the syntax (without running the source): a typo is a 400
+    // naming the line and pointing at the column, not a SyntaxError at every invocation.
+    let broken = "def add(a, b):\n    return a +\n";
+    let (status, reply) = post(json!({"name": "f", "source": broken, "entrypoint": "add"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    let error = reply["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("syntax error in the source, line 2") && error.contains("return a +"),
+        "{reply}"
+    );
+    let (status, reply) = stack.get_json("/functions").await;
+    assert!(
+        status == StatusCode::OK && reply.as_array().is_some_and(|a| a.is_empty()),
+        "nothing was registered: {reply}"
+    );
+
     // The gateway's entrypoint check accepts assignments as well as `def`.
     let (status, reply) =
         post(json!({"name": "f", "source": "sub = lambda a, b: a - b\n", "entrypoint": "sub"}))

@@ -102,6 +102,16 @@ async fn exception_fails_with_type_message_and_traceback(mode: Mode) {
         traceback.contains("Traceback") && traceback.contains("check"),
         "traceback should show the failing function: {reply}"
     );
+    // It starts at the user's code: the platform's own frames (the bootstrap, run with -c as
+    // "<string>") are left out.
+    let frames: Vec<&str> = traceback
+        .lines()
+        .filter(|l| l.trim_start().starts_with("File "))
+        .collect();
+    assert!(
+        !frames.is_empty() && frames.iter().all(|l| l.contains("<function ")),
+        "every frame is the function's: {traceback}"
+    );
     // A function's own exception is final: no second attempt.
     assert_eq!(stack.task(tid).await["attempts"], 1);
     assert_eq!(stack.status(tid).await, "FAILED");

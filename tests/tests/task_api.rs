@@ -213,7 +213,7 @@ async fn listing_5000_tasks_with_filters_and_cursors_then_purge() {
 async fn cancel_queued_tasks_in_every_mode_and_retry() {
     for mode in [Mode::Local, Mode::Push, Mode::Pull] {
         let mut stack = Stack::builder(mode)
-            .workers(1)
+            .procs(1)
             .without_dispatcher()
             .start()
             .await;
@@ -295,7 +295,7 @@ async fn cancel_queued_tasks_in_every_mode_and_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_statistics_and_deletion() {
-    let mut stack = Stack::builder(Mode::Local).workers(1).start().await;
+    let mut stack = Stack::builder(Mode::Local).procs(1).start().await;
     let f = stack.register_source("check", CHECK, "check").await;
     let mut finished = Vec::new();
     for x in [1, 2, 3, -1] {

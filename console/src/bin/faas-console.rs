@@ -32,6 +32,9 @@ struct Cli {
     /// Namespace prefix of the platform's Redis keys.
     #[arg(long, env = "FAAS_PREFIX", default_value = DEFAULT_PREFIX)]
     prefix: String,
+    /// Set by `faas up`, whose platform stops when the console quits: `q` and Ctrl-C then ask.
+    #[arg(long, env = "FAAS_CONSOLE_SUPERVISED", hide = true)]
+    supervised: bool,
 }
 
 #[tokio::main]
@@ -53,6 +56,7 @@ async fn main() -> ExitCode {
         gateway_url: cli.gateway,
         token: cli.token,
         prefix: cli.prefix,
+        supervised: cli.supervised,
     };
     match tui::run(config).await {
         Ok(()) => ExitCode::SUCCESS,

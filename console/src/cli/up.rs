@@ -568,6 +568,7 @@ async fn run_console(
     let mut cmd = tokio::process::Command::new(console);
     cmd.env("FAAS_GATEWAY_URL", &plan.gateway_url)
         .env("FAAS_REDIS_URL", redis_url)
+        .env("FAAS_CONSOLE_SUPERVISED", "true")
         .kill_on_drop(true);
     super::supervisor::die_with_parent(&mut cmd);
     match &plan.token {

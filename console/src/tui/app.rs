@@ -12,6 +12,7 @@ use super::forms::{Form, FormAction, InvokeForm, RegisterForm};
 use super::msg::{Command, Link, Snapshot, Update};
 use super::tasks::TaskList;
 use super::throughput::Throughput;
+use super::timeline::{Kind, Timeline};
 use super::workers::Workers;
 
 /// How long a notice stays in the footer.
@@ -26,10 +27,17 @@ pub enum Tab {
     Workers,
     Tasks,
     Functions,
+    Events,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Overview, Tab::Workers, Tab::Tasks, Tab::Functions];
+    pub const ALL: [Tab; 5] = [
+        Tab::Overview,
+        Tab::Workers,
+        Tab::Tasks,
+        Tab::Functions,
+        Tab::Events,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -37,6 +45,7 @@ impl Tab {
             Tab::Workers => "Workers",
             Tab::Tasks => "Tasks",
             Tab::Functions => "Functions",
+            Tab::Events => "Events",
         }
     }
 
@@ -75,6 +84,27 @@ pub struct Detail {
     /// None while loading.
     pub record: Option<Result<TaskRecord, String>>,
     pub scroll: u16,
+    /// How far the last drawing could scroll (the text's wrapped height minus the box's):
+    /// only the renderer knows the box, and the keys stop there, so scrolling down past the
+    /// end and back up costs no extra presses. Unknown (`u16::MAX`) until first drawn.
+    pub max_scroll: std::cell::Cell<u16>,
+}
+
+impl Detail {
+    pub fn new(id: TaskId) -> Self {
+        Self {
+            id,
+            record: None,
+            scroll: 0,
+            max_scroll: std::cell::Cell::new(u16::MAX),
+        }
+    }
+
+    fn scroll_by(&mut self, delta: i32) {
+        let max = i32::from(self.max_scroll.get());
+        let to = (i32::from(self.scroll).min(max) + delta).clamp(0, max);
+        self.scroll = to as u16;
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -108,6 +138,23 @@ pub struct FunctionsView {
     pub invocation: Option<Invocation>,
 }
 
+/// What a yes to the footer's question does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// Quit; under `faas up` that stops the whole platform.
+    Quit,
+    /// Close the open form, losing what was typed.
+    DiscardForm,
+}
+
+/// A question in the footer. Only `y` answers yes: any other key answers no, so a stray key
+/// never stops a platform or loses typed source.
+#[derive(Clone, Debug)]
+pub struct Confirm {
+    pub prompt: String,
+    pub action: Pending,
+}
+
 #[derive(Clone, Debug)]
 pub struct Notice {
     pub text: String,
@@ -122,6 +169,10 @@ pub struct App {
     pub tab: Tab,
     pub help: bool,
     pub quit: bool,
+    /// Started by `faas up`: quitting stops every daemon too, so it is asked first.
+    pub supervised: bool,
+    /// A question waiting for y/n in the footer.
+    pub confirm: Option<Confirm>,
     pub links: Links,
     /// The last poll of counters, queue and registry; None before the first one.
     pub snapshot: Option<Snapshot>,
@@ -130,6 +181,9 @@ pub struct App {
     pub tasks: TaskList,
     pub tasks_view: TasksView,
     pub functions: FunctionsView,
+    pub timeline: Timeline,
+    /// The Events screen's scroll position (entries from the newest).
+    pub timeline_scroll: usize,
     pub notice: Option<Notice>,
     outbox: Vec<Command>,
 }
@@ -173,11 +227,28 @@ impl App {
 
     pub fn apply(&mut self, update: Update) {
         match update {
-            Update::RedisEvents(l) => self.links.redis_events = l,
-            Update::RedisPoll(l) => self.links.redis_poll = l,
-            Update::Gateway(l) => self.links.gateway = l,
+            Update::RedisEvents(l) => {
+                let before = self.links.redis();
+                self.links.redis_events = l;
+                let now = self.links.redis();
+                self.timeline
+                    .on_link(Kind::Redis, &before, &now, self.now_ms);
+            }
+            Update::RedisPoll(l) => {
+                let before = self.links.redis();
+                self.links.redis_poll = l;
+                let now = self.links.redis();
+                self.timeline
+                    .on_link(Kind::Redis, &before, &now, self.now_ms);
+            }
+            Update::Gateway(l) => {
+                self.timeline
+                    .on_link(Kind::Gateway, &self.links.gateway, &l, self.now_ms);
+                self.links.gateway = l;
+            }
             Update::Event(ev) => self.on_event(ev),
             Update::Snapshot(s) => {
+                self.timeline.on_counters(s.stats.submitted, self.now_ms);
                 self.workers.on_registry(s.workers.clone());
                 self.snapshot = Some(s);
             }
@@ -205,11 +276,17 @@ impl App {
                 status,
                 worker,
                 at,
-                ..
+                outcome,
             } => {
+                if status == TaskStatus::Failed {
+                    let error = outcome.as_ref().and_then(|o| o.error.as_ref());
+                    self.timeline
+                        .on_failure(task_id, worker.as_deref(), error, at);
+                }
                 let finished = self.tasks.on_event(task_id, status, worker, at);
                 if finished {
-                    self.throughput.record(self.now_ms);
+                    self.throughput
+                        .record(self.now_ms, status == TaskStatus::Failed);
                 }
                 if let Some(inv) = self.invocation_for(task_id) {
                     // The result itself comes from the gateway; events only move the status.
@@ -233,7 +310,10 @@ impl App {
                 busy,
                 slots,
                 at,
-            } => self.workers.on_event(worker, state, busy, slots, at),
+            } => {
+                self.timeline.on_worker(&worker, state, at);
+                self.workers.on_event(worker, state, busy, slots, at)
+            }
         }
     }
 
@@ -325,8 +405,18 @@ impl App {
     /// Handles one key press.
     pub fn on_key(&mut self, key: KeyEvent) {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q')) {
-            self.quit = true;
+        let interrupt = ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q'));
+        if let Some(confirm) = self.confirm.take() {
+            match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') if !ctrl => self.confirmed(confirm.action),
+                // A second Ctrl-C while asked to stop: the operator means it.
+                _ if interrupt && confirm.action == Pending::Quit => self.quit = true,
+                _ => self.declined(confirm.action),
+            }
+            return;
+        }
+        if interrupt {
+            self.request_quit();
             return;
         }
         if self.functions.form.is_some() {
@@ -334,10 +424,8 @@ impl App {
             return;
         }
         if self.help {
-            match key.code {
-                KeyCode::Char('q') => self.quit = true,
-                _ => self.help = false,
-            }
+            // Every key closes help, `q` included: it steps back, it does not quit.
+            self.help = false;
             return;
         }
         if self.tasks_view.detail.is_some() {
@@ -345,16 +433,46 @@ impl App {
             return;
         }
         match key.code {
-            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('q') => self.request_quit(),
             KeyCode::Char('?') => self.help = true,
             KeyCode::Tab | KeyCode::Right => self.switch_tab(self.tab.index() + 1),
-            KeyCode::BackTab | KeyCode::Left => self.switch_tab(self.tab.index() + 3),
-            KeyCode::Char(c @ '1'..='4') => self.switch_tab(c as usize - '1' as usize),
+            KeyCode::BackTab | KeyCode::Left => {
+                self.switch_tab(self.tab.index() + Tab::ALL.len() - 1)
+            }
+            KeyCode::Char(c @ '1'..='5') => self.switch_tab(c as usize - '1' as usize),
             _ => match self.tab {
                 Tab::Tasks => self.tasks_key(key),
                 Tab::Functions => self.functions_key(key),
+                Tab::Events => self.events_key(key),
                 Tab::Overview | Tab::Workers => {}
             },
+        }
+    }
+
+    /// `q` or Ctrl-C: alone the console just quits; under `faas up` quitting stops the
+    /// platform, so it asks first.
+    fn request_quit(&mut self) {
+        if self.supervised {
+            self.confirm = Some(Confirm {
+                prompt: "stop the platform (every daemon faas up started)? y/n".into(),
+                action: Pending::Quit,
+            });
+        } else {
+            self.quit = true;
+        }
+    }
+
+    fn confirmed(&mut self, action: Pending) {
+        match action {
+            Pending::Quit => self.quit = true,
+            Pending::DiscardForm => self.functions.form = None,
+        }
+    }
+
+    fn declined(&mut self, action: Pending) {
+        match action {
+            Pending::Quit => self.notify("still running", false),
+            Pending::DiscardForm => self.notify("kept the form", false),
         }
     }
 
@@ -393,11 +511,7 @@ impl App {
             }
             KeyCode::Enter => {
                 if let Some(id) = ids.get(current).copied() {
-                    self.tasks_view.detail = Some(Detail {
-                        id,
-                        record: None,
-                        scroll: 0,
-                    });
+                    self.tasks_view.detail = Some(Detail::new(id));
                     self.outbox.push(Command::FetchTask(id));
                 }
             }
@@ -421,18 +535,36 @@ impl App {
             return;
         };
         match key.code {
-            KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter => self.tasks_view.detail = None,
-            KeyCode::Char('q') => self.quit = true,
-            KeyCode::Down | KeyCode::Char('j') => detail.scroll = detail.scroll.saturating_add(1),
-            KeyCode::Up | KeyCode::Char('k') => detail.scroll = detail.scroll.saturating_sub(1),
-            KeyCode::PageDown => detail.scroll = detail.scroll.saturating_add(PAGE as u16),
-            KeyCode::PageUp => detail.scroll = detail.scroll.saturating_sub(PAGE as u16),
+            // `q` steps back like Esc: quitting from inside a view surprised operators.
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter | KeyCode::Char('q') => {
+                self.tasks_view.detail = None
+            }
+            KeyCode::Down | KeyCode::Char('j') => detail.scroll_by(1),
+            KeyCode::Up | KeyCode::Char('k') => detail.scroll_by(-1),
+            KeyCode::PageDown => detail.scroll_by(PAGE as i32),
+            KeyCode::PageUp => detail.scroll_by(-(PAGE as i32)),
+            KeyCode::Home | KeyCode::Char('g') => detail.scroll = 0,
+            KeyCode::End | KeyCode::Char('G') => detail.scroll = detail.max_scroll.get(),
             KeyCode::Char('r') => {
                 let id = detail.id;
                 self.outbox.push(Command::FetchTask(id));
             }
             _ => {}
         }
+    }
+
+    fn events_key(&mut self, key: KeyEvent) {
+        let last = self.timeline.len().saturating_sub(1);
+        let s = &mut self.timeline_scroll;
+        *s = match key.code {
+            KeyCode::Down | KeyCode::Char('j') => (*s + 1).min(last),
+            KeyCode::Up | KeyCode::Char('k') => s.saturating_sub(1),
+            KeyCode::PageDown => (*s + PAGE).min(last),
+            KeyCode::PageUp => s.saturating_sub(PAGE),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => last,
+            _ => *s,
+        };
     }
 
     fn functions_key(&mut self, key: KeyEvent) {
@@ -468,7 +600,16 @@ impl App {
         };
         match action {
             FormAction::Edit => {}
-            FormAction::Cancel => self.functions.form = None,
+            FormAction::Cancel => {
+                if self.functions.form.as_ref().is_some_and(Form::typed) {
+                    self.confirm = Some(Confirm {
+                        prompt: "discard what you typed? y/n".into(),
+                        action: Pending::DiscardForm,
+                    });
+                } else {
+                    self.functions.form = None;
+                }
+            }
             FormAction::Submit(cmd) => {
                 // An invocation is followed in its own panel; a registration keeps its form
                 // open until the gateway answers, so a refusal can be fixed in place.

@@ -137,9 +137,24 @@ impl Fields {
         self.fields[i].text()
     }
 
+    /// Whether anything was typed: closing the form then loses work, so the console asks first.
+    pub fn typed(&self) -> bool {
+        self.fields.iter().any(|f| !f.area.is_empty())
+    }
+
     /// Types `text` into the focused field (tests and pre-filled values).
     pub fn type_text(&mut self, text: &str) {
         self.fields[self.focus].area.insert_str(text);
+    }
+}
+
+impl Form {
+    /// Whether closing the form would throw away typed text.
+    pub fn typed(&self) -> bool {
+        match self {
+            Form::Register(f) => f.fields.typed(),
+            Form::Invoke(f) => f.fields.typed(),
+        }
     }
 }
 

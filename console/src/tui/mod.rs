@@ -12,6 +12,7 @@ pub mod net;
 pub mod render;
 pub mod tasks;
 pub mod throughput;
+pub mod timeline;
 pub mod workers;
 
 use std::io::IsTerminal;
@@ -42,6 +43,8 @@ pub struct Config {
     pub gateway_url: String,
     pub token: Option<String>,
     pub prefix: String,
+    /// Started by `faas up`: quitting stops the platform, so `q` and Ctrl-C ask first.
+    pub supervised: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +105,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
     }
     let (tx, rx) = mpsc::channel(UPDATE_QUEUE);
     let net = Net::start(endpoints, tx);
-    let app = App::new(&config.redis_url, &config.gateway_url, now_ms());
+    let mut app = App::new(&config.redis_url, &config.gateway_url, now_ms());
+    app.supervised = config.supervised;
     let result = match ratatui::try_init() {
         Ok(mut terminal) => event_loop(&mut terminal, app, rx, &net).await,
         // Raw mode may be on even though the rest failed.

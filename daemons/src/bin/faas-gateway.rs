@@ -60,6 +60,12 @@ struct Args {
     /// A request's body must arrive within this many milliseconds (408 otherwise).
     #[arg(long, env = "FAAS_BODY_TIMEOUT_MS", default_value_t = 30_000)]
     body_timeout_ms: u64,
+    /// Python that syntax-checks source functions at registration (compiled, never run).
+    #[arg(long, env = "FAAS_PYTHON", default_value = "python3")]
+    python: std::path::PathBuf,
+    /// Register source functions without checking their syntax (errors then show at invocation).
+    #[arg(long, env = "FAAS_NO_SYNTAX_CHECK")]
+    no_syntax_check: bool,
     /// Tokio worker threads (default: half the CPU cores, at least one).
     #[arg(long, env = "FAAS_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -150,6 +156,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             header_timeout: Duration::from_millis(args.header_timeout_ms),
             body_timeout: Duration::from_millis(args.body_timeout_ms),
         },
+        python: (!args.no_syntax_check).then_some(args.python),
     };
     if token.is_none() && !listener.local_addr()?.ip().is_loopback() {
         tracing::warn!(

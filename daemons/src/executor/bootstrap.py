@@ -208,8 +208,20 @@ def encode_result(fmt, value):
 
 def error_of(exc):
     kind = exc.kind if isinstance(exc, TaskFailure) else type(exc).__name__
-    tb = "" if isinstance(exc, TaskFailure) else "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    tb = "" if isinstance(exc, TaskFailure) else "".join(
+        traceback.format_exception(type(exc), exc, user_frames(exc.__traceback__)))
     return {"type": kind, "message": str(exc), "traceback": tb}
+
+
+def user_frames(tb):
+    """The traceback from the first frame that is not this file's: users see their own code,
+    not the platform's call into it. All of it if every frame is ours (a platform bug)."""
+    # Started with -c, this file has no __file__: its frames are named like this function's.
+    own = user_frames.__code__.co_filename
+    first = tb
+    while tb is not None and tb.tb_frame.f_code.co_filename == own:
+        tb = tb.tb_next
+    return tb if tb is not None else first
 
 
 def descendants():

@@ -57,12 +57,16 @@ pub async fn register_function(
             body: validate::pickle_payload("payload", &payload)?,
             entrypoint: None,
         },
-        (None, Some(source)) => NewFunction {
-            name,
-            format: FunctionFormat::Source,
-            entrypoint: Some(validate::source_function(&source, req.entrypoint.as_deref())?),
-            body: source,
-        },
+        (None, Some(source)) => {
+            let entrypoint = validate::source_function(&source, req.entrypoint.as_deref())?;
+            super::syntax::check(st.config.python.as_ref(), &source).await?;
+            NewFunction {
+                name,
+                format: FunctionFormat::Source,
+                entrypoint: Some(entrypoint),
+                body: source,
+            }
+        }
     };
     let function_id = st.store.register_function(&f).await?;
     st.functions.write().expect("cache lock").insert(

@@ -19,6 +19,7 @@ mod handlers;
 mod metrics;
 pub mod openapi;
 mod results_wait;
+mod syntax;
 mod task_api;
 pub mod validate;
 mod waiters;
@@ -65,6 +66,9 @@ pub struct GatewayConfig {
     /// How long the records of tasks the gateway ends (cancel, purge, function deletion) are
     /// kept: the dispatchers' result TTL.
     pub retention: Duration,
+    /// The Python that syntax-checks source functions at registration; None: no check
+    /// ([`syntax`]).
+    pub python: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -77,6 +81,7 @@ impl Default for GatewayConfig {
             max_waits: 5_000,
             edge: EdgeConfig::default(),
             retention: Duration::from_secs(86_400),
+            python: Some("python3".into()),
         }
     }
 }

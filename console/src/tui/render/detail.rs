@@ -20,14 +20,25 @@ pub fn render(f: &mut Frame, area: Rect, d: &Detail, app: &App) {
         )],
         Some(Ok(r)) => record_lines(r, app.now_ms),
     };
+    let block = Block::bordered().title(format!("Task {}", d.id));
+    let inner = block.inner(area);
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
+    // Scrolling stops with the last line at the bottom of the box, never in a blank pane.
+    let total = paragraph.line_count(inner.width);
+    let max = u16::try_from(total.saturating_sub(inner.height as usize)).unwrap_or(u16::MAX);
+    d.max_scroll.set(max);
+    let scroll = d.scroll.min(max);
+    let block = if max > 0 {
+        let last = (scroll as usize + inner.height as usize).min(total);
+        block.title_bottom(
+            Line::styled(format!(" {}-{last} of {total} ↑↓ ", scroll + 1), fmt::dim())
+                .right_aligned(),
+        )
+    } else {
+        block
+    };
     f.render_widget(Clear, area);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((d.scroll, 0))
-            .block(Block::bordered().title(format!("Task {}", d.id))),
-        area,
-    );
+    f.render_widget(paragraph.scroll((scroll, 0)).block(block), area);
 }
 
 fn record_lines(r: &TaskRecord, now: u64) -> Vec<Line<'static>> {

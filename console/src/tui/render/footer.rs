@@ -1,7 +1,8 @@
-//! The footer: the keys that work right now, and the latest notice (a registration, an error).
+//! The footer: the keys that work right now, and the latest notice (a registration, an error),
+//! or a y/n question that the next key answers.
 
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Style};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
@@ -10,6 +11,21 @@ use super::fmt;
 use crate::tui::app::{App, Tab};
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
+    // A question takes the whole line: it is the one thing the next key answers.
+    if let Some(c) = &app.confirm {
+        let text = fmt::truncate(&format!(" {}", c.prompt), area.width as usize);
+        f.render_widget(
+            Paragraph::new(Line::styled(
+                text,
+                Style::default()
+                    .fg(Color::Black)
+                    .bg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            )),
+            area,
+        );
+        return;
+    }
     let spans: Vec<Span> = keys(app)
         .iter()
         .flat_map(|(k, what)| {
@@ -44,15 +60,10 @@ fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
         ];
     }
     if app.help {
-        return vec![("any key", "closes help"), ("q", "quit")];
+        return vec![("any key", "closes help")];
     }
     if app.tab == Tab::Tasks && app.tasks_view.detail.is_some() {
-        return vec![
-            ("↑↓", "scroll"),
-            ("r", "reload"),
-            ("Esc", "close"),
-            ("q", "quit"),
-        ];
+        return vec![("↑↓", "scroll"), ("r", "reload"), ("Esc/q", "close")];
     }
     let mut keys = match app.tab {
         Tab::Tasks => vec![
@@ -67,8 +78,9 @@ fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
             ("i", "invoke"),
             ("r", "reload"),
         ],
+        Tab::Events => vec![("↑↓", "scroll"), ("g", "newest")],
         Tab::Overview | Tab::Workers => vec![],
     };
-    keys.extend([("1-4/Tab", "screens"), ("?", "help"), ("q", "quit")]);
+    keys.extend([("1-5/Tab", "screens"), ("?", "help"), ("q", "quit")]);
     keys
 }

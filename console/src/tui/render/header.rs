@@ -47,7 +47,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     link_line(
         f,
         redis_area,
-        " redis ",
+        "redis ",
         &links.redis(),
         &links.redis_url,
         app.now_ms,
@@ -55,7 +55,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     link_line(
         f,
         gateway_area,
-        " gateway ",
+        "gateway ",
         &links.gateway,
         &links.gateway_url,
         app.now_ms,
@@ -64,11 +64,36 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 
 fn link_line(f: &mut Frame, area: Rect, name: &str, link: &Link, url: &str, now_ms: u64) {
     let (state, style) = fmt::link(link, now_ms);
-    // The URL goes last: when the line is short, the state is what must stay readable.
+    // The state, then host:port: on an 80-column terminal both fit in half a line, and which
+    // Redis and which gateway (the ports) is what an operator of several stacks looks for. A
+    // long error is what gets cut, with an ellipsis, so the address always shows.
+    let address = format!(" {}", address(url));
+    let room = (area.width as usize).saturating_sub(name.chars().count() + address.chars().count());
     let line = Line::from(vec![
         Span::styled(name.to_owned(), fmt::title()),
-        Span::styled(state, style),
-        Span::styled(format!(" {url}"), fmt::dim()),
+        Span::styled(fmt::truncate(&state, room), style),
+        Span::styled(address, fmt::dim()),
     ]);
     f.render_widget(Paragraph::new(line), area);
+}
+
+/// `redis://:secret@10.0.0.5:6379/0` → `10.0.0.5:6379`: the scheme, credentials and path say
+/// nothing an operator needs at a glance (and a password has no place on screen).
+fn address(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap_or(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address;
+
+    #[test]
+    fn addresses_keep_host_and_port_only() {
+        assert_eq!(address("redis://127.0.0.1:6379"), "127.0.0.1:6379");
+        assert_eq!(address("redis://:pw@10.0.0.5:6379/0"), "10.0.0.5:6379");
+        assert_eq!(address("http://gw.example:8000/"), "gw.example:8000");
+        assert_eq!(address("unix-ish"), "unix-ish");
+    }
 }

@@ -11,10 +11,14 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
     (
         "Everywhere",
         &[
-            ("1 2 3 4", "Overview, Workers, Tasks, Functions"),
+            ("1 2 3 4 5", "Overview, Workers, Tasks, Functions, Events"),
             ("Tab / Shift-Tab", "next / previous screen"),
             ("?", "this help"),
-            ("q, Ctrl-C", "quit"),
+            (
+                "q, Ctrl-C",
+                "quit (under faas up: asks, as it stops the platform)",
+            ),
+            ("Esc, q", "in a view (details, help): step back"),
         ],
     ),
     (
@@ -27,7 +31,7 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
             ("g / G", "follow the newest / go to the oldest"),
             ("f", "filter: all, QUEUED, RUNNING, COMPLETED, FAILED"),
             ("Enter", "details: args, result, error, timings"),
-            ("Esc / r", "close / reload the details"),
+            ("Esc, q / r", "close / reload the details"),
         ],
     ),
     (
@@ -40,12 +44,19 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "Events",
+        &[
+            ("↑ ↓ PgUp PgDn", "scroll the timeline"),
+            ("g / G", "newest / oldest"),
+        ],
+    ),
+    (
         "Forms",
         &[
             ("Tab / Shift-Tab", "next / previous field"),
             ("Enter", "next field; invokes in the invoke form"),
             ("Ctrl-S", "submit"),
-            ("Esc", "cancel"),
+            ("Esc", "cancel (asks first if you typed something)"),
         ],
     ),
 ];

@@ -4,11 +4,11 @@
 //!
 //! ```text
 //! ┌───────────────────────────────────────────────────────────────────────────────┐
-//! │ faas-console │ 1 Overview │ 2 Workers │ 3 Tasks │ 4 Functions   header.rs (tabs) │
+//! │ faas-console │ 1 Overview │ 2 Workers │ 3 Tasks │ 4 Functions │ 5 Events  (tabs) │
 //! │ redis ● connected 3m · redis://…   gateway ● connected 3m · http://…           │
 //! ├───────────────────────────────────────────────────────────────────────────────┤
 //! │                                                                               │
-//! │  the selected tab: overview.rs | workers.rs | tasks.rs | functions.rs         │
+//! │  the selected tab: overview.rs | workers.rs | tasks.rs | functions.rs | events.rs │
 //! │                                                                               │
 //! │        overlays on top: detail.rs (a task) · forms.rs (register/invoke)       │
 //! │                         help.rs (keys)                                         │
@@ -18,6 +18,7 @@
 //! ```
 
 mod detail;
+mod events;
 mod fmt;
 mod footer;
 mod forms;
@@ -29,11 +30,24 @@ mod tasks;
 mod workers;
 
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::app::{App, Tab};
 
+/// The smallest terminal the screens are laid out for: the five tabs fit in 72 columns, and 15 rows leave the boxes room for their numbers. Below it the console says so
+/// rather than drawing boxes with their contents cut away.
+pub const MIN_WIDTH: u16 = 72;
+pub const MIN_HEIGHT: u16 = 15;
+
 pub fn render(app: &App, f: &mut Frame) {
+    let area = f.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(app, f, area);
+        return;
+    }
     let [head, body, foot] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(0),
@@ -46,6 +60,7 @@ pub fn render(app: &App, f: &mut Frame) {
         Tab::Workers => workers::render(f, body, app),
         Tab::Tasks => tasks::render(f, body, app),
         Tab::Functions => functions::render(f, body, app),
+        Tab::Events => events::render(f, body, app),
     }
     if app.tab == Tab::Tasks {
         if let Some(d) = &app.tasks_view.detail {
@@ -59,6 +74,28 @@ pub fn render(app: &App, f: &mut Frame) {
         help::render(f, popup(body, 80, 100));
     }
     footer::render(f, foot, app);
+}
+
+/// What a terminal below [`MIN_WIDTH`]x[`MIN_HEIGHT`] shows; a pending question stays visible
+/// on the last line, since the next key answers it.
+fn too_small(app: &App, f: &mut Frame, area: Rect) {
+    let lines = vec![
+        Line::styled("terminal too small", Style::default().fg(Color::Yellow)),
+        Line::raw(format!("{}x{}", area.width, area.height)),
+        Line::raw(format!("needs {MIN_WIDTH}x{MIN_HEIGHT}")),
+    ];
+    let text_height = (lines.len() as u16).min(area.height);
+    let [_, middle, _, foot] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(text_height),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    f.render_widget(Paragraph::new(lines).centered(), middle);
+    if app.confirm.is_some() {
+        footer::render(f, foot, app);
+    }
 }
 
 /// A centred box of `w`×`h` percent of `area`.

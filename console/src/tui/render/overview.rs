@@ -1,13 +1,14 @@
 //! Overview: the four task counts, the queue and the platform counters, the workers' health and
-//! slots, and a sparkline of tasks finished per second over the last minute.
+//! slots, and a chart of tasks completed and failed per second over the last minute.
 //!
 //! Counts come from the last poll of `{prefix}:stats` and the queue, so they are platform
 //! totals from the first frame on; "—" means nothing was read yet.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Sparkline};
+use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, LegendPosition, Paragraph};
 use ratatui::Frame;
 
 use super::fmt;
@@ -50,7 +51,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 
     let [platform, workers] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(details);
-    let pair = |k: &str, v: String| {
+    let pair = |k: &str, v: String| -> Vec<Span<'static>> {
         vec![
             Span::styled(format!("{k} "), fmt::dim()),
             Span::styled(v, fmt::title()),
@@ -94,34 +95,89 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         workers,
     );
 
-    // One column per second, so the chart is exactly the window wide; the numbers go beside it.
-    let [chart, numbers] = Layout::horizontal([
-        Constraint::Length(WINDOW_SECS as u16 + 2),
-        Constraint::Min(0),
-    ])
-    .areas(spark);
-    let series = app.throughput.series(app.now_ms);
-    f.render_widget(
-        Sparkline::default()
-            .block(Block::bordered().title(format!("Finished per second, last {WINDOW_SECS} s")))
-            .data(&series)
-            .style(Style::default().fg(Color::Cyan)),
-        chart,
-    );
-    let peak = series.iter().copied().max().unwrap_or(0);
+    // The chart takes what the numbers leave; both series share one scaled y axis.
+    let [chart, numbers] =
+        Layout::horizontal([Constraint::Min(30), Constraint::Length(30)]).areas(spark);
+    let now = app.now_ms;
+    let completed = app.throughput.completed_series(now);
+    let failed = app.throughput.failed_series(now);
+    let all = app.throughput.series(now);
+    let peak = all.iter().copied().max().unwrap_or(0);
+    render_chart(f, chart, &completed, &failed, peak);
+    let window = format!("{WINDOW_SECS} s");
     let lines = vec![
         Line::from(pair(
             "last second",
-            format!("{}/s", fmt::count(app.throughput.last_second(app.now_ms))),
+            format!("{}/s", fmt::count(app.throughput.last_second(now))),
         )),
-        Line::from(pair("peak", format!("{}/s", fmt::count(peak)))),
         Line::from(pair(
-            "last minute",
-            fmt::count(app.throughput.total(app.now_ms)),
+            &format!("peak ({window})"),
+            format!("{}/s", fmt::count(peak)),
+        )),
+        Line::from(pair(
+            &format!("finished ({window})"),
+            fmt::count(app.throughput.total(now)),
+        )),
+        Line::from(pair(
+            &format!("failed ({window})"),
+            fmt::count(failed.iter().sum()),
         )),
     ];
     f.render_widget(
         Paragraph::new(lines).block(Block::bordered().title("Throughput")),
         numbers,
     );
+}
+
+/// Completed (green) and failed (red) per second over the window, with a y axis scaled to the
+/// window's peak and an x axis in seconds ago, so the chart reads without the numbers beside it.
+fn render_chart(f: &mut Frame, area: Rect, completed: &[u64], failed: &[u64], peak: u64) {
+    let points = |series: &[u64]| -> Vec<(f64, f64)> {
+        let n = series.len() as f64;
+        series
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as f64 - n + 1.0, *v as f64))
+            .collect()
+    };
+    let completed = points(completed);
+    let failed = points(failed);
+    // A little headroom, and never a zero-height axis.
+    let top = (peak.max(1) as f64 * 1.1).ceil();
+    let datasets = vec![
+        Dataset::default()
+            .name("completed")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Green))
+            .data(&completed),
+        Dataset::default()
+            .name("failed")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Red))
+            .data(&failed),
+    ];
+    let start = -(WINDOW_SECS as f64 - 1.0);
+    let chart = Chart::new(datasets)
+        .block(Block::bordered().title(format!("Finished per second, last {WINDOW_SECS} s")))
+        .x_axis(
+            Axis::default()
+                .bounds([start, 0.0])
+                .labels([format!("-{WINDOW_SECS}s"), "-30s".into(), "now".into()])
+                .style(fmt::dim()),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, top])
+                .labels([
+                    "0".to_owned(),
+                    fmt::count(top as u64 / 2),
+                    fmt::count(top as u64),
+                ])
+                .style(fmt::dim()),
+        )
+        .legend_position(Some(LegendPosition::TopLeft))
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
+    f.render_widget(chart, area);
 }

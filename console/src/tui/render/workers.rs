@@ -1,4 +1,5 @@
-//! Workers: one row per worker with its load, the age of its last heartbeat and its health.
+//! Workers: one row per worker with where it runs (host:pid, dispatcher), its load, the age of
+//! its last heartbeat and its health.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style};
@@ -9,6 +10,14 @@ use ratatui::Frame;
 use super::fmt;
 use crate::tui::app::App;
 use crate::tui::workers::Health;
+
+/// Worker ids carry a uuid and once took ~95 columns: the id column gets what the others leave,
+/// at most this, and is cut with an ellipsis (its start, mode and host, tells workers apart).
+const ID_MAX: usize = 36;
+const HOST_WIDTH: usize = 22;
+const DISPATCHER_WIDTH: usize = 20;
+/// Below this width the dispatcher column is left out, so that the others keep their room.
+const DISPATCHER_FROM: u16 = 100;
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let block = Block::bordered().title(format!("Workers ({})", app.workers.len()));
@@ -23,6 +32,16 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
+    let dispatcher = area.width >= DISPATCHER_FROM;
+    // MODE, HOST:PID, [DISPATCHER,] SLOTS, HEARTBEAT, STATE, DONE, and a space between columns.
+    let mut fixed = vec![6, HOST_WIDTH, 7, 11, 7, 9];
+    if dispatcher {
+        fixed.push(DISPATCHER_WIDTH);
+    }
+    let taken: usize = fixed.iter().sum::<usize>() + fixed.len();
+    let id_width = (area.width as usize)
+        .saturating_sub(2 + taken)
+        .clamp(8, ID_MAX);
     let now = app.now_ms;
     let rows = app.workers.iter().map(|w| {
         let i = &w.info;
@@ -33,10 +52,21 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             Health::Lost => Color::Red,
         };
         let unknown = |s: String| if w.registered { s } else { "?".to_owned() };
-        Row::new(vec![
-            Cell::from(i.id.clone()),
+        let mut cells = vec![
+            Cell::from(fmt::truncate(&i.id, id_width)),
             Cell::from(unknown(format!("{:?}", i.mode).to_lowercase())),
-            Cell::from(unknown(i.host.clone())),
+            Cell::from(unknown(fmt::truncate(
+                &format!("{}:{}", i.host, i.pid),
+                HOST_WIDTH,
+            ))),
+        ];
+        if dispatcher {
+            cells.push(Cell::from(unknown(fmt::truncate(
+                &i.dispatcher,
+                DISPATCHER_WIDTH,
+            ))));
+        }
+        cells.extend([
             Cell::from(format!("{}/{}", i.busy, i.slots)),
             Cell::from(format!(
                 "{} ago",
@@ -44,18 +74,26 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             )),
             Cell::from(Span::styled(health.as_str(), Style::default().fg(colour))),
             Cell::from(fmt::count(i.tasks_done)),
-        ])
+        ]);
+        Row::new(cells)
     });
-    let widths = [
-        Constraint::Min(16),
+    let mut widths = vec![
+        Constraint::Length(id_width as u16),
         Constraint::Length(6),
-        Constraint::Length(16),
+        Constraint::Length(HOST_WIDTH as u16),
+    ];
+    let mut titles = vec!["ID", "MODE", "HOST:PID"];
+    if dispatcher {
+        widths.push(Constraint::Length(DISPATCHER_WIDTH as u16));
+        titles.push("DISPATCHER");
+    }
+    widths.extend([
         Constraint::Length(7),
         Constraint::Length(11),
         Constraint::Length(7),
         Constraint::Length(9),
-    ];
-    let header =
-        Row::new(["ID", "MODE", "HOST", "SLOTS", "HEARTBEAT", "STATE", "DONE"]).style(fmt::title());
+    ]);
+    titles.extend(["SLOTS", "HEARTBEAT", "STATE", "DONE"]);
+    let header = Row::new(titles).style(fmt::title());
     f.render_widget(Table::new(rows, widths).header(header).block(block), area);
 }
