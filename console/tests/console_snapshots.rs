@@ -326,6 +326,7 @@ fn failed_record(tid: TaskId) -> TaskRecord {
         created_at: T0 - 7_000,
         started_at: Some(T0 - 6_900),
         finished_at: Some(T0 - 6_850),
+        retry_of: None,
     }
 }
 
