@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::Config;
 
 use super::error::ApiError;
-use super::{batch, handlers, metrics, results_wait, workers, AppState};
+use super::{batch, events, handlers, metrics, results_wait, workers, AppState};
 
 /// Where the interactive page lives; its assets are under it.
 const DOCS: &str = "/docs";
@@ -92,6 +92,7 @@ pub(super) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::get_task_result))
         .routes(routes!(handlers::task))
         .routes(routes!(workers::workers))
+        .routes(routes!(events::events))
         .routes(routes!(handlers::healthz))
         .routes(routes!(metrics::metrics))
         .routes(routes!(openapi_json))
