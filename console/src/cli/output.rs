@@ -42,6 +42,18 @@ pub fn timestamp(ms: u64) -> String {
     )
 }
 
+/// The time of day of unix milliseconds, `12:34:56.789` (UTC): event lines.
+pub fn clock(ms: u64) -> String {
+    let secs = ms / 1000 % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms % 1000
+    )
+}
+
 /// How long ago `ms` was, like `3s ago` or `2h ago`.
 pub fn ago(ms: u64) -> String {
     let now = SystemTime::now()
