@@ -271,6 +271,7 @@ fn task_detail_with_error_and_traceback() {
             created_at: T0 - 7_000,
             started_at: Some(T0 - 6_900),
             finished_at: Some(T0 - 6_850),
+            retry_of: None,
         }),
     ));
     assert_snapshot!(draw(&app).backend());

@@ -10,13 +10,74 @@
 //! | `{p}:finished`       | pub/sub | the terminal task events only (what result waiters need) |
 //! | `{p}:cancels`        | pub/sub | ids of cancelled tasks: the dispatcher running one kills it |
 //! | `{p}:workers`        | hash    | worker id → JSON worker info                           |
-//! | `{p}:stats`          | hash    | counters: submitted, completed, failed, requeued       |
+//! | `{p}:stats`          | hash    | counters: submitted, completed, failed (cancelled included), cancelled, requeued |
+//! | `{p}:tasks`          | zset    | every task id, scored by created_at (ms): `GET /tasks`  |
+//! | `{p}:tasks:status:{S}` | zset  | task ids whose status is S (QUEUED, RUNNING, COMPLETED, FAILED), same scores |
+//! | `{p}:tasks:fn:{id}`  | zset    | task ids of one function, same scores                  |
+//! | `{p}:tasks:worker:{w}` | zset  | task ids a worker started (kept when requeued elsewhere: listings check the hash) |
+//! | `{p}:tasks:expiry`   | zset    | `task\|function\|worker` of terminal tasks scored by when their hash expires, so the indexes are trimmed with the result TTL |
+//! | `{p}:fnstats:{id}`   | hash    | per function: invocations, completed, failed, cancelled, last_failure_at, last_failure_type |
+//! | `{p}:fnruns:{id}`    | list    | run times (ms) of the function's last 1,000 finished runs, newest first |
+//! | `{p}:fnwaits:{id}`   | list    | queue waits (ms, created → started) of the same runs   |
+//! | `{p}:functions:deleted` | string | counts function deletions: daemons empty their function caches when it moves |
 //! | `{p}:epoch`          | string  | a random id written at first use: a new one means Redis lost its data |
 //! | `{p}:healthz`        | string  | written by the gateway's `/healthz` to prove Redis takes writes |
 //!
 //! `{p}` is the namespace prefix, `faas` by default, so several platforms can share one Redis.
 
 use crate::ids::{FunctionId, TaskId};
+use crate::model::TaskStatus;
+
+/// Field names of the hashes in the table above, written once here: the store writes them, the
+/// Lua scripts' callers and the console read them. (The Lua scripts in `daemons/src/store/lua`
+/// spell them too, since a script cannot import: rename one there as well.)
+pub mod fields {
+    /// `{p}:task:{id}`.
+    pub mod task {
+        pub const FUNCTION_ID: &str = "function_id";
+        pub const FUNCTION_NAME: &str = "function_name";
+        pub const FORMAT: &str = "format";
+        pub const ARGS: &str = "args";
+        pub const STATUS: &str = "status";
+        pub const ATTEMPTS: &str = "attempts";
+        pub const MAX_ATTEMPTS: &str = "max_attempts";
+        pub const TIMEOUT_MS: &str = "timeout_ms";
+        pub const CREATED_AT: &str = "created_at";
+        pub const STARTED_AT: &str = "started_at";
+        pub const FINISHED_AT: &str = "finished_at";
+        pub const WORKER: &str = "worker";
+        pub const RESULT: &str = "result";
+        pub const ERROR: &str = "error";
+        pub const LOG: &str = "log";
+        /// The task this one retries (`POST /tasks/{id}/retry`), when it is a retry.
+        pub const RETRY_OF: &str = "retry_of";
+    }
+    /// `{p}:fn:{id}`.
+    pub mod function {
+        pub const NAME: &str = "name";
+        pub const FORMAT: &str = "format";
+        pub const BODY: &str = "body";
+        pub const ENTRYPOINT: &str = "entrypoint";
+        pub const CREATED_AT: &str = "created_at";
+    }
+    /// `{p}:stats`: platform-wide counters.
+    pub mod stats {
+        pub const SUBMITTED: &str = "submitted";
+        pub const COMPLETED: &str = "completed";
+        pub const FAILED: &str = "failed";
+        pub const REQUEUED: &str = "requeued";
+        pub const CANCELLED: &str = "cancelled";
+    }
+    /// `{p}:fnstats:{id}`: one function's counters, kept by the Lua scripts as tasks end.
+    pub mod function_stats {
+        pub const INVOCATIONS: &str = "invocations";
+        pub const COMPLETED: &str = "completed";
+        pub const FAILED: &str = "failed";
+        pub const CANCELLED: &str = "cancelled";
+        pub const LAST_FAILURE_AT: &str = "last_failure_at";
+        pub const LAST_FAILURE_TYPE: &str = "last_failure_type";
+    }
+}
 
 /// The consumer group of the queue stream that all dispatchers join.
 pub const DISPATCHER_GROUP: &str = "dispatchers";
@@ -88,6 +149,45 @@ impl Keys {
         format!("{}:stats", self.prefix)
     }
 
+    /// What every key starts with, colon included (`faas:`): the Lua scripts that maintain the
+    /// task indexes and statistics name their keys from it, by this table.
+    pub fn root(&self) -> String {
+        format!("{}:", self.prefix)
+    }
+
+    /// Every task, scored by created_at.
+    pub fn tasks_index(&self) -> String {
+        format!("{}:tasks", self.prefix)
+    }
+
+    pub fn tasks_by_status(&self, status: TaskStatus) -> String {
+        format!("{}:tasks:status:{status}", self.prefix)
+    }
+
+    pub fn tasks_by_function(&self, id: FunctionId) -> String {
+        format!("{}:tasks:fn:{id}", self.prefix)
+    }
+
+    pub fn tasks_by_worker(&self, worker: &str) -> String {
+        format!("{}:tasks:worker:{worker}", self.prefix)
+    }
+
+    pub fn function_stats(&self, id: FunctionId) -> String {
+        format!("{}:fnstats:{id}", self.prefix)
+    }
+
+    pub fn function_runs(&self, id: FunctionId) -> String {
+        format!("{}:fnruns:{id}", self.prefix)
+    }
+
+    pub fn function_waits(&self, id: FunctionId) -> String {
+        format!("{}:fnwaits:{id}", self.prefix)
+    }
+
+    pub fn functions_deleted(&self) -> String {
+        format!("{}:functions:deleted", self.prefix)
+    }
+
     pub fn epoch(&self) -> String {
         format!("{}:epoch", self.prefix)
     }
@@ -109,5 +209,18 @@ mod tests {
         assert_eq!(k.queue(), "faas:queue");
         assert_eq!(Keys::new("x").events(), "x:events");
         assert_eq!(Keys::new("x").finished(), "x:finished");
+        // The Lua scripts build these from the root (index_lib.lua): keep both in step.
+        let f: FunctionId = "0b6f8a52-3f43-4a7e-9b59-5d1c0f6a9a10".parse().unwrap();
+        assert_eq!(k.root(), "faas:");
+        assert_eq!(k.tasks_index(), "faas:tasks");
+        assert_eq!(
+            k.tasks_by_status(TaskStatus::Queued),
+            "faas:tasks:status:QUEUED"
+        );
+        assert_eq!(k.tasks_by_function(f), format!("faas:tasks:fn:{f}"));
+        assert_eq!(k.tasks_by_worker("w1"), "faas:tasks:worker:w1");
+        assert_eq!(k.function_stats(f), format!("faas:fnstats:{f}"));
+        assert_eq!(k.function_runs(f), format!("faas:fnruns:{f}"));
+        assert_eq!(k.function_waits(f), format!("faas:fnwaits:{f}"));
     }
 }

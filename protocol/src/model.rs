@@ -133,6 +133,17 @@ impl Outcome {
     }
 }
 
+/// A registered function as the executor needs it (the store reads it, dispatchers and workers
+/// run it). Functions never change once registered, so dispatchers and workers cache these by id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionDef {
+    pub id: FunctionId,
+    pub format: FunctionFormat,
+    /// dill: base64 of the pickle; source: the Python source text.
+    pub body: String,
+    pub entrypoint: Option<String>,
+}
+
 /// A function as listed by `GET /functions`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +179,9 @@ pub struct TaskRecord {
     pub created_at: u64,
     pub started_at: Option<u64>,
     pub finished_at: Option<u64>,
+    /// The task this one retries (`POST /tasks/{id}/retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<TaskId>,
 }
 
 /// Mode of a worker in the registry.

@@ -131,8 +131,9 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    // Every operation Schemathesis found in the document but `/events` was exercised ("Selected: 17/17",
-    // "Tested: 17"; it counts `/docs` and `/docs/` as one).
+    // Every operation Schemathesis found in the document but `/events` was exercised
+    // ("Selected: 23/24", "Tested: 23"; it counts `/docs` and `/docs/` as one). The task API's
+    // purge and deletes change only this test's own stack.
     let number_after = |label: &str| -> Vec<u32> {
         let rest = stdout.split(label).nth(1).unwrap_or_default();
         let line = rest.lines().next().unwrap_or_default();
@@ -146,7 +147,7 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch() {
         selected.len() == 2
             && selected[0] + 1 == selected[1]
             && tested == [selected[0]]
-            && tested[0] >= 16,
+            && tested[0] >= 22,
         "not every operation was tested ({selected:?}, {tested:?}):\n{stdout}"
     );
 }

@@ -39,6 +39,10 @@ struct Args {
     /// Attempts an execution gets when infrastructure fails under it, unless it says.
     #[arg(long, env = "FAAS_MAX_ATTEMPTS", default_value_t = 3)]
     max_attempts: u32,
+    /// How long the records of tasks this gateway ends (cancel, purge, function deletion) are
+    /// kept, in seconds (0 = forever); the dispatchers' flag of the same name and variable.
+    #[arg(long, env = "FAAS_RESULT_TTL_SECS", default_value_t = 86_400)]
+    result_ttl_secs: u64,
     /// Require `Authorization: Bearer TOKEN` on every route but /healthz.
     #[arg(long, env = "FAAS_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -144,6 +148,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         max_wait: Duration::from_millis(args.max_wait_ms),
         default_max_attempts: args.max_attempts,
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        retention: Duration::from_secs(args.result_ttl_secs),
         // Long polls may hold half the connections; the rest stay for everything else.
         max_waits: (max_connections / 2).max(1),
         edge: EdgeConfig {

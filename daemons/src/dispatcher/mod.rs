@@ -39,7 +39,7 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::executor::{FunctionDef, Job, Outcome};
-use crate::store::{QueueReader, Store, StoreError, Taken};
+use crate::store::{Finish, QueueReader, Store, StoreError, Taken};
 
 pub use local::LocalExecutor;
 pub use remote::{RemoteConfig, RemoteExecutor};
@@ -418,16 +418,16 @@ async fn record(
     for _ in 0..20 {
         let done = shared
             .store
-            .finish(
+            .finish(&Finish {
                 task_id,
                 format,
                 outcome,
                 worker,
-                Some(entry),
-                shared.cfg.retention,
+                entry: Some(entry),
+                retention: shared.cfg.retention,
                 next,
-                Some(lease),
-            )
+                lease: Some(lease),
+            })
             .await;
         match done {
             Ok((recorded, taken)) => {

@@ -65,23 +65,12 @@ mod sandbox;
 
 use std::time::Duration;
 
-pub use faas_protocol::model::Outcome;
-use faas_protocol::{FunctionFormat, FunctionId, TaskId};
+pub use faas_protocol::model::{FunctionDef, Outcome};
+use faas_protocol::TaskId;
 
 pub use options::{parse_size, ExecutorArgs};
 pub use pool::{Pool, PoolConfig, Slot, DEFAULT_MAX_CHILDREN};
 pub use sandbox::{Limits, SandboxConfig, SandboxKind, SandboxNet};
-
-/// A registered function as the executor needs it. Functions never change once registered,
-/// so dispatchers and workers cache these by id.
-#[derive(Clone, Debug)]
-pub struct FunctionDef {
-    pub id: FunctionId,
-    pub format: FunctionFormat,
-    /// dill: base64 of the pickle; source: the Python source text.
-    pub body: String,
-    pub entrypoint: Option<String>,
-}
 
 /// One execution to run.
 #[derive(Clone, Debug)]

@@ -65,6 +65,7 @@ pub(super) fn at_index(i: usize, e: ApiError) -> ApiError {
         ApiError::NotFound(m) => ApiError::NotFound(at(m)),
         ApiError::TooLarge(m) => ApiError::TooLarge(at(m)),
         ApiError::MethodNotAllowed(m) => ApiError::MethodNotAllowed(at(m)),
-        unavailable @ ApiError::Unavailable(_) => unavailable,
+        // Not answered by executions.
+        other @ (ApiError::Unavailable(_) | ApiError::Conflict { .. }) => other,
     }
 }

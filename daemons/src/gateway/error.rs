@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use faas_protocol::api::ErrorReply;
+use faas_protocol::api::{ConflictReply, ErrorReply};
 
 use crate::store::{StoreError, Trouble};
 
@@ -18,6 +18,12 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 409: the task's status does not allow the request; the body names the status.
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        status: faas_protocol::TaskStatus,
+    },
     #[error("storage unavailable")]
     Unavailable(#[from] StoreError),
 }
@@ -33,6 +39,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             // Corrupt data is not Redis being away: retrying will not help.
             Self::Unavailable(e) if e.kind() == Trouble::Corrupt => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -45,6 +52,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let Self::Conflict {
+            message,
+            status: st,
+        } = self
+        {
+            let body = ConflictReply {
+                error: message,
+                status: st,
+            };
+            return (status, Json(body)).into_response();
+        }
         let error = match &self {
             Self::Unavailable(e) => {
                 tracing::warn!(error = %e, "request failed: redis trouble");

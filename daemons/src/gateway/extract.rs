@@ -57,3 +57,20 @@ impl FromRequestParts<AppState> for TaskIdPath {
             .map_err(|e: faas_protocol::ids::InvalidId| ApiError::bad(e.to_string()))
     }
 }
+
+/// A function id from the path; a malformed one is a 400 that says so.
+#[derive(Debug)]
+pub struct FunctionIdPath(pub faas_protocol::FunctionId);
+
+impl FromRequestParts<AppState> for FunctionIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+        raw.parse()
+            .map(FunctionIdPath)
+            .map_err(|e: faas_protocol::ids::InvalidId| ApiError::bad(e.to_string()))
+    }
+}

@@ -173,6 +173,7 @@ pub(super) async fn new_task(st: &AppState, req: ExecuteFunction) -> Result<NewT
         args,
         timeout_ms: req.timeout_ms,
         max_attempts: req.max_attempts.unwrap_or(st.config.default_max_attempts),
+        retry_of: None,
     })
 }
 
@@ -416,7 +417,7 @@ async fn brief(st: &AppState, id: TaskId) -> Result<TaskBrief, ApiError> {
         .ok_or_else(|| unknown_task(id))
 }
 
-fn unknown_task(id: TaskId) -> ApiError {
+pub(super) fn unknown_task(id: TaskId) -> ApiError {
     ApiError::NotFound(format!(
         "unknown task {id} (never submitted, or its result expired)"
     ))

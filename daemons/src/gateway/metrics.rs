@@ -12,11 +12,11 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use redis::AsyncCommands;
 
 use super::AppState;
 use crate::metrics::{self as m, CONTENT_TYPE_TEXT};
 use faas_protocol::api::ErrorReply;
+use faas_protocol::keys::fields::stats as sf;
 
 /// Label of requests that matched no route, so unknown paths cannot grow the label set.
 const UNMATCHED: &str = "unmatched";
@@ -55,13 +55,13 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         Ok((stats, depth)) => {
             for (field, help) in [
                 (
-                    "submitted",
+                    sf::SUBMITTED,
                     "Tasks submitted to the platform (all gateways)",
                 ),
-                ("completed", "Tasks that completed (all dispatchers)"),
-                ("failed", "Tasks that failed (all dispatchers)"),
+                (sf::COMPLETED, "Tasks that completed (all dispatchers)"),
+                (sf::FAILED, "Tasks that failed (all dispatchers)"),
                 (
-                    "requeued",
+                    sf::REQUEUED,
                     "Tasks put back on the queue after an infrastructure failure",
                 ),
             ] {
@@ -110,10 +110,6 @@ async fn cluster_values(
     st: &AppState,
 ) -> Result<(std::collections::HashMap<String, u64>, u64), crate::store::StoreError> {
     let stats = st.store.stats().await?;
-    let mut conn = st.store.conn();
-    let depth: u64 = conn
-        .xlen(st.store.keys().queue())
-        .await
-        .map_err(crate::store::StoreError::from)?;
+    let depth = st.store.queue_depth().await?;
     Ok((stats, depth))
 }

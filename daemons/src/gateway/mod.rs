@@ -6,7 +6,8 @@
 //! (`source` functions, JSON `args`). The router is a plain function of its state so tests can
 //! drive it with `oneshot` as well as over a real socket. Its routes come from
 //! [`openapi::api`], which documents each route it adds: `/openapi.json` and `/docs` describe
-//! exactly what is served.
+//! exactly what is served. Task search, cancel, retry, purge and function statistics and
+//! deletion are in [`task_api`] (their storage in `store::tasks`).
 
 mod auth;
 mod batch;
@@ -18,6 +19,7 @@ mod handlers;
 mod metrics;
 pub mod openapi;
 mod results_wait;
+mod task_api;
 pub mod validate;
 mod waiters;
 mod workers;
@@ -63,6 +65,9 @@ pub struct GatewayConfig {
     pub edge: EdgeConfig,
     /// `GET /events`: fan-out buffer, backlog, heartbeat, stream cap.
     pub events: EventsConfig,
+    /// How long the records of tasks the gateway ends (cancel, purge, function deletion) are
+    /// kept: the dispatchers' result TTL.
+    pub retention: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -75,6 +80,7 @@ impl Default for GatewayConfig {
             max_waits: 5_000,
             edge: EdgeConfig::default(),
             events: EventsConfig::default(),
+            retention: Duration::from_secs(86_400),
         }
     }
 }

@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::Config;
 
 use super::error::ApiError;
-use super::{batch, events, handlers, metrics, results_wait, workers, AppState};
+use super::{batch, events, handlers, metrics, results_wait, task_api, workers, AppState};
 
 /// Where the interactive page lives; its assets are under it.
 const DOCS: &str = "/docs";
@@ -91,6 +91,14 @@ pub(super) fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::get_task_status))
         .routes(routes!(handlers::get_task_result))
         .routes(routes!(handlers::task))
+        .routes(routes!(task_api::list_tasks))
+        .routes(routes!(task_api::cancel_task))
+        .routes(routes!(task_api::retry_task))
+        .routes(routes!(task_api::purge_queue))
+        .routes(routes!(
+            task_api::function_detail,
+            task_api::delete_function
+        ))
         .routes(routes!(workers::workers))
         .routes(routes!(events::events))
         .routes(routes!(handlers::healthz))
@@ -344,6 +352,12 @@ mod tests {
             ("GET", "/get_task_status/{id}"),
             ("GET", "/get_task_result/{id}"),
             ("GET", "/tasks/{id}"),
+            ("GET", "/tasks"),
+            ("POST", "/tasks/{id}/cancel"),
+            ("POST", "/tasks/{id}/retry"),
+            ("POST", "/queue/purge"),
+            ("GET", "/functions/{id}"),
+            ("DELETE", "/functions/{id}"),
             ("GET", "/workers"),
             ("GET", "/healthz"),
             ("GET", "/metrics"),
@@ -370,7 +384,8 @@ mod tests {
             );
         }
         assert!(doc["paths"]["/workers"]["get"].get("security").is_none());
-        // Every guarded operation documents its 401 and every error body is `{"error"}`.
+        // Every guarded operation documents its 401 and every error body is `{"error"}` (a 409
+        // `ConflictReply` adds the task's status to it).
         for (method, path) in &ops {
             let op = &doc["paths"][path][method.as_str().to_lowercase()];
             if op.get("security").is_none() {
@@ -381,9 +396,14 @@ mod tests {
             }
             for (status, resp) in op["responses"].as_object().unwrap() {
                 if status.starts_with('4') || status.starts_with('5') {
+                    let schema = if status == "409" {
+                        "ConflictReply"
+                    } else {
+                        "ErrorReply"
+                    };
                     assert_eq!(
                         resp["content"]["application/json"]["schema"]["$ref"],
-                        "#/components/schemas/ErrorReply",
+                        format!("#/components/schemas/{schema}"),
                         "{method} {path} {status}"
                     );
                 }
@@ -400,7 +420,7 @@ mod tests {
         let router = router(&redis, None).await;
         let doc = document();
         let ops = operations(&doc);
-        assert!(ops.len() >= 17, "{ops:?}");
+        assert!(ops.len() >= 23, "{ops:?}");
         for (method, path) in &ops {
             let (status, body) = call(&router, method.clone(), &concrete(path), None).await;
             assert!(

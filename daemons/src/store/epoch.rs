@@ -7,6 +7,10 @@
 //! cache when it changed. Caches are only a shortcut: a task whose function is gone is never
 //! run whatever a cache holds, because `take_lib.lua` checks the function when it starts the
 //! task.
+//!
+//! Deleting a function (`DELETE /functions/{id}`) bumps `{p}:functions:deleted`; the same watch
+//! empties the caches when that count moves, so no gateway of a fleet accepts executions of a
+//! deleted function for longer than [`EPOCH_EVERY`] (and none is ever run, as above).
 
 use std::time::Duration;
 
@@ -35,12 +39,23 @@ impl Store {
             .await?;
         Ok(current)
     }
+
+    /// How many functions were ever deleted (see the module docs).
+    pub async fn functions_deleted(&self) -> Result<u64> {
+        let mut c = self.conn.clone();
+        let n: Option<u64> = redis::cmd("GET")
+            .arg(self.keys.functions_deleted())
+            .query_async(&mut c)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
 }
 
 /// Calls `reset` whenever the epoch differs from the one seen before (and once when it is
 /// first read, since what was cached before that is of unknown origin), until `shutdown`.
 pub async fn watch_epoch(store: Store, shutdown: CancellationToken, reset: impl Fn() + Send) {
     let mut seen: Option<String> = None;
+    let mut deleted: Option<u64> = None;
     let mut tick = tokio::time::interval(EPOCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -58,6 +73,15 @@ pub async fn watch_epoch(store: Store, shutdown: CancellationToken, reset: impl 
             }
             Ok(_) => {}
             Err(e) => debug!(error = %e, "cannot read the redis epoch"),
+        }
+        match store.functions_deleted().await {
+            Ok(n) if deleted.is_some_and(|d| d != n) => {
+                debug!(deleted = n, "a function was deleted; caches emptied");
+                reset();
+                deleted = Some(n);
+            }
+            Ok(n) => deleted = Some(n),
+            Err(e) => debug!(error = %e, "cannot read the function deletion count"),
         }
     }
 }

@@ -10,42 +10,55 @@
 mod epoch;
 mod guard;
 mod queue;
+mod tasks;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use faas_protocol::event::{Event, EventOutcome, WorkerState, EVENT_OUTCOME_MAX};
-use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerInfo};
+use faas_protocol::keys::fields::{
+    function as fnf, function_stats as fsf, stats as sf, task as tf,
+};
+use faas_protocol::model::{
+    FunctionDef, FunctionSummary, Outcome, TaskError, TaskRecord, WorkerInfo,
+};
 use faas_protocol::{FunctionFormat, FunctionId, Keys, TaskId, TaskStatus};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::executor::{FunctionDef, Outcome};
 use crate::now_ms;
 
 pub use epoch::{watch_epoch, EPOCH_EVERY};
 pub use guard::Guarded;
 pub use queue::{QueueEntry, QueueReader, Taken};
+pub use tasks::{Cancelled, Cursor, RetrySource, TaskFilter};
 
 /// The default bound on one Redis command (see [`guard`]).
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("lua/index_lib.lua"),
         include_str!("lua/take_lib.lua"),
         include_str!("lua/take.lua")
     ))
 });
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("lua/index_lib.lua"),
         include_str!("lua/take_lib.lua"),
         include_str!("lua/finish.lua")
     ))
 });
-static REQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/requeue.lua")));
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/index_lib.lua"),
+        include_str!("lua/requeue.lua")
+    ))
+});
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -145,6 +158,8 @@ pub struct NewTask {
     pub args: String,
     pub timeout_ms: Option<u64>,
     pub max_attempts: u32,
+    /// The task this one retries.
+    pub retry_of: Option<TaskId>,
 }
 
 /// The status and, once terminal, the outcome of a task.
@@ -163,6 +178,24 @@ pub struct Started {
     pub function_id: Option<FunctionId>,
     pub args: String,
     pub timeout_ms: Option<u64>,
+}
+
+/// An outcome to record with [`Store::finish`].
+#[derive(Clone, Copy, Debug)]
+pub struct Finish<'a> {
+    pub task_id: TaskId,
+    pub format: FunctionFormat,
+    pub outcome: &'a Outcome,
+    /// The worker that ran it (with `lease`, the one it must be running on).
+    pub worker: &'a str,
+    /// The queue entry to acknowledge and delete.
+    pub entry: Option<&'a str>,
+    /// How long the record is kept once terminal.
+    pub retention: Duration,
+    /// (worker, consumer): take the next queue entry for that worker in the same round trip.
+    pub next: Option<(&'a str, &'a str)>,
+    /// The attempt the outcome belongs to: recorded only while the task runs under it.
+    pub lease: Option<u32>,
 }
 
 /// Redis access shared by all daemons. Cheap to clone.
@@ -258,11 +291,11 @@ impl Store {
             .hset_multiple(
                 &key,
                 &[
-                    ("name", f.name.as_str()),
-                    ("format", f.format.as_str()),
-                    ("body", f.body.as_str()),
-                    ("entrypoint", f.entrypoint.as_deref().unwrap_or("")),
-                    ("created_at", &now.to_string()),
+                    (fnf::NAME, f.name.as_str()),
+                    (fnf::FORMAT, f.format.as_str()),
+                    (fnf::BODY, f.body.as_str()),
+                    (fnf::ENTRYPOINT, f.entrypoint.as_deref().unwrap_or("")),
+                    (fnf::CREATED_AT, &now.to_string()),
                 ],
             )
             .ignore()
@@ -277,7 +310,7 @@ impl Store {
         let key = self.keys.function(id);
         let mut c = self.conn.clone();
         let (name, format): (Option<String>, Option<String>) =
-            c.hmget(&key, &["name", "format"]).await?;
+            c.hmget(&key, &[fnf::NAME, fnf::FORMAT]).await?;
         let (Some(name), Some(format)) = (name, format) else {
             return Ok(None);
         };
@@ -294,14 +327,14 @@ impl Store {
         if h.is_empty() {
             return Ok(None);
         }
-        let format = field(&h, "format")
+        let format = field(&h, fnf::FORMAT)
             .parse()
             .map_err(|e: String| StoreError::corrupt(&key, e))?;
-        let entrypoint = Some(field(&h, "entrypoint").to_owned()).filter(|e| !e.is_empty());
+        let entrypoint = Some(field(&h, fnf::ENTRYPOINT).to_owned()).filter(|e| !e.is_empty());
         Ok(Some(FunctionDef {
             id,
             format,
-            body: field(&h, "body").to_owned(),
+            body: field(&h, fnf::BODY).to_owned(),
             entrypoint,
         }))
     }
@@ -317,7 +350,10 @@ impl Store {
         }
         let mut pipe = redis::pipe();
         for id in &ids {
-            pipe.hmget(self.keys.function(*id), &["name", "format", "created_at"]);
+            pipe.hmget(
+                self.keys.function(*id),
+                &[fnf::NAME, fnf::FORMAT, fnf::CREATED_AT],
+            );
         }
         let rows: Vec<(Option<String>, Option<String>, Option<u64>)> =
             pipe.query_async(&mut c).await?;
@@ -343,7 +379,8 @@ impl Store {
 
     /// Submits many tasks in one pipeline.
     pub async fn submit_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskId>> {
-        let now = now_ms().to_string();
+        let at = now_ms();
+        let now = at.to_string();
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut ids = Vec::with_capacity(tasks.len());
@@ -354,27 +391,48 @@ impl Store {
             pipe.hset_multiple(
                 self.keys.task(id),
                 &[
-                    ("function_id", t.function_id.to_string().as_str()),
-                    ("function_name", t.meta.name.as_str()),
-                    ("format", t.meta.format.as_str()),
-                    ("args", t.args.as_str()),
-                    ("status", TaskStatus::Queued.as_str()),
-                    ("attempts", "0"),
-                    ("max_attempts", t.max_attempts.to_string().as_str()),
-                    ("timeout_ms", timeout.as_str()),
-                    ("created_at", now.as_str()),
+                    (tf::FUNCTION_ID, t.function_id.to_string().as_str()),
+                    (tf::FUNCTION_NAME, t.meta.name.as_str()),
+                    (tf::FORMAT, t.meta.format.as_str()),
+                    (tf::ARGS, t.args.as_str()),
+                    (tf::STATUS, TaskStatus::Queued.as_str()),
+                    (tf::ATTEMPTS, "0"),
+                    (tf::MAX_ATTEMPTS, t.max_attempts.to_string().as_str()),
+                    (tf::TIMEOUT_MS, timeout.as_str()),
+                    (tf::CREATED_AT, now.as_str()),
                 ],
             )
-            .ignore()
-            .xadd(self.keys.queue(), "*", &[("task", id.to_string())])
-            .ignore()
-            .publish(
-                self.keys.events(),
-                format!(r#"{{"type":"task","task_id":"{id}","status":"QUEUED","at":{now}}}"#),
-            )
             .ignore();
+            if let Some(old) = t.retry_of {
+                pipe.hset(self.keys.task(id), tf::RETRY_OF, old.to_string())
+                    .ignore();
+            }
+            // The listing's indexes and the function's invocations (keys.rs's table).
+            pipe.zadd(self.keys.tasks_index(), id.to_string(), at)
+                .ignore()
+                .zadd(
+                    self.keys.tasks_by_status(TaskStatus::Queued),
+                    id.to_string(),
+                    at,
+                )
+                .ignore()
+                .zadd(
+                    self.keys.tasks_by_function(t.function_id),
+                    id.to_string(),
+                    at,
+                )
+                .ignore()
+                .hincr(self.keys.function_stats(t.function_id), fsf::INVOCATIONS, 1)
+                .ignore();
+            pipe.xadd(self.keys.queue(), "*", &[("task", id.to_string())])
+                .ignore()
+                .publish(
+                    self.keys.events(),
+                    event_json(&queued_event(id, t.function_id, at)),
+                )
+                .ignore();
         }
-        pipe.hincr(self.keys.stats(), "submitted", tasks.len())
+        pipe.hincr(self.keys.stats(), sf::SUBMITTED, tasks.len())
             .ignore();
         let mut c = self.conn.clone();
         let () = pipe.query_async(&mut c).await?;
@@ -390,7 +448,7 @@ impl Store {
             Option<String>,
             Option<String>,
         ) = c
-            .hmget(&key, &["status", "format", "result", "error"])
+            .hmget(&key, &[tf::STATUS, tf::FORMAT, tf::RESULT, tf::ERROR])
             .await?;
         let Some(status) = status else {
             return Ok(None);
@@ -416,33 +474,34 @@ impl Store {
             return Ok(None);
         }
         let bad = |e: String| StoreError::corrupt(&key, e);
-        let format: FunctionFormat = field(&h, "format").parse().map_err(bad)?;
+        let format: FunctionFormat = field(&h, tf::FORMAT).parse().map_err(bad)?;
         let args = match format {
-            FunctionFormat::Dill => serde_json::Value::String(field(&h, "args").to_owned()),
+            FunctionFormat::Dill => serde_json::Value::String(field(&h, tf::ARGS).to_owned()),
             FunctionFormat::Source => {
-                serde_json::from_str(field(&h, "args")).unwrap_or(serde_json::Value::Null)
+                serde_json::from_str(field(&h, tf::ARGS)).unwrap_or(serde_json::Value::Null)
             }
         };
         let num = |name: &str| field(&h, name).parse::<u64>().ok();
         Ok(Some(TaskRecord {
             task_id: id,
-            function_id: field(&h, "function_id")
+            function_id: field(&h, tf::FUNCTION_ID)
                 .parse()
                 .map_err(|e: faas_protocol::ids::InvalidId| bad(e.to_string()))?,
-            function_name: field(&h, "function_name").to_owned(),
+            function_name: field(&h, tf::FUNCTION_NAME).to_owned(),
             format,
-            status: field(&h, "status").parse().map_err(bad)?,
+            status: field(&h, tf::STATUS).parse().map_err(bad)?,
             args,
-            result: decode_result(format, h.get("result").map(String::as_str)),
-            error: decode_error(h.get("error").map(String::as_str)),
-            log: field(&h, "log").to_owned(),
-            attempts: num("attempts").unwrap_or(0) as u32,
-            max_attempts: num("max_attempts").unwrap_or(0) as u32,
-            timeout_ms: num("timeout_ms"),
-            worker: Some(field(&h, "worker").to_owned()).filter(|w| !w.is_empty()),
-            created_at: num("created_at").unwrap_or(0),
-            started_at: num("started_at"),
-            finished_at: num("finished_at"),
+            result: decode_result(format, h.get(tf::RESULT).map(String::as_str)),
+            error: decode_error(h.get(tf::ERROR).map(String::as_str)),
+            log: field(&h, tf::LOG).to_owned(),
+            attempts: num(tf::ATTEMPTS).unwrap_or(0) as u32,
+            max_attempts: num(tf::MAX_ATTEMPTS).unwrap_or(0) as u32,
+            timeout_ms: num(tf::TIMEOUT_MS),
+            worker: Some(field(&h, tf::WORKER).to_owned()).filter(|w| !w.is_empty()),
+            created_at: num(tf::CREATED_AT).unwrap_or(0),
+            started_at: num(tf::STARTED_AT),
+            finished_at: num(tf::FINISHED_AT),
+            retry_of: h.get(tf::RETRY_OF).and_then(|r| r.parse().ok()),
         }))
     }
 
@@ -452,18 +511,17 @@ impl Store {
     /// a fenced-out outcome counts in `faas_dispatcher_stale_results_total`. With `next` = (worker, consumer) the same
     /// round trip also takes the next queue entry for that worker and starts its task
     /// (`lua/finish.lua`).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn finish(
-        &self,
-        id: TaskId,
-        format: FunctionFormat,
-        outcome: &Outcome,
-        worker: &str,
-        entry: Option<&str>,
-        retention: Duration,
-        next: Option<(&str, &str)>,
-        lease: Option<u32>,
-    ) -> Result<(bool, Option<Taken>)> {
+    pub async fn finish(&self, f: &Finish<'_>) -> Result<(bool, Option<Taken>)> {
+        let Finish {
+            task_id: id,
+            format,
+            outcome,
+            worker,
+            entry,
+            retention,
+            next,
+            lease,
+        } = *f;
         let result = match &outcome.result {
             serde_json::Value::Null => String::new(),
             // A dill result is base64 text, stored as it is; a source result is stored as JSON.
@@ -593,10 +651,7 @@ impl Store {
             ),
         }
         .ignore()
-        .publish(
-            self.keys.events(),
-            serde_json::to_string(&event).expect("events serialise"),
-        )
+        .publish(self.keys.events(), event_json(&event))
         .ignore();
         let mut c = self.conn.clone();
         let () = pipe.query_async(&mut c).await?;
@@ -609,9 +664,33 @@ impl Store {
         Ok(c.hgetall(self.keys.stats()).await?)
     }
 
-    pub(crate) fn conn(&self) -> Guarded {
+    /// Entries in the queue stream (queued and in flight), read through the guarded connection.
+    pub async fn queue_depth(&self) -> Result<u64> {
+        let mut c = self.conn.clone();
+        Ok(c.xlen(self.keys.queue()).await?)
+    }
+
+    /// The guarded connection, for the store's own modules only: everything else goes
+    /// through typed methods.
+    fn conn(&self) -> Guarded {
         self.conn.clone()
     }
+}
+
+/// The event of a task that was just queued.
+fn queued_event(task_id: TaskId, function_id: FunctionId, at: u64) -> Event {
+    Event::Task {
+        task_id,
+        function_id: Some(function_id),
+        status: TaskStatus::Queued,
+        worker: None,
+        at,
+        outcome: None,
+    }
+}
+
+fn event_json(e: &Event) -> String {
+    serde_json::to_string(e).expect("events serialise")
 }
 
 fn field<'a>(h: &'a HashMap<String, String>, name: &str) -> &'a str {

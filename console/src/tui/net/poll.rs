@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use faas_protocol::keys::fields::{stats as sf, task as tf};
 use faas_protocol::keys::DISPATCHER_GROUP;
 use faas_protocol::model::WorkerInfo;
 use faas_protocol::{Keys, TaskId};
@@ -23,13 +24,13 @@ pub const POLL_EVERY: Duration = Duration::from_millis(500);
 const TIMEOUT: Duration = Duration::from_secs(2);
 /// The task hash fields the list shows, in `TaskInfo` order.
 const TASK_FIELDS: [&str; 7] = [
-    "function_name",
-    "status",
-    "worker",
-    "attempts",
-    "created_at",
-    "started_at",
-    "finished_at",
+    tf::FUNCTION_NAME,
+    tf::STATUS,
+    tf::WORKER,
+    tf::ATTEMPTS,
+    tf::CREATED_AT,
+    tf::STARTED_AT,
+    tf::FINISHED_AT,
 ];
 
 async fn connect(client: &redis::Client) -> redis::RedisResult<MultiplexedConnection> {
@@ -107,10 +108,10 @@ async fn read(c: &mut MultiplexedConnection, keys: &Keys) -> redis::RedisResult<
     workers.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Snapshot {
         stats: Stats {
-            submitted: count("submitted"),
-            completed: count("completed"),
-            failed: count("failed"),
-            requeued: count("requeued"),
+            submitted: count(sf::SUBMITTED),
+            completed: count(sf::COMPLETED),
+            failed: count(sf::FAILED),
+            requeued: count(sf::REQUEUED),
         },
         queue_len,
         pending,

@@ -35,7 +35,7 @@ use super::{ExecSlot, Executor, RunResult};
 use crate::channel::{ChannelKey, RateLimit};
 use crate::executor::Job;
 use crate::now_ms;
-use crate::store::Store;
+use crate::store::{Finish, Store};
 
 #[derive(Clone, Debug)]
 pub struct RemoteConfig {
@@ -547,16 +547,16 @@ impl Hub {
         let retention = self.cfg.retention;
         tokio::spawn(async move {
             match store
-                .finish(
-                    task,
+                .finish(&Finish {
+                    task_id: task,
                     format,
-                    &outcome,
-                    &worker,
-                    None,
+                    outcome: &outcome,
+                    worker: &worker,
+                    entry: None,
                     retention,
-                    None,
-                    Some(lease),
-                )
+                    next: None,
+                    lease: Some(lease),
+                })
                 .await
             {
                 Ok((true, _)) => info!(%task, %worker, lease, "late result recorded"),

@@ -42,6 +42,14 @@ if st and st ~= 'COMPLETED' and st ~= 'FAILED' and not fenced then
     ARGV[2] .. '","worker":' .. cjson.encode(ARGV[6]) .. ',"at":' .. ARGV[7] .. ARGV[11] .. '}'
   redis.call('PUBLISH', KEYS[3], event)
   redis.call('PUBLISH', KEYS[5], event)
+  -- [indexes and function statistics] (index_lib.lua)
+  local root = root_of(KEYS[1])
+  local r = redis.call('HMGET', KEYS[1], 'created_at', 'function_id', 'started_at')
+  local created = tonumber(r[1]) or 0
+  idx_move(root, ARGV[1], st, ARGV[2], created)
+  idx_worker(root, ARGV[1], ARGV[6], created)
+  fn_finished(root, r[2], ARGV[2], ARGV[4], created, r[3], ARGV[7])
+  idx_terminal(root, ARGV[1], r[2], ARGV[6], ARGV[7], ARGV[8])
 end
 local out = {recorded}
 if ARGV[12] ~= '' then

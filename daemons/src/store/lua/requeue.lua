@@ -30,8 +30,18 @@ if attempts >= max then
     ARGV[3] .. '}'
   redis.call('PUBLISH', KEYS[3], event)
   redis.call('PUBLISH', KEYS[5], event)
+  -- [indexes and function statistics] (index_lib.lua, prepended)
+  local root = root_of(KEYS[1])
+  local r = redis.call('HMGET', KEYS[1], 'created_at', 'function_id', 'started_at', 'worker')
+  local created = tonumber(r[1]) or 0
+  idx_move(root, ARGV[1], st, 'FAILED', created)
+  fn_finished(root, r[2], 'FAILED', err, created, r[3], ARGV[3])
+  idx_terminal(root, ARGV[1], r[2], r[4], ARGV[3], ARGV[4])
   return 'FAILED'
 end
+-- [indexes] back to QUEUED (index_lib.lua, prepended)
+idx_move(root_of(KEYS[1]), ARGV[1], st, 'QUEUED',
+  tonumber(redis.call('HGET', KEYS[1], 'created_at')) or 0)
 redis.call('HSET', KEYS[1], 'status', 'QUEUED', 'worker', '')
 redis.call('XADD', KEYS[4], '*', 'task', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'requeued', 1)

@@ -1,4 +1,5 @@
--- Shared by take.lua and finish.lua, and prepended to each (Redis scripts cannot include).
+-- Shared by take.lua and finish.lua, and prepended to each after index_lib.lua (Redis scripts
+-- cannot include).
 --
 -- take_entries reads up to #workers new queue entries for `consumer` (XREADGROUP does not
 -- block inside a script), or uses `given` ({entry id, task id} pairs read earlier by a
@@ -7,7 +8,8 @@
 -- rather than passed in KEYS: a single Redis (what the platform supports) allows it.
 -- Returns a flat list of 7 values per entry (entry id, task id or '', status before or
 -- 'MISSING', attempts, function_id, args, timeout_ms) and, if the read failed, its error.
--- The caller runs a task only when the status before was QUEUED.
+-- The caller runs a task only when the status before was QUEUED: an entry whose task was
+-- cancelled while queued (FAILED) is reported as such, and the dispatcher drops it unrun.
 local function take_entries(queue, events, group, consumer, prefix, now, workers, given)
   local entries = given or {}
   if not given then
@@ -35,7 +37,7 @@ local function take_entries(queue, events, group, consumer, prefix, now, workers
       local key = prefix .. task
       st = redis.call('HGET', key, 'status') or 'MISSING'
       if st ~= 'MISSING' then
-        f = redis.call('HMGET', key, 'function_id', 'args', 'timeout_ms', 'attempts')
+        f = redis.call('HMGET', key, 'function_id', 'args', 'timeout_ms', 'attempts', 'created_at')
         attempts = tonumber(f[4]) or 0
         -- A function that is gone (Redis flushed under a gateway's stale cache) is reported as
         -- none, so the task is failed, never run from a dispatcher's cache. Function keys are
@@ -49,6 +51,11 @@ local function take_entries(queue, events, group, consumer, prefix, now, workers
         redis.call('HSET', key, 'status', 'RUNNING', 'worker', worker, 'started_at', now)
         redis.call('PUBLISH', events, '{"type":"task","task_id":"' .. task ..
           '","status":"RUNNING","worker":' .. cjson.encode(worker) .. ',"at":' .. now .. '}')
+        -- [indexes] QUEUED -> RUNNING, and listed under its worker (index_lib.lua).
+        local root = root_of(key)
+        local created = tonumber(f[5]) or 0
+        idx_move(root, task, 'QUEUED', 'RUNNING', created)
+        idx_worker(root, task, worker, created)
       end
     end
     local row = {entry, task, st, tostring(attempts), f[1] or '', f[2] or '', f[3] or ''}

@@ -1,0 +1,71 @@
+-- One page of `GET /tasks`, newest first. Read-mostly: entries whose task hash is gone are
+-- dropped from the walked index on the way (expiry normally removes them, see index_lib.lua).
+-- KEYS: the candidate indexes (zsets scored by created_at): one per filter given, or the index
+--   of all tasks. The smallest is walked; the other filters are checked on each task's hash,
+--   so filters combine at the cost of the most selective one.
+-- ARGV[1]: task key prefix ('faas:task:')  ARGV[2]: status filter ('' = any)
+-- ARGV[3]: function id filter  ARGV[4]: worker filter  ARGV[5]: since (created_at >= , ms; '' = none)
+-- ARGV[6]: limit  ARGV[7], ARGV[8]: the cursor, score and task id of the last task of the
+--   previous page ('' = from the newest)  ARGV[9]: the most entries one call examines
+-- Returns {next score, next task id ('' when the walk reached the end), then 12 values per
+--   task: id, status, function_id, function_name, worker, attempts, max_attempts, created_at,
+--   started_at, finished_at, error, retry_of}. A page may hold fewer than `limit` tasks when it
+--   examined ARGV[9] entries first: the cursor then continues after the last one examined.
+local base, best = KEYS[1], redis.call('ZCARD', KEYS[1])
+for i = 2, #KEYS do
+  local n = redis.call('ZCARD', KEYS[i])
+  if n < best then base, best = KEYS[i], n end
+end
+local prefix, want_st, want_fn, want_w = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local since = tonumber(ARGV[5])
+local limit, max = tonumber(ARGV[6]), tonumber(ARGV[9])
+local cs, cm = tonumber(ARGV[7]), ARGV[8]
+local start, skip = 0, false
+if cm ~= '' then
+  local sc = redis.call('ZSCORE', base, cm)
+  if sc and tonumber(sc) == cs then
+    start = redis.call('ZREVRANK', base, cm) + 1
+  else
+    -- The cursor's task left this index: start at its score, skipping what sorts before it.
+    start = redis.call('ZCOUNT', base, '(' .. ARGV[7], '+inf')
+    skip = true
+  end
+end
+local out, found, examined, gone = {'', ''}, 0, 0, {}
+local last_s, last_m, ended = nil, nil, false
+while found < limit and examined < max do
+  local chunk = math.min(math.max(limit - found, 16) * 2, max - examined)
+  local page = redis.call('ZREVRANGE', base, start, start + chunk - 1, 'WITHSCORES')
+  if #page == 0 then ended = true break end
+  start = start + #page / 2
+  for i = 1, #page, 2 do
+    local m, s = page[i], tonumber(page[i + 1])
+    if since and s < since then ended = true break end
+    examined = examined + 1
+    if skip and s == cs and m >= cm then
+      -- sorts before the cursor: seen on the previous page
+    else
+      skip = false
+      last_s, last_m = page[i + 1], m
+      local h = redis.call('HMGET', prefix .. m, 'status', 'function_id', 'function_name',
+        'worker', 'attempts', 'max_attempts', 'created_at', 'started_at', 'finished_at',
+        'error', 'retry_of')
+      if not h[1] then
+        gone[#gone + 1] = m
+      elseif (want_st == '' or h[1] == want_st) and (want_fn == '' or h[2] == want_fn)
+        and (want_w == '' or h[4] == want_w) then
+        out[#out + 1] = m
+        for j = 1, 11 do out[#out + 1] = h[j] or '' end
+        found = found + 1
+        if found == limit then break end
+      end
+    end
+    if examined >= max then break end
+  end
+  if ended then break end
+end
+for _, m in ipairs(gone) do redis.call('ZREM', base, m) end
+if not ended and last_m then
+  out[1], out[2] = last_s, last_m
+end
+return out

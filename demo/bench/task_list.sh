@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# `GET /tasks?limit=50` against 1,000,000 tasks (issue #15: p50 under 5 ms).
+#
+# Starts a private redis-server and faas-gateway (no dispatcher: nothing runs), registers one
+# function, then fills Redis with $TASKS task records and their listing indexes with a Lua
+# loader (the same hash fields and zsets submit writes; protocol/src/keys.rs), $CHUNK per call,
+# and times $REQS sequential GET /tasks requests of each shape (no filter, a status, a
+# function, status+function, and page 2 through a cursor) with curl's time_total. Prints
+# p50/p95/p99 in ms per shape. Everything it started is stopped on exit.
+#
+# Usage: demo/bench/task_list.sh   (build first: cargo build --release -p faas-daemons --bins)
+# Knobs (environment): TASKS (1000000) CHUNK (20000) REQS (300) BIN
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${BIN:-$ROOT/target/release}
+TASKS=${TASKS:-1000000}
+CHUNK=${CHUNK:-20000}
+REQS=${REQS:-300}
+WORK=$(mktemp -d /tmp/faas-tasklist.XXXXXX)
+PIDS=()
+
+log() { printf '[task_list %s] %s\n' "$(date +%T)" "$*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cleanup() {
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+RPORT=$(free_port)
+redis-server --port "$RPORT" --save "" --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.1; done
+GPORT=$(free_port)
+GW="http://127.0.0.1:$GPORT"
+"$BIN/faas-gateway" --listen "127.0.0.1:$GPORT" --redis "redis://127.0.0.1:$RPORT" \
+  >"$WORK/gateway.log" 2>&1 &
+PIDS+=($!)
+until curl -fs "$GW/healthz" >/dev/null; do sleep 0.1; done
+
+FID=$(curl -fs "$GW/register_function" -H 'content-type: application/json' \
+  -d '{"name":"noop","source":"def noop():\n    return None\n","entrypoint":"noop"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["function_id"])')
+
+# ARGV: function id, first index, count, now (ms). A quarter of the tasks are COMPLETED, the
+# rest QUEUED; ids are made-up UUIDs (distinct per index); created_at is 1 ms apart.
+LOADER='
+local fid, first, n, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+for i = first, first + n - 1 do
+  local id = string.format("%08x-0000-4000-8000-%012x", i, i)
+  local at = now - i
+  local st = (i % 4 == 0) and "COMPLETED" or "QUEUED"
+  redis.call("HSET", "faas:task:" .. id, "function_id", fid, "function_name", "noop",
+    "format", "source", "args", "{\"args\":[],\"kwargs\":{}}", "status", st, "attempts", "0",
+    "max_attempts", "3", "timeout_ms", "", "created_at", at)
+  redis.call("ZADD", "faas:tasks", at, id)
+  redis.call("ZADD", "faas:tasks:status:" .. st, at, id)
+  redis.call("ZADD", "faas:tasks:fn:" .. fid, at, id)
+end
+return n'
+NOW=$(($(date +%s%N) / 1000000))
+log "loading $TASKS tasks"
+for ((first = 0; first < TASKS; first += CHUNK)); do
+  n=$((TASKS - first < CHUNK ? TASKS - first : CHUNK))
+  redis-cli -p "$RPORT" EVAL "$LOADER" 0 "$FID" "$first" "$n" "$NOW" >/dev/null
+done
+log "loaded: $(redis-cli -p "$RPORT" ZCARD faas:tasks) tasks, $(redis-cli -p "$RPORT" INFO memory | grep used_memory_human)"
+
+CURSOR=$(curl -fs "$GW/tasks?limit=50" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_cursor"])')
+time_it() {
+  local name=$1 url=$2
+  for ((i = 0; i < REQS; i++)); do
+    curl -s -o /dev/null -w '%{time_total}\n' "$url"
+  done | python3 -c '
+import sys
+t = sorted(float(x) * 1000 for x in sys.stdin)
+q = lambda p: t[min(len(t) - 1, int(p * len(t)))]
+print(f"{sys.argv[1]:<28} n={len(t)} p50={q(0.50):.2f} ms p95={q(0.95):.2f} ms p99={q(0.99):.2f} ms")' "$name"
+}
+time_it "limit=50" "$GW/tasks?limit=50"
+time_it "status=QUEUED" "$GW/tasks?limit=50&status=QUEUED"
+time_it "function_id" "$GW/tasks?limit=50&function_id=$FID"
+time_it "status=COMPLETED+function" "$GW/tasks?limit=50&status=COMPLETED&function_id=$FID"
+time_it "page 2 (cursor)" "$GW/tasks?limit=50&cursor=$CURSOR"
