@@ -184,6 +184,82 @@ async fn operator_commands_refuse_bad_input_with_a_message() {
     let dead = format!("http://127.0.0.1:{}", faas_tests::free_port());
     faas(&dead, &["watch"]).await.fails(69, "cannot reach");
     faas(&dead, &["tasks"]).await.fails(69, "cannot reach");
-    // A listing of nothing is fine (once the /tasks route is served).
-    let _ = faas(gw, &["tasks"]).await;
+    faas(gw, &["tasks"]).await.ok();
+
+    // Queued tasks (no dispatcher here): listed, one cancelled, the rest purged.
+    let f = stack
+        .register_source("f", "def f():\n    return 1\n", "f")
+        .await;
+    let fs = f.to_string();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(
+            stack
+                .execute_json(f, json!([]), json!({}))
+                .await
+                .to_string(),
+        );
+    }
+    let listed: Value = serde_json::from_str(
+        &faas(
+            gw,
+            &["--json", "tasks", "--function", &fs, "--status", "QUEUED"],
+        )
+        .await
+        .ok(),
+    )
+    .unwrap();
+    assert_eq!(listed["tasks"].as_array().unwrap().len(), 4, "{listed}");
+    // Paging: two pages of two, no task twice.
+    let page1: Value =
+        serde_json::from_str(&faas(gw, &["--json", "tasks", "--limit", "2"]).await.ok()).unwrap();
+    let cursor = page1["next_cursor"]
+        .as_str()
+        .expect("a next cursor")
+        .to_owned();
+    let page2: Value = serde_json::from_str(
+        &faas(
+            gw,
+            &["--json", "tasks", "--limit", "2", "--cursor", &cursor],
+        )
+        .await
+        .ok(),
+    )
+    .unwrap();
+    let mut all: Vec<String> = [&page1, &page2]
+        .iter()
+        .flat_map(|p| p["tasks"].as_array().unwrap().clone())
+        .map(|t| t["task_id"].as_str().unwrap().to_owned())
+        .collect();
+    all.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(all, expected);
+    let plain = faas(gw, &["tasks", "--since", "1h"]).await.ok();
+    assert!(
+        plain.contains(&ids[0]) && plain.contains("QUEUED"),
+        "{plain}"
+    );
+
+    let out = faas(gw, &["cancel", &ids[0]]).await.ok();
+    assert!(out.contains("cancelled") && out.contains("QUEUED"), "{out}");
+    faas(gw, &["cancel", &ids[0]]).await.fails(1, "409");
+    let unknown = uuid::Uuid::new_v4().to_string();
+    faas(gw, &["cancel", &unknown]).await.fails(1, "404");
+    faas(gw, &["retry", &ids[1]]).await.fails(1, "409");
+    let retried = faas(gw, &["retry", &ids[0]]).await.ok();
+    assert!(retried.parse::<uuid::Uuid>().is_ok(), "{retried}");
+    let purged: Value =
+        serde_json::from_str(&faas(gw, &["--json", "purge", "--yes"]).await.ok()).unwrap();
+    assert_eq!(purged["purged"], 4, "three left plus the retry: {purged}");
+
+    let detail = faas(gw, &["function", &fs]).await.ok();
+    assert!(
+        detail.contains("invocations") && detail.contains("cancelled"),
+        "{detail}"
+    );
+    let out = faas(gw, &["rm", &fs]).await.ok();
+    assert!(out.contains("deleted"), "{out}");
+    faas(gw, &["function", &fs]).await.fails(1, "404");
+    faas(gw, &["rm", &fs]).await.fails(1, "404");
 }

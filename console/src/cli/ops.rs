@@ -269,7 +269,11 @@ pub async fn rm(c: &GatewayClient, a: FunctionArg, json: bool) -> Result<i32, Cl
     if json {
         print_json(&reply);
     } else {
-        println!("{} deleted", a.function_id);
+        println!(
+            "{} deleted ({} queued task(s) cancelled)",
+            a.function_id,
+            reply["cancelled"].as_u64().unwrap_or(0)
+        );
     }
     Ok(EXIT_OK)
 }
