@@ -157,6 +157,48 @@ impl GatewayClient {
         self.send(req).await
     }
 
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let req = self.http.delete(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    /// Opens `GET /events` (Server-Sent Events) with `query` and, to resume, `last_event_id`;
+    /// the response is read as it streams. Errors as for any request.
+    pub async fn open_events(
+        &self,
+        query: &[(&str, String)],
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response> {
+        // The values are ids and event types: nothing in them needs escaping.
+        let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut req = self
+            .http
+            .get(format!("{}/events?{}", self.base, query.join("&")))
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let message = serde_json::from_slice::<ErrorReply>(&bytes)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+        Err(ClientError::Api { status, message })
+    }
+
     async fn send<T: DeserializeOwned>(&self, mut req: reqwest::RequestBuilder) -> Result<T> {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);

@@ -67,6 +67,7 @@ fn task(app: &mut App, n: u8, function: &str, events: &[(TaskStatus, u64)]) -> T
     for (status, at) in events {
         app.apply(Update::Event(Event::Task {
             task_id: tid,
+            function_id: None,
             status: *status,
             worker: (*status != TaskStatus::Queued).then(|| "w-push-1".to_owned()),
             at: *at,
@@ -131,6 +132,7 @@ fn busy_app() -> App {
             let t = TaskId::new();
             app.apply(Update::Event(Event::Task {
                 task_id: t,
+                function_id: None,
                 status: TaskStatus::Completed,
                 worker: None,
                 at: app.now_ms,

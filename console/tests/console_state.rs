@@ -44,6 +44,7 @@ fn type_text(app: &mut App, text: &str) {
 fn task_event(id: TaskId, status: TaskStatus, at: u64) -> Update {
     Update::Event(Event::Task {
         task_id: id,
+        function_id: None,
         status,
         worker: (status != TaskStatus::Queued).then(|| "w1".to_owned()),
         at,

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::TaskId;
+use crate::ids::{FunctionId, TaskId};
 use crate::model::{TaskError, TaskStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,6 +14,11 @@ pub enum Event {
     /// A task changed status.
     Task {
         task_id: TaskId,
+        /// The function the task runs. Optional so that events written without it (older
+        /// scripts, older gateways) still parse; the gateway's `/events` fills it in from the
+        /// task when it is missing, so its `function_id` filter sees every task event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        function_id: Option<FunctionId>,
         status: TaskStatus,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         worker: Option<String>,
@@ -95,6 +100,20 @@ mod tests {
         let outcome = outcome.as_ref().expect("outcome carried");
         assert_eq!(outcome.result, serde_json::Value::Null);
         assert_eq!(outcome.error.as_ref().unwrap().kind, "ValueError");
+        assert_eq!(serde_json::to_string(&ev).unwrap(), raw);
+    }
+
+    #[test]
+    fn task_event_with_its_function_round_trips() {
+        let raw = concat!(
+            r#"{"type":"task","task_id":"6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10","#,
+            r#""function_id":"0b5c1a52-3f43-4a7e-9b59-5d1c0f6a9a11","status":"QUEUED","at":17}"#
+        );
+        let ev: Event = serde_json::from_str(raw).unwrap();
+        let Event::Task { function_id, .. } = &ev else {
+            panic!("a task event")
+        };
+        assert!(function_id.is_some());
         assert_eq!(serde_json::to_string(&ev).unwrap(), raw);
     }
 

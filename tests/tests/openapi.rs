@@ -112,6 +112,9 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch() {
         .arg("run")
         .arg(format!("{}/openapi.json", stack.base_url()))
         .args(["--max-examples", "30", "--request-timeout", "10", "--no-color"])
+        // An event stream never ends, so a fuzzer's request to it can only time out; its
+        // filters' bad input is tested in events.rs.
+        .args(["--exclude-path", "/events"])
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
@@ -128,9 +131,9 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    // Every operation Schemathesis found in the document was exercised ("Selected: 23/23",
-    // "Tested: 23"; it counts `/docs` and `/docs/` as one). The task API's purge and deletes
-    // change only this test's own stack.
+    // Every operation Schemathesis found in the document but `/events` was exercised
+    // ("Selected: 23/24", "Tested: 23"; it counts `/docs` and `/docs/` as one). The task API's
+    // purge and deletes change only this test's own stack.
     let number_after = |label: &str| -> Vec<u32> {
         let rest = stdout.split(label).nth(1).unwrap_or_default();
         let line = rest.lines().next().unwrap_or_default();
@@ -142,7 +145,7 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch() {
     let tested = number_after("Tested:");
     assert!(
         selected.len() == 2
-            && selected[0] == selected[1]
+            && selected[0] + 1 == selected[1]
             && tested == [selected[0]]
             && tested[0] >= 22,
         "not every operation was tested ({selected:?}, {tested:?}):\n{stdout}"

@@ -7,9 +7,11 @@
 mod api;
 pub mod data_dir;
 mod keygen;
+mod ops;
 mod output;
 mod supervisor;
 mod up;
+mod watch;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -80,6 +82,20 @@ pub enum Command {
     Task(api::TaskArg),
     /// Measure throughput and latency of a running platform (see demo/bench/README.md).
     Bench(crate::bench::BenchArgs),
+    /// Search tasks, newest first (filters, --limit, paging with --cursor).
+    Tasks(ops::TasksArgs),
+    /// Cancel a queued or running task (it ends FAILED, `Cancelled`).
+    Cancel(api::TaskArg),
+    /// Run a finished task again with the same function and arguments; prints the new task id.
+    Retry(api::TaskArg),
+    /// Cancel every queued task (needs --yes).
+    Purge(ops::PurgeArgs),
+    /// Print a function's metadata and statistics.
+    Function(ops::FunctionArg),
+    /// Delete a function: later executions are refused, its queued tasks fail.
+    Rm(ops::FunctionArg),
+    /// Follow the gateway's live events, one line each (reconnects and resumes by itself).
+    Watch(watch::WatchArgs),
     /// Write a new worker key file (mode 0600) for faas-dispatcher and faas-worker.
     Keygen(keygen::KeygenArgs),
 }
@@ -169,6 +185,13 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Functions => api::functions(&client, json).await,
         Command::Workers => api::workers(&client, json).await,
         Command::Task(a) => api::task(&client, a, json).await,
+        Command::Watch(a) => watch::run(&client, a, json).await,
+        Command::Tasks(a) => ops::tasks(&client, a, json).await,
+        Command::Cancel(a) => ops::cancel(&client, a, json).await,
+        Command::Retry(a) => ops::retry(&client, a, json).await,
+        Command::Purge(a) => ops::purge(&client, a, json).await,
+        Command::Function(a) => ops::function(&client, a, json).await,
+        Command::Rm(a) => ops::rm(&client, a, json).await,
         Command::Bench(mut a) => {
             a.json = json;
             crate::bench::run(a, client).await?;

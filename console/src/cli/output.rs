@@ -29,6 +29,18 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 pub use crate::timefmt::{ago, duration, timestamp};
 
+/// The time of day of unix milliseconds, `12:34:56.789` (UTC): event lines.
+pub fn clock(ms: u64) -> String {
+    let secs = ms / 1000 % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms % 1000
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use faas_daemons::cli::{init_logging, shutdown_signal, usage_error, LogFormat};
-use faas_daemons::gateway::{self, AppState, EdgeConfig, GatewayConfig};
+use faas_daemons::gateway::{self, AppState, EdgeConfig, EventsConfig, GatewayConfig};
 use faas_daemons::store::Store;
 use faas_daemons::{metrics, notify};
 use faas_protocol::Keys;
@@ -66,6 +66,12 @@ struct Args {
     /// Register source functions without checking their syntax (errors then show at invocation).
     #[arg(long, env = "FAAS_NO_SYNTAX_CHECK")]
     no_syntax_check: bool,
+    /// /events: how many events a stream may fall behind before it is disconnected.
+    #[arg(long, env = "FAAS_EVENTS_BUFFER", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    events_buffer: u32,
+    /// /events: how many recent events are kept for `Last-Event-ID` resumes (also at most 16 MiB).
+    #[arg(long, env = "FAAS_EVENTS_BACKLOG", default_value_t = 10_000)]
+    events_backlog: usize,
     /// Tokio worker threads (default: half the CPU cores, at least one).
     #[arg(long, env = "FAAS_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -157,6 +163,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             body_timeout: Duration::from_millis(args.body_timeout_ms),
         },
         python: (!args.no_syntax_check).then_some(args.python),
+        // Event streams, like long polls, may hold at most half the connections.
+        events: EventsConfig {
+            buffer: args.events_buffer as usize,
+            backlog: args.events_backlog,
+            max_subscribers: (max_connections / 2).max(1),
+            ..EventsConfig::default()
+        },
     };
     if token.is_none() && !listener.local_addr()?.ip().is_loopback() {
         tracing::warn!(

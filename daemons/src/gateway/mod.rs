@@ -14,6 +14,7 @@ mod auth;
 mod batch;
 pub mod edge;
 mod error;
+pub mod events;
 mod extract;
 mod handlers;
 mod metrics;
@@ -43,6 +44,7 @@ use tracing::info;
 
 pub use edge::EdgeConfig;
 pub use error::ApiError;
+pub use events::{EventHub, EventsConfig};
 pub use waiters::Waiters;
 
 use crate::store::{FunctionMeta, Store};
@@ -63,6 +65,8 @@ pub struct GatewayConfig {
     pub max_waits: usize,
     /// Connection cap and timeouts of the HTTP edge.
     pub edge: EdgeConfig,
+    /// `GET /events`: fan-out buffer, backlog, heartbeat, stream cap.
+    pub events: EventsConfig,
     /// How long the records of tasks the gateway ends (cancel, purge, function deletion) are
     /// kept: the dispatchers' result TTL.
     pub retention: Duration,
@@ -80,6 +84,7 @@ impl Default for GatewayConfig {
             shutdown_grace: Duration::from_secs(5),
             max_waits: 5_000,
             edge: EdgeConfig::default(),
+            events: EventsConfig::default(),
             retention: Duration::from_secs(86_400),
             python: Some("python3".into()),
         }
@@ -92,6 +97,8 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<GatewayConfig>,
     pub waiters: Arc<Waiters>,
+    /// The fan-out of live events to `GET /events` streams.
+    pub events: Arc<EventHub>,
     /// One permit per long poll held ([`GatewayConfig::max_waits`]).
     wait_slots: Arc<Semaphore>,
     /// Functions never change once registered: their name and format are cached by id, until
@@ -108,6 +115,7 @@ impl AppState {
         Self {
             store,
             wait_slots: Arc::new(Semaphore::new(config.max_waits)),
+            events: Arc::new(EventHub::new(config.events.clone())),
             config: Arc::new(config),
             waiters: Arc::default(),
             functions: Arc::default(),
@@ -162,6 +170,20 @@ pub async fn run(
         state.waiters.clone(),
         shutdown.clone(),
     ));
+    let hub = tokio::spawn(state.events.clone().listen(
+        state.store.client().clone(),
+        state.store.keys().events(),
+        state.store.keys().task_prefix(),
+        shutdown.clone(),
+    ));
+    // Streams never end by themselves: they end when shutdown begins, not after the grace.
+    let closer = {
+        let (events, shutdown) = (state.events.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            events.close();
+        })
+    };
     let functions = state.functions.clone();
     let epoch = tokio::spawn(crate::store::watch_epoch(
         state.store.clone(),
@@ -174,6 +196,8 @@ pub async fn run(
     edge::serve(listener, app(state), &edge, shutdown.clone(), grace).await;
     shutdown.cancel();
     let _ = events.await;
+    let _ = hub.await;
+    let _ = closer.await;
     let _ = epoch.await;
     Ok(())
 }

@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::Config;
 
 use super::error::ApiError;
-use super::{batch, handlers, metrics, results_wait, task_api, workers, AppState};
+use super::{batch, events, handlers, metrics, results_wait, task_api, workers, AppState};
 
 /// Where the interactive page lives; its assets are under it.
 const DOCS: &str = "/docs";
@@ -100,6 +100,7 @@ pub(super) fn api() -> OpenApiRouter<AppState> {
             task_api::delete_function
         ))
         .routes(routes!(workers::workers))
+        .routes(routes!(events::events))
         .routes(routes!(handlers::healthz))
         .routes(routes!(metrics::metrics))
         .routes(routes!(openapi_json))

@@ -426,7 +426,10 @@ impl Store {
                 .ignore();
             pipe.xadd(self.keys.queue(), "*", &[("task", id.to_string())])
                 .ignore()
-                .publish(self.keys.events(), event_json(&queued_event(id, at)))
+                .publish(
+                    self.keys.events(),
+                    event_json(&queued_event(id, t.function_id, at)),
+                )
                 .ignore();
         }
         pipe.hincr(self.keys.stats(), sf::SUBMITTED, tasks.len())
@@ -675,9 +678,10 @@ impl Store {
 }
 
 /// The event of a task that was just queued.
-fn queued_event(task_id: TaskId, at: u64) -> Event {
+fn queued_event(task_id: TaskId, function_id: FunctionId, at: u64) -> Event {
     Event::Task {
         task_id,
+        function_id: Some(function_id),
         status: TaskStatus::Queued,
         worker: None,
         at,

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# 1,000 `/events` subscribers on one gateway under `faas bench` load (issue #15's target: gateway
+# RSS under 100 MiB, every subscriber within 100 ms of the events). Starts a private stack
+# (redis-server on a free port, faas-gateway, faas-dispatcher -m local -w P) with the release
+# binaries, runs demo/bench/events_fanout.py against it, and stops everything by pid.
+#
+# Usage: demo/bench/events_fanout.sh [events_fanout.py args] [-- faas bench args]
+#   e.g. demo/bench/events_fanout.sh --subscribers 1000 -- --tasks 2000 -c 4 --warmup 50
+# Build first: cargo build --release -p faas-daemons --bins -p faas-console --bin faas
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${BIN:-$ROOT/target/release}
+PY=${FAAS_PYTHON:-$ROOT/.venv/bin/python}
+PROCS=${PROCS:-2}
+WORK=$(mktemp -d /tmp/faas-events-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[i]}" 2>/dev/null || true
+    wait "${PIDS[i]}" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+GW_PORT=$(free_port)
+"$BIN/faas-gateway" --listen "127.0.0.1:$GW_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" >"$WORK/gateway.log" 2>&1 &
+GW_PID=$!
+PIDS+=("$GW_PID")
+"$BIN/faas-dispatcher" -m local -w "$PROCS" --python "$PY" --redis "redis://127.0.0.1:$REDIS_PORT" >"$WORK/dispatcher.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 200); do
+  slots=$(curl -sf "http://127.0.0.1:$GW_PORT/workers" 2>/dev/null |
+    python3 -c 'import json,sys; print(sum(w["slots"] for w in json.load(sys.stdin)))' 2>/dev/null || echo 0)
+  [[ $slots == "$PROCS" ]] && break
+  sleep 0.1
+done
+ulimit -n 65536 2>/dev/null || true
+python3 "$ROOT/demo/bench/events_fanout.py" --gateway "http://127.0.0.1:$GW_PORT" --gateway-pid "$GW_PID" \
+  --faas "$BIN/faas" "$@"
