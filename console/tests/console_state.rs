@@ -640,6 +640,7 @@ fn the_events_timeline_keeps_what_an_operator_looks_for() {
     let failed = TaskId::new();
     app.apply(Update::Event(Event::Task {
         task_id: failed,
+        function_id: None,
         status: TaskStatus::Failed,
         worker: Some("w1".into()),
         at: T0,

@@ -277,6 +277,7 @@ impl App {
                 worker,
                 at,
                 outcome,
+                ..
             } => {
                 if status == TaskStatus::Failed {
                     let error = outcome.as_ref().and_then(|o| o.error.as_ref());
