@@ -56,7 +56,7 @@ pub(super) async fn run(
                     dispatcher,
                     heartbeat_ms,
                 }) => {
-                    info!(%dispatcher, id = %core.cfg.id, "joined the dispatcher");
+                    info!(%dispatcher, worker = %core.cfg.id, "joined the dispatcher");
                     heartbeat = Duration::from_millis(heartbeat_ms.max(50));
                     beat = tokio::time::interval(heartbeat);
                     joined = true;
@@ -71,7 +71,7 @@ pub(super) async fn run(
                     return Err(WorkerError::Refused(reason));
                 }
                 Ok(other) => debug!(?other, "unexpected answer to hello"),
-                Err(why) => debug!(why, "no answer to hello yet"),
+                Err(reason) => debug!(reason, "no answer to hello yet"),
             }
             if !joined {
                 tokio::select! {
@@ -92,6 +92,11 @@ pub(super) async fn run(
             _ = beat.tick() => core.heartbeat(),
         };
         match control.request(&msg, heartbeat * 3, &shutdown).await {
+            Ok(ToWorker::Cancel { task_id }) => {
+                core.cancel(task_id);
+                // Another cancel may wait behind this one: ask again at once.
+                beat.reset_immediately();
+            }
             Ok(ToWorker::Refused { rejoin: true, .. }) => {
                 joined = false;
                 if matches!(msg, ToDispatcher::Result { .. }) {
@@ -101,8 +106,8 @@ pub(super) async fn run(
                 }
             }
             Ok(_) => {}
-            Err(why) => {
-                warn!(why, "dispatcher not answering; reconnecting");
+            Err(reason) => {
+                warn!(reason, "dispatcher not answering; reconnecting");
                 if matches!(msg, ToDispatcher::Result { .. }) {
                     unsent.push_front(msg);
                 }
@@ -156,7 +161,7 @@ async fn work_loop(
             Ok(ToWorker::NoWork) => continue,
             Ok(ToWorker::Refused { rejoin: true, .. }) => rejoin.notify_one(),
             Ok(other) => debug!(?other, "unexpected answer to a poll"),
-            Err(why) => debug!(why, "poll failed"),
+            Err(reason) => debug!(reason, "poll failed"),
         }
         drop(slot);
         tokio::select! {
@@ -183,9 +188,16 @@ async fn drain(
     stop_polling.cancel();
     let mut reachable = joined;
     let say = async |control: &mut Req, msg: &ToDispatcher, reachable: &mut bool| {
-        if *reachable && control.request(msg, heartbeat * 3, &never).await.is_err() {
-            warn!("the dispatcher does not answer; leaving without it");
-            *reachable = false;
+        if !*reachable {
+            return;
+        }
+        match control.request(msg, heartbeat * 3, &never).await {
+            Ok(ToWorker::Cancel { task_id }) => core.cancel(task_id),
+            Ok(_) => {}
+            Err(_) => {
+                warn!("the dispatcher does not answer; leaving without it");
+                *reachable = false;
+            }
         }
     };
     say(

@@ -55,8 +55,8 @@ pub(super) async fn run(
                 drain(&core, conn, &mut results, &mut unsent).await;
                 return Ok(());
             }
-            End::Reconnect(why) => {
-                warn!(why, "connection to the dispatcher lost; reconnecting");
+            End::Reconnect(reason) => {
+                warn!(reason, "connection to the dispatcher lost; reconnecting");
                 if conn.welcomed {
                     backoff.reset();
                 }
@@ -145,7 +145,7 @@ impl Connection {
                         welcomed: false,
                     };
                     if conn.send(&core.hello()).await {
-                        info!(endpoint = %core.cfg.endpoint, id = %core.cfg.id, "connected; said hello");
+                        info!(dispatcher = %core.cfg.endpoint, worker = %core.cfg.id, "connected; said hello");
                         return Some(conn);
                     }
                 }
@@ -264,6 +264,7 @@ impl Connection {
                 error!(%reason, "the dispatcher refused this worker");
                 return Err(WorkerError::Refused(reason));
             }
+            Ok(ToWorker::Cancel { task_id }) => core.cancel(task_id),
             Ok(ToWorker::Ack | ToWorker::NoWork) => {}
             Err(e) => error!(error = %e, "cannot read a message from the dispatcher"),
         }
@@ -303,6 +304,7 @@ async fn drain(
             msg = conn.inbox.recv() => match msg.and_then(|m| m.into_vec().pop()) {
                 Some(frame) => match conn.link.open(&frame).ok().map(|p| wire::decode::<ToWorker>(&p)).unwrap_or(Err(FrameError::Malformed("unreadable frame".into()))) {
                     Ok(ToWorker::Task(t)) => { core.start(t, None); }
+                    Ok(ToWorker::Cancel { task_id }) => core.cancel(task_id),
                     Ok(ToWorker::Ack) => acks += 1,
                     _ => {}
                 },
