@@ -40,12 +40,10 @@ impl Mode {
         }
     }
 
-    /// What a worker of this mode logs each time it (re)joins a dispatcher.
+    /// The structured field a worker of this mode logs each time it (re)joins a dispatcher
+    /// (`joined=DISPATCHER`, when the dispatcher's welcome came), the same in push and pull.
     pub fn worker_joined_line(self) -> &'static str {
-        match self {
-            Mode::Pull => "joined the dispatcher",
-            _ => "connected; said hello",
-        }
+        "joined="
     }
 }
 

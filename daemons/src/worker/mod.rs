@@ -1,5 +1,11 @@
 //! `faas-worker`: runs tasks for a remote dispatcher on its own pool of Python children.
 //!
+//! One life cycle for both modes (`life`): connect → Noise handshake → hello/welcome → serve
+//! → drain → bye, reconnecting with jittered back-off (`crate::backoff`). Push (`push`: one
+//! DEALER, tasks sent unasked) and pull (`pull`: REQ sockets, held polls) differ only behind
+//! the small `life::Transport` seam: how a connection is made and joined, how a message is
+//! said, and what the dispatcher says unasked.
+//!
 //! The ZeroMQ sockets are rebuilt whenever the dispatcher goes quiet or the connection drops
 //! (the `zeromq` crate does not reconnect DEALER or REQ sockets by itself), and the worker says
 //! hello again; tasks keep running meanwhile and their results are sent once connected.
@@ -15,6 +21,7 @@
 //! `attempt`, `worker`) and the link to the dispatcher in a `connection` span (`dispatcher`,
 //! `worker`).
 
+mod life;
 mod pull;
 mod push;
 
@@ -214,14 +221,17 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<(), W
     });
     // Every line about the link to the dispatcher says which dispatcher and which worker.
     let span = info_span!("connection", dispatcher = %core.cfg.endpoint, worker = %core.cfg.id);
+    let outbox = life::Outbox::new(results);
     let outcome = match core.cfg.mode {
         WorkerMode::Pull => {
-            pull::run(core.clone(), results, shutdown)
+            let pull = pull::Pull::new(&core);
+            life::run(core.clone(), pull, outbox, shutdown)
                 .instrument(span)
                 .await
         }
         _ => {
-            push::run(core.clone(), results, shutdown)
+            let push = push::Push::new(&core);
+            life::run(core.clone(), push, outbox, shutdown)
                 .instrument(span)
                 .await
         }
