@@ -11,6 +11,14 @@
 //! which the dispatcher holds until it has a `task` or the long-poll ends (`no_work`). Results
 //! travel apart from polls so a held poll never delays a result.
 //!
+//! `cancel` (dispatcher → worker) asks a worker to kill the task it runs (the user cancelled
+//! it): the worker kills that task's process group and reports it through the normal `result`
+//! (FAILED, error type `Cancelled`). A push worker gets it at once on its DEALER; a pull
+//! worker's sockets are REQ, which take only answers, so the dispatcher gives it as the answer
+//! to the worker's next control request (a heartbeat, a result) in place of `ack`, and the
+//! worker beats again at once to collect any further one. A worker of before `cancel` cannot
+//! read it (logs it, or rebuilds its REQ socket) and runs the task to its end, as before.
+//!
 //! Every `task` carries a lease (the task's attempt number) that its `result` echoes; the
 //! dispatcher records a result only while the task still runs under that lease. With a worker
 //! key these frames travel sealed by `faas_daemons::channel` (Noise), never in the clear.
@@ -76,6 +84,11 @@ pub enum ToWorker {
     /// Pull: the long-poll ended with no work.
     NoWork,
     Ack,
+    /// Kill the task `task_id` if this worker runs it; its result reports `Cancelled`. In pull
+    /// mode it stands in for the `ack` of a control request.
+    Cancel {
+        task_id: TaskId,
+    },
     /// The message was not accepted; `rejoin` says the worker should say hello again (the
     /// dispatcher does not know it, e.g. after a dispatcher restart).
     Refused {
@@ -254,6 +267,12 @@ mod tests {
             json_of(&task),
             json!({"v": 2, "type": "task", "task_id": TASK, "lease": 1, "function_id": FUNC, "format": "dill",
                    "args": "gARLKi4=", "timeout_ms": 1000})
+        );
+        assert_eq!(
+            json_of(&ToWorker::Cancel {
+                task_id: TASK.parse().unwrap()
+            }),
+            json!({"v": 2, "type": "cancel", "task_id": TASK})
         );
         assert_eq!(
             json_of(&ToWorker::NoWork),

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use faas_protocol::model::{WorkerInfo, WorkerMode};
+use faas_protocol::TaskId;
 
 use crate::executor::{Job, Pool, Slot};
 use crate::now_ms;
@@ -88,6 +89,10 @@ impl Executor for LocalExecutor {
             last_heartbeat: now_ms(),
             ..self.info.clone()
         })
+    }
+
+    fn cancel(&self, task: TaskId) -> bool {
+        self.pool.cancel(task)
     }
 }
 

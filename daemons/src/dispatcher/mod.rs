@@ -21,7 +21,15 @@
 //! see `store::watch_epoch`); `take.lua` reports a task whose function is gone as naming none,
 //! and such a task is failed (`FunctionMissing`), never run from the cache. On SIGTERM the loop
 //! stops even while Redis is away: connecting, the blocking read and every command are bounded.
+//!
+//! Each run is in a `task` span (`task_id`, `attempt`, `worker`), so every line logged while
+//! it runs, here or in the executor, says which task it is about.
+//!
+//! Cancels (`cancels`): every dispatcher subscribes to the cancels channel and kills the tasks
+//! it runs whose ids are published there ([`Executor::cancel`]); the run then ends through
+//! the same finish path as any other, FAILED with error type `Cancelled`.
 
+mod cancels;
 mod local;
 mod remote;
 
@@ -35,7 +43,7 @@ use faas_protocol::model::WorkerInfo;
 use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::backoff::Backoff;
 use crate::executor::{FunctionDef, Job, Outcome};
@@ -55,6 +63,9 @@ pub trait Executor: Send + Sync + 'static {
     fn local_worker(&self) -> Option<WorkerInfo> {
         None
     }
+    /// Kills the run of task `task` if it is on one of this executor's slots; that run then
+    /// ends `Cancelled`. Returns whether it was found. Never waits.
+    fn cancel(&self, task: TaskId) -> bool;
 }
 
 /// The right to run one job now.
@@ -145,6 +156,13 @@ pub async fn run<E: Executor>(
         shutdown.clone(),
         move || cache.functions.lock().expect("lock").clear(),
     ));
+    // Heard until the drain is over: a task still draining can be cancelled too.
+    let stop_cancels = CancellationToken::new();
+    let cancels = tokio::spawn(cancels::listen(
+        shared.clone(),
+        executor.clone(),
+        stop_cancels.clone(),
+    ));
     let announce = tokio::spawn(announce_local(
         shared.store.clone(),
         executor.clone(),
@@ -218,12 +236,14 @@ pub async fn run<E: Executor>(
                 )
                 .await
             {
-                warn!(%task, error = %e, "cannot re-queue; a live dispatcher will reclaim it");
+                warn!(task_id = %task, error = %e, "cannot re-queue; a live dispatcher will reclaim it");
             }
         }
     }
     upkeep.abort();
     epoch.abort();
+    stop_cancels.cancel();
+    let _ = cancels.await;
     let _ = announce.await;
     Ok(())
 }
@@ -356,7 +376,8 @@ async fn run_entry<E: Executor>(
     // The attempt number is the lease: finish.lua records the outcome only while the task
     // still runs under it, so the result of an attempt given up on is never stored.
     let lease = started.attempts;
-    let (result, kept) = slot.run(job, lease).await;
+    let span = info_span!("task", %task_id, attempt = lease, %worker);
+    let (result, kept) = slot.run(job, lease).instrument(span.clone()).await;
     // Gone from the map: shutdown's grace ran out and the task was re-queued already.
     shared
         .inflight
@@ -381,6 +402,7 @@ async fn run_entry<E: Executor>(
                 next_worker.as_deref(),
                 lease,
             )
+            .instrument(span)
             .await;
             // An unused slot is dropped here, which gives it back.
             taken.zip(slot)
@@ -391,7 +413,7 @@ async fn run_entry<E: Executor>(
                 .requeue(task_id, &why, Some(&entry.entry_id), retention)
                 .await
             {
-                Ok(now) => info!(%task_id, %why, %now, "worker lost; task re-queued"),
+                Ok(now) => info!(%task_id, reason = %why, %now, "worker lost; task re-queued"),
                 Err(e) => warn!(%task_id, error = %e, "cannot re-queue; it will be reclaimed"),
             }
             None
@@ -506,8 +528,8 @@ async fn upkeep(shared: Arc<Shared>, shutdown: CancellationToken) {
                 .requeue(task, why, Some(&entry.entry_id), shared.cfg.retention)
                 .await
             {
-                Ok(now) => info!(%task, %now, "reclaimed a task from a dead dispatcher"),
-                Err(e) => warn!(%task, error = %e, "cannot re-queue a reclaimed task"),
+                Ok(now) => info!(task_id = %task, %now, "reclaimed a task from a dead dispatcher"),
+                Err(e) => warn!(task_id = %task, error = %e, "cannot re-queue a reclaimed task"),
             }
         }
     }

@@ -53,7 +53,8 @@
 //! processes of its PID namespace (`kill(-1)`, sandbox only) and every descendant it finds,
 //! and reaps them. A child killed for a timeout takes the rest along: killing bwrap kills the
 //! namespace's init and so the namespace; an unsandboxed child's descendants are killed
-//! before it.
+//! before it. A cancelled task ([`Pool::cancel`], by task id) is killed the same way, at once,
+//! and its slot takes a spare for the next task.
 //!
 //! Frames on the pipes are `tokio_util`'s `LengthDelimitedCodec` (4-byte big-endian length)
 //! with a maximum frame length, and UTF-8 JSON.

@@ -1,13 +1,18 @@
 //! The pool: a fixed number of slots (tasks at once), spare children ready to be bound to a
 //! function, and warm children per function, evicted least-recently-used past a cap.
+//!
+//! A running job can be cancelled by its task id ([`Pool::cancel`]): its child is killed with
+//! its whole process group (the same kill as a timeout's), the job's outcome is `Cancelled`,
+//! and the slot takes a spare for its next job, as after any child it had to discard.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use faas_protocol::FunctionId;
+use faas_protocol::{FunctionId, TaskId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::child::{ChildFailure, PyChild};
@@ -43,6 +48,21 @@ struct Inner {
     launcher: Launcher,
     state: Mutex<State>,
     slots: Arc<Semaphore>,
+    /// Jobs running now, by task id, with what cancels each.
+    running: Mutex<HashMap<TaskId, CancellationToken>>,
+}
+
+/// A job's entry in [`Inner::running`], removed when the job ends however it ends.
+struct Running<'a> {
+    pool: &'a Pool,
+    task: TaskId,
+    cancelled: CancellationToken,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.pool.running().remove(&self.task);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +135,7 @@ impl Pool {
                     ..State::default()
                 }),
                 slots: Arc::new(Semaphore::new(size)),
+                running: Mutex::default(),
                 launcher,
                 cfg: PoolConfig {
                     size,
@@ -182,6 +203,33 @@ impl Pool {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().expect("pool lock")
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, CancellationToken>> {
+        self.inner.running.lock().expect("running lock")
+    }
+
+    /// Cancels the job of task `task` if it runs here: its child is killed with everything it
+    /// started, and the job ends `Cancelled`. Returns whether such a job was running. Never
+    /// waits: the kill happens on the job's own task.
+    pub fn cancel(&self, task: TaskId) -> bool {
+        match self.running().get(&task) {
+            Some(cancelled) => {
+                cancelled.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn register(&self, task: TaskId) -> Running<'_> {
+        let cancelled = CancellationToken::new();
+        self.running().insert(task, cancelled.clone());
+        Running {
+            pool: self,
+            task,
+            cancelled,
+        }
     }
 
     /// A warm child of `fid`, else a spare (and a replacement spare is started). Counted busy.
@@ -292,9 +340,11 @@ impl Pool {
 impl Slot {
     /// Runs the job on a child of its function (a warm one, else a spare bound to it now) and
     /// gives the slot back for another job. A child that times out, dies or runs out of memory
-    /// is killed in the background; the outcome is reported at once.
+    /// is killed in the background; the outcome is reported at once. A cancelled job's child
+    /// is killed before its outcome (`Cancelled`) is reported.
     pub async fn run(self, job: Job) -> (Outcome, Option<Slot>) {
         let pool = self.pool.clone();
+        let running = pool.register(job.task_id);
         let fid = job.function.id;
         let child = match pool.take(fid) {
             Some(c) => Ok(c),
@@ -309,7 +359,20 @@ impl Slot {
                 return (outcome, Some(self));
             }
         };
-        match child.run(&job).await {
+        // A job cancelled while its child started is killed as soon as it runs.
+        let ran = tokio::select! {
+            biased;
+            ran = child.run(&job) => Some(ran),
+            _ = running.cancelled.cancelled() => None,
+        };
+        let Some(ran) = ran else {
+            info!(task_id = %job.task_id, pid = child.pid(), "task cancelled; killing its process group");
+            pool.state().busy -= 1;
+            child.kill(pool.inner.cfg.kill_grace).await;
+            let outcome = Outcome::platform_failure("Cancelled", "cancelled by request");
+            return (outcome, Some(self));
+        };
+        match ran {
             Ok(outcome) => {
                 let out_of_memory = outcome
                     .error

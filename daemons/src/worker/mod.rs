@@ -1,5 +1,11 @@
 //! `faas-worker`: runs tasks for a remote dispatcher on its own pool of Python children.
 //!
+//! One life cycle for both modes (`life`): connect → Noise handshake → hello/welcome → serve
+//! → drain → bye, reconnecting with jittered back-off (`crate::backoff`). Push (`push`: one
+//! DEALER, tasks sent unasked) and pull (`pull`: REQ sockets, held polls) differ only behind
+//! the small `life::Transport` seam: how a connection is made and joined, how a message is
+//! said, and what the dispatcher says unasked.
+//!
 //! The ZeroMQ sockets are rebuilt whenever the dispatcher goes quiet or the connection drops
 //! (the `zeromq` crate does not reconnect DEALER or REQ sockets by itself), and the worker says
 //! hello again; tasks keep running meanwhile and their results are sent once connected.
@@ -9,7 +15,13 @@
 //! every frame after it is sealed; a dispatcher that refuses the handshake (another key) is
 //! logged as an error and retried with back-off, and no task is taken from it meanwhile. Each
 //! result carries the lease its task came with.
+//!
+//! A `cancel` from the dispatcher kills the task's process group in the pool (`Pool::cancel`);
+//! the task's result then says `Cancelled`. Each task runs in a `task` span (`task_id`,
+//! `attempt`, `worker`) and the link to the dispatcher in a `connection` span (`dispatcher`,
+//! `worker`).
 
+mod life;
 mod pull;
 mod push;
 
@@ -23,6 +35,7 @@ use faas_protocol::wire::{TaskMsg, ToDispatcher};
 use faas_protocol::{FunctionId, TaskId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, Instrument};
 
 use crate::executor::{ExecutorError, FunctionDef, Job, Pool, PoolConfig, SandboxConfig};
 
@@ -123,7 +136,9 @@ impl Core {
     fn start(self: &Arc<Self>, t: TaskMsg, slot: Option<crate::executor::Slot>) {
         let job = self.job(&t);
         self.running.lock().expect("running lock").insert(t.task_id);
-        tokio::spawn(self.clone().execute(t, job, slot));
+        let span =
+            info_span!("task", task_id = %t.task_id, attempt = t.lease, worker = %self.cfg.id);
+        tokio::spawn(self.clone().execute(t, job, slot).instrument(span));
     }
 
     /// Runs a task to its outcome and puts the result in the outbox.
@@ -151,6 +166,21 @@ impl Core {
             format: t.format,
             outcome,
         });
+    }
+
+    /// A cancel from the dispatcher: kills the task's process group if it runs here (its
+    /// result then reports `Cancelled`); a task not running here is ignored.
+    fn cancel(&self, task_id: TaskId) {
+        let running = self
+            .running
+            .lock()
+            .expect("running lock")
+            .contains(&task_id);
+        if running && self.pool.cancel(task_id) {
+            info!(%task_id, "cancelling a running task");
+        } else {
+            debug!(%task_id, "a cancel for a task not running here; ignored");
+        }
     }
 
     fn unfinished(&self) -> Vec<TaskId> {
@@ -189,9 +219,22 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<(), W
         outbox,
         host,
     });
+    // Every line about the link to the dispatcher says which dispatcher and which worker.
+    let span = info_span!("connection", dispatcher = %core.cfg.endpoint, worker = %core.cfg.id);
+    let outbox = life::Outbox::new(results);
     let outcome = match core.cfg.mode {
-        WorkerMode::Pull => pull::run(core.clone(), results, shutdown).await,
-        _ => push::run(core.clone(), results, shutdown).await,
+        WorkerMode::Pull => {
+            let pull = pull::Pull::new(&core);
+            life::run(core.clone(), pull, outbox, shutdown)
+                .instrument(span)
+                .await
+        }
+        _ => {
+            let push = push::Push::new(&core);
+            life::run(core.clone(), push, outbox, shutdown)
+                .instrument(span)
+                .await
+        }
     };
     pool.shutdown().await;
     outcome

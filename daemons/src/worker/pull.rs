@@ -1,130 +1,169 @@
-//! Pull mode: this worker asks for work over REQ sockets; the dispatcher holds each poll
-//! until it has a task or the long-poll ends, so an idle worker costs close to nothing.
+//! Pull mode's transport: this worker asks for work over REQ sockets; the dispatcher holds each
+//! poll until it has a task or the long-poll ends, so an idle worker costs close to nothing.
 //!
 //! Two REQ sockets: a control socket (hello, heartbeat, result, leaving, bye; each answered at
 //! once) and a work socket (poll; answered with a task or `no_work`), so a held poll never
 //! delays a result. A REQ socket whose answer does not come in time is thrown away and built
 //! again (the "lazy pirate" pattern): the `zeromq` crate does not reconnect it by itself.
 //! Each new REQ socket does the channel handshake (with a key) before its first request.
+//! A REQ socket takes nothing unasked, so a `cancel` comes as the answer to a control request;
+//! the worker then beats again at once, to collect the next one.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use faas_protocol::wire::{self, ToDispatcher, ToWorker};
-use tokio::sync::{mpsc, Notify};
-use tokio::time::Instant;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, warn};
 use zeromq::{ReqSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
+use super::life::{End, Join, Transport};
 use super::{Core, WorkerError};
 use crate::backoff::Backoff;
-use crate::channel::{self, ChannelKey, Link};
+use crate::channel::{self, ChannelError, ChannelKey, Link};
 
 /// Longest a poll may stay unanswered before the socket is presumed dead; well above the
 /// dispatcher's long-poll.
 const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(super) async fn run(
-    core: Arc<Core>,
-    mut results: mpsc::UnboundedReceiver<ToDispatcher>,
-    shutdown: CancellationToken,
-) -> Result<(), WorkerError> {
-    let stop_polling = CancellationToken::new();
-    let abandon_poll = CancellationToken::new();
-    let rejoin = Arc::new(Notify::new());
-    let work = tokio::spawn(work_loop(
-        core.clone(),
-        stop_polling.clone(),
-        abandon_poll.clone(),
-        rejoin.clone(),
-    ));
-    let mut control = Req::new(&core.cfg.endpoint, core.cfg.key.clone(), true);
-    let mut join_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    let mut heartbeat = core.cfg.heartbeat;
-    let mut unsent: VecDeque<ToDispatcher> = VecDeque::new();
-    let mut joined = false;
-    let mut beat = tokio::time::interval(heartbeat);
-    while !shutdown.is_cancelled() {
-        if !joined {
-            match control
-                .request(&core.hello(), heartbeat * 3, &shutdown)
-                .await
-            {
-                Ok(ToWorker::Welcome {
-                    dispatcher,
-                    heartbeat_ms,
-                }) => {
-                    info!(%dispatcher, id = %core.cfg.id, "joined the dispatcher");
-                    heartbeat = Duration::from_millis(heartbeat_ms.max(50));
-                    beat = tokio::time::interval(heartbeat);
-                    joined = true;
-                    join_backoff.reset();
-                }
-                Ok(ToWorker::Refused {
-                    reason,
-                    rejoin: false,
-                }) => {
-                    error!(%reason, "the dispatcher refused this worker");
-                    stop_polling.cancel();
-                    return Err(WorkerError::Refused(reason));
-                }
-                Ok(other) => debug!(?other, "unexpected answer to hello"),
-                Err(why) => debug!(why, "no answer to hello yet"),
-            }
-            if !joined {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(join_backoff.next_delay()) => {}
-                }
-            }
-            continue;
+pub(super) struct Pull {
+    control: Req,
+    heartbeat: Duration,
+    /// Stops asking for work (drain).
+    stop_polling: CancellationToken,
+    /// Gives up a poll still held after `bye`.
+    abandon_poll: CancellationToken,
+    /// The work socket was told this worker is unknown: the control socket says hello again.
+    rejoin: Arc<Notify>,
+    work: Option<JoinHandle<()>>,
+}
+
+impl Pull {
+    /// Starts the work loop; it polls whenever a child is free, joined or not (a poll of a
+    /// worker the dispatcher does not know is answered "rejoin").
+    pub(super) fn new(core: &Arc<Core>) -> Self {
+        let stop_polling = CancellationToken::new();
+        let abandon_poll = CancellationToken::new();
+        let rejoin = Arc::new(Notify::new());
+        let work = tokio::spawn(work_loop(
+            core.clone(),
+            stop_polling.clone(),
+            abandon_poll.clone(),
+            rejoin.clone(),
+        ));
+        Self {
+            control: Req::new(&core.cfg.endpoint, core.cfg.key.clone(), true),
+            heartbeat: core.cfg.heartbeat,
+            stop_polling,
+            abandon_poll,
+            rejoin,
+            work: Some(work),
         }
-        let msg = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            _ = rejoin.notified() => { joined = false; continue }
-            r = async { match unsent.pop_front() { Some(r) => Some(r), None => results.recv().await } } => match r {
-                Some(r) => r,
-                None => break,
-            },
-            _ = beat.tick() => core.heartbeat(),
-        };
-        match control.request(&msg, heartbeat * 3, &shutdown).await {
-            Ok(ToWorker::Refused { rejoin: true, .. }) => {
-                joined = false;
-                if matches!(msg, ToDispatcher::Result { .. }) {
-                    // Not accepted from a connection that has not joined: again after hello.
-                    debug!("result refused before hello; sending it again after joining");
-                    unsent.push_front(msg);
+    }
+}
+
+impl Drop for Pull {
+    fn drop(&mut self) {
+        self.stop_polling.cancel();
+        self.abandon_poll.cancel();
+    }
+}
+
+impl Transport for Pull {
+    async fn join(&mut self, core: &Arc<Core>, shutdown: &CancellationToken) -> Join {
+        match self
+            .control
+            .request(&core.hello(), self.heartbeat * 3, shutdown)
+            .await
+        {
+            Ok(ToWorker::Welcome {
+                dispatcher,
+                heartbeat_ms,
+            }) => {
+                self.heartbeat = Duration::from_millis(heartbeat_ms.max(50));
+                Join::Joined(dispatcher)
+            }
+            Ok(ToWorker::Refused {
+                reason,
+                rejoin: false,
+            }) => Join::Refused(reason),
+            Ok(other) => {
+                debug!(?other, "unexpected answer to hello");
+                Join::Retry {
+                    key_mismatch: false,
                 }
             }
-            Ok(_) => {}
-            Err(why) => {
-                warn!(why, "dispatcher not answering; reconnecting");
-                if matches!(msg, ToDispatcher::Result { .. }) {
-                    unsent.push_front(msg);
+            Err(_) if shutdown.is_cancelled() => Join::Shutdown,
+            Err(reason) => {
+                debug!(reason, "no answer to hello yet");
+                Join::Retry {
+                    key_mismatch: self.control.key_mismatch,
                 }
-                joined = false;
             }
         }
     }
-    drain(
-        &core,
-        &mut control,
-        &mut results,
-        &mut unsent,
-        stop_polling,
-        heartbeat,
-        joined,
-    )
-    .await;
-    // A poll still waiting now waits for a dispatcher that is gone or has been told `bye`
-    // (which re-queues anything it might still hand this worker).
-    abandon_poll.cancel();
-    let _ = work.await;
-    Ok(())
+
+    async fn say(&mut self, core: &Arc<Core>, msg: &ToDispatcher) -> Result<(), End> {
+        // Not raced against shutdown: a result once sent is answered or times out.
+        let never = CancellationToken::new();
+        let timeout = self.heartbeat * 3;
+        let mut answer = self.control.request(msg, timeout, &never).await;
+        while let Ok(ToWorker::Cancel { task_id }) = answer {
+            core.cancel(task_id);
+            answer = self
+                .control
+                .request(&core.heartbeat(), timeout, &never)
+                .await;
+        }
+        match answer {
+            Ok(ToWorker::Refused { rejoin: true, .. }) => {
+                // Not accepted from a connection that has not joined: again after hello.
+                debug!("the dispatcher does not know this worker; joining again");
+                Err(End::Rejoin)
+            }
+            Ok(_) => Ok(()),
+            Err(reason) => {
+                warn!(reason, "dispatcher not answering; reconnecting");
+                Err(End::Reconnect(reason))
+            }
+        }
+    }
+
+    async fn heard(&mut self, _core: &Arc<Core>) -> Result<Option<End>, WorkerError> {
+        self.rejoin.notified().await;
+        Ok(Some(End::Rejoin))
+    }
+
+    fn silent(&self) -> bool {
+        // Every control request has its own timeout.
+        false
+    }
+
+    fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    fn stop_tasks(&mut self) {
+        self.stop_polling.cancel();
+    }
+
+    fn settled(&self) -> bool {
+        // `leaving` was a request: its answer came, so no poll of this worker is answered
+        // with a task any more.
+        true
+    }
+
+    async fn close(&mut self) {
+        // A poll still waiting now waits for a dispatcher that is gone or has been told `bye`
+        // (which re-queues anything it might still hand this worker).
+        self.stop_polling.cancel();
+        self.abandon_poll.cancel();
+        if let Some(work) = self.work.take() {
+            let _ = work.await;
+        }
+    }
 }
 
 /// Asks for one task whenever a child is free.
@@ -156,7 +195,7 @@ async fn work_loop(
             Ok(ToWorker::NoWork) => continue,
             Ok(ToWorker::Refused { rejoin: true, .. }) => rejoin.notify_one(),
             Ok(other) => debug!(?other, "unexpected answer to a poll"),
-            Err(why) => debug!(why, "poll failed"),
+            Err(reason) => debug!(reason, "poll failed"),
         }
         drop(slot);
         tokio::select! {
@@ -166,67 +205,6 @@ async fn work_loop(
     }
 }
 
-/// Says `leaving`, delivers the results of running tasks within the grace, then says `bye`
-/// with what is unfinished. A dispatcher that does not answer is not waited for again: it
-/// re-queues this worker's tasks once it notices the worker is gone.
-async fn drain(
-    core: &Arc<Core>,
-    control: &mut Req,
-    results: &mut mpsc::UnboundedReceiver<ToDispatcher>,
-    unsent: &mut VecDeque<ToDispatcher>,
-    stop_polling: CancellationToken,
-    heartbeat: Duration,
-    joined: bool,
-) {
-    let never = CancellationToken::new();
-    let id = core.cfg.id.clone();
-    stop_polling.cancel();
-    let mut reachable = joined;
-    let say = async |control: &mut Req, msg: &ToDispatcher, reachable: &mut bool| {
-        if *reachable && control.request(msg, heartbeat * 3, &never).await.is_err() {
-            warn!("the dispatcher does not answer; leaving without it");
-            *reachable = false;
-        }
-    };
-    say(
-        control,
-        &ToDispatcher::Leaving { worker: id.clone() },
-        &mut reachable,
-    )
-    .await;
-    info!(running = core.busy(), "draining");
-    let deadline = Instant::now() + core.cfg.drain_grace;
-    // Still beating while tasks finish, so that the dispatcher does not declare this worker
-    // lost (and drop its results as those of an attempt given up on).
-    let mut beat = tokio::time::interval(heartbeat);
-    beat.reset();
-    loop {
-        let next = match unsent.pop_front() {
-            Some(r) => Some(r),
-            None if core.busy() == 0 => results.try_recv().ok(),
-            None => tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => None,
-                r = results.recv() => r,
-                _ = beat.tick() => Some(core.heartbeat()),
-            },
-        };
-        let Some(r) = next else { break };
-        say(control, &r, &mut reachable).await;
-    }
-    let unfinished = core.unfinished();
-    if !unfinished.is_empty() {
-        warn!(
-            count = unfinished.len(),
-            "drain grace ran out; handing tasks back"
-        );
-    }
-    let bye = ToDispatcher::Bye {
-        worker: id,
-        unfinished,
-    };
-    say(control, &bye, &mut reachable).await;
-}
-
 /// A REQ socket that is rebuilt after any failure (lazy pirate), with its channel session.
 struct Req {
     endpoint: String,
@@ -234,6 +212,8 @@ struct Req {
     socket: Option<(ReqSocket, Link)>,
     /// Log a failed handshake as an error (the control socket) or at debug level.
     loud: bool,
+    /// The last handshake failed because the keys differ.
+    key_mismatch: bool,
 }
 
 impl Req {
@@ -243,6 +223,7 @@ impl Req {
             key,
             socket: None,
             loud,
+            key_mismatch: false,
         }
     }
 
@@ -280,11 +261,15 @@ impl Req {
                 _ = cancel.cancelled() => return Err("cancelled"),
                 r = channel::connect(&mut s, self.key.as_ref(), Duration::from_secs(5)) => r,
             };
-            let link = link.map_err(|e| {
-                match self.loud {
+            self.key_mismatch = false;
+            let link = link.map_err(|e: ChannelError| {
+                self.key_mismatch = match self.loud {
                     true => super::push::handshake_failed(&e),
-                    false => debug!(error = %e, "work socket handshake failed"),
-                }
+                    false => {
+                        debug!(error = %e, "work socket handshake failed");
+                        false
+                    }
+                };
                 "handshake failed"
             })?;
             self.socket = Some((s, link));

@@ -1,73 +1,41 @@
-//! Push mode: one DEALER socket; the dispatcher sends tasks while this worker has free slots.
+//! Push mode's transport: one DEALER socket; the dispatcher sends tasks (and cancels) while
+//! this worker has free slots, unasked, and acknowledges heartbeats, `leaving` and `bye`.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faas_protocol::wire::{self, FrameError, ToDispatcher, ToWorker};
+use faas_protocol::wire::{self, ToDispatcher, ToWorker};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 use zeromq::{DealerSocket, Socket, SocketEvent, SocketRecv, SocketSend, ZmqMessage};
 
+use super::life::{End, Join, Transport};
 use super::{Core, WorkerError};
-use crate::backoff::Backoff;
 use crate::channel::{self, ChannelError, Link};
 
-/// How long the dispatcher has to answer a handshake.
+/// How long the dispatcher has to answer a handshake, and a hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A failed handshake, said plainly: a key mismatch is an operator's error and logged as one.
-pub(super) fn handshake_failed(e: &ChannelError) {
+/// Returns whether it was one.
+pub(super) fn handshake_failed(e: &ChannelError) -> bool {
     match e {
         ChannelError::Unanswered => {
             debug!(error = %e, "dispatcher not answering the handshake yet")
         }
         _ => error!(error = %e, "cannot join the dispatcher; retrying with back-off"),
     }
+    matches!(
+        e,
+        ChannelError::Refused | ChannelError::PlaintextPeer | ChannelError::Handshake
+    )
 }
 
-/// Why one connection ended.
-enum End {
-    Reconnect(&'static str),
-    Shutdown,
-}
-
-pub(super) async fn run(
-    core: Arc<Core>,
-    mut results: mpsc::UnboundedReceiver<ToDispatcher>,
-    shutdown: CancellationToken,
-) -> Result<(), WorkerError> {
-    // Results taken from the outbox but not yet handed to a live socket.
-    let mut unsent: VecDeque<ToDispatcher> = VecDeque::new();
-    // One back-off for connecting and reconnecting; a welcome resets it.
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-    loop {
-        let Some(mut conn) = Connection::open(&core, &shutdown, &mut backoff).await else {
-            break;
-        };
-        match conn
-            .serve(&core, &mut results, &mut unsent, &shutdown)
-            .await?
-        {
-            End::Shutdown => {
-                drain(&core, conn, &mut results, &mut unsent).await;
-                return Ok(());
-            }
-            End::Reconnect(why) => {
-                warn!(why, "connection to the dispatcher lost; reconnecting");
-                if conn.welcomed {
-                    backoff.reset();
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
-                }
-            }
-        }
-    }
-    Ok(())
+pub(super) struct Push {
+    conn: Option<Connection>,
+    heartbeat: Duration,
 }
 
 struct Connection {
@@ -76,176 +44,86 @@ struct Connection {
     link: Link,
     inbox: mpsc::UnboundedReceiver<ZmqMessage>,
     monitor: futures::channel::mpsc::Receiver<SocketEvent>,
-    heartbeat: Duration,
     last_heard: Instant,
-    /// The dispatcher welcomed this connection (so the next reconnect starts its back-off anew).
-    welcomed: bool,
+    /// Acks received: the first after `leaving` says no task is still on its way.
+    acks: u32,
 }
 
-impl Connection {
-    /// Connects (waiting for the dispatcher as long as it takes) and says hello.
-    async fn open(
+impl Push {
+    pub(super) fn new(core: &Core) -> Self {
+        Self {
+            conn: None,
+            heartbeat: core.cfg.heartbeat,
+        }
+    }
+
+    /// Connects a DEALER and does the channel handshake.
+    async fn connect(
         core: &Core,
         shutdown: &CancellationToken,
-        backoff: &mut Backoff,
-    ) -> Option<Self> {
-        loop {
-            let mut key_mismatch = false;
-            let mut socket = DealerSocket::new();
-            let monitor = socket.monitor();
-            // Bounded: a connect to a host that drops packets would otherwise hang here.
-            let connected = tokio::select! {
-                _ = shutdown.cancelled() => return None,
-                r = tokio::time::timeout(Duration::from_secs(5), socket.connect(&core.cfg.endpoint)) => {
-                    r.unwrap_or_else(|_| Err(zeromq::ZmqError::Other("connect timed out")))
-                }
-            };
-            // With a key, the handshake comes before anything else is said.
-            let link = match connected {
-                Ok(()) => {
-                    match channel::connect(&mut socket, core.cfg.key.as_ref(), HANDSHAKE_TIMEOUT)
-                        .await
-                    {
-                        Ok(link) => Ok(link),
-                        Err(e) => {
-                            handshake_failed(&e);
-                            if matches!(
-                                e,
-                                ChannelError::Refused
-                                    | ChannelError::PlaintextPeer
-                                    | ChannelError::Handshake
-                            ) {
-                                key_mismatch = true;
-                            }
-                            Err(zeromq::ZmqError::Other("handshake failed"))
-                        }
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            match link {
-                Ok(link) => {
-                    let (send, mut recv) = socket.split();
-                    let (tx, inbox) = mpsc::unbounded_channel();
-                    // A task of its own, so receiving is never cancelled halfway.
-                    tokio::spawn(async move {
-                        while let Ok(msg) = recv.recv().await {
-                            if tx.send(msg).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                    let mut conn = Self {
-                        send,
-                        link,
-                        inbox,
-                        monitor,
-                        heartbeat: core.cfg.heartbeat,
-                        last_heard: Instant::now(),
-                        welcomed: false,
-                    };
-                    if conn.send(&core.hello()).await {
-                        info!(endpoint = %core.cfg.endpoint, id = %core.cfg.id, "connected; said hello");
-                        return Some(conn);
-                    }
-                }
-                Err(e) => {
-                    debug!(error = %e, endpoint = %core.cfg.endpoint, "dispatcher not reachable yet")
-                }
-            }
-            // A key mismatch does not mend itself in milliseconds: wait longer between tries.
-            let delay = match key_mismatch {
-                true => backoff.at_least(Duration::from_secs(5)),
-                false => backoff.next_delay(),
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => return None,
-                _ = tokio::time::sleep(delay) => {}
-            }
+    ) -> Result<Option<Connection>, bool> {
+        let mut socket = DealerSocket::new();
+        let monitor = socket.monitor();
+        // Bounded: a connect to a host that drops packets would otherwise hang here.
+        let connected = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            r = tokio::time::timeout(Duration::from_secs(5), socket.connect(&core.cfg.endpoint)) => r,
+        };
+        if !matches!(connected, Ok(Ok(()))) {
+            debug!("dispatcher not reachable yet");
+            return Err(false);
         }
+        // With a key, the handshake comes before anything else is said.
+        let link = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            r = channel::connect(&mut socket, core.cfg.key.as_ref(), HANDSHAKE_TIMEOUT) => r,
+        };
+        let link = link.map_err(|e| handshake_failed(&e))?;
+        let (send, mut recv) = socket.split();
+        let (tx, inbox) = mpsc::unbounded_channel();
+        // A task of its own, so receiving is never cancelled halfway.
+        tokio::spawn(async move {
+            while let Ok(msg) = recv.recv().await {
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Some(Connection {
+            send,
+            link,
+            inbox,
+            monitor,
+            last_heard: Instant::now(),
+            acks: 0,
+        }))
     }
 
-    async fn send(&mut self, msg: &ToDispatcher) -> bool {
-        let frame = ZmqMessage::from(self.link.seal(wire::encode(msg)));
-        self.send.send(frame).await.is_ok()
-    }
-
-    async fn serve(
-        &mut self,
-        core: &Arc<Core>,
-        results: &mut mpsc::UnboundedReceiver<ToDispatcher>,
-        unsent: &mut VecDeque<ToDispatcher>,
-        shutdown: &CancellationToken,
-    ) -> Result<End, WorkerError> {
-        while let Some(r) = unsent.pop_front() {
-            if !self.send(&r).await {
-                unsent.push_front(r);
-                return Ok(End::Reconnect("send failed"));
-            }
-        }
-        let mut beat = tokio::time::interval(self.heartbeat);
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return Ok(End::Shutdown),
-                event = futures::StreamExt::next(&mut self.monitor) => {
-                    if matches!(event, Some(SocketEvent::Disconnected(_)) | None) {
-                        return Ok(End::Reconnect("socket disconnected"));
-                    }
-                }
-                msg = self.inbox.recv() => {
-                    let Some(msg) = msg else { return Ok(End::Reconnect("socket closed")) };
-                    if let Some(end) = self.on_message(core, msg).await? {
-                        return Ok(end);
-                    }
-                }
-                result = results.recv() => {
-                    let Some(result) = result else { return Ok(End::Shutdown) };
-                    if !self.send(&result).await {
-                        unsent.push_back(result);
-                        return Ok(End::Reconnect("send failed"));
-                    }
-                }
-                _ = beat.tick() => {
-                    if self.last_heard.elapsed() > self.heartbeat * 3 {
-                        return Ok(End::Reconnect("dispatcher silent for three heartbeats"));
-                    }
-                    if !self.send(&core.heartbeat()).await {
-                        return Ok(End::Reconnect("send failed"));
-                    }
-                }
-            }
-        }
-    }
-
-    async fn on_message(
-        &mut self,
-        core: &Arc<Core>,
-        msg: ZmqMessage,
-    ) -> Result<Option<End>, WorkerError> {
+    /// Opens one frame from the dispatcher and acts on it.
+    fn on_frame(&mut self, core: &Arc<Core>, msg: ZmqMessage) -> Result<Option<End>, WorkerError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(None);
+        };
         let Some(frame) = msg.into_vec().pop() else {
             return Ok(None);
         };
         // A frame that does not open means a broken or tampered connection: start afresh.
-        let payload = match self.link.open(&frame) {
+        let payload = match conn.link.open(&frame) {
             Ok(p) => p,
             Err(e) => {
                 warn!(error = %e, "a frame from the dispatcher did not open; reconnecting");
+                self.conn = None;
                 return Ok(Some(End::Reconnect("unreadable frame")));
             }
         };
-        self.last_heard = Instant::now();
+        conn.last_heard = Instant::now();
         match wire::decode::<ToWorker>(&payload) {
             Ok(ToWorker::Task(t)) => {
                 debug!(task_id = %t.task_id, "task received");
                 core.start(t, None);
             }
-            Ok(ToWorker::Welcome {
-                dispatcher,
-                heartbeat_ms,
-            }) => {
-                info!(%dispatcher, heartbeat_ms, "welcomed by the dispatcher");
-                self.welcomed = true;
+            Ok(ToWorker::Cancel { task_id }) => core.cancel(task_id),
+            Ok(ToWorker::Welcome { heartbeat_ms, .. }) => {
                 self.heartbeat = Duration::from_millis(heartbeat_ms.max(50));
             }
             Ok(ToWorker::Refused {
@@ -253,9 +131,7 @@ impl Connection {
                 rejoin: true,
             }) => {
                 debug!(%reason, "dispatcher asks to rejoin");
-                if !self.send(&core.hello()).await {
-                    return Ok(Some(End::Reconnect("send failed")));
-                }
+                return Ok(Some(End::Rejoin));
             }
             Ok(ToWorker::Refused {
                 reason,
@@ -264,84 +140,145 @@ impl Connection {
                 error!(%reason, "the dispatcher refused this worker");
                 return Err(WorkerError::Refused(reason));
             }
-            Ok(ToWorker::Ack | ToWorker::NoWork) => {}
+            Ok(ToWorker::Ack) => conn.acks += 1,
+            Ok(ToWorker::NoWork) => {}
             Err(e) => error!(error = %e, "cannot read a message from the dispatcher"),
         }
         Ok(None)
     }
 }
 
-/// Graceful stop: say `leaving`, let running tasks finish within the grace (their results
-/// still go out, and a task that crossed the `leaving` on the wire still runs), then `bye`
-/// with whatever did not finish.
-async fn drain(
-    core: &Arc<Core>,
-    mut conn: Connection,
-    results: &mut mpsc::UnboundedReceiver<ToDispatcher>,
-    unsent: &mut VecDeque<ToDispatcher>,
-) {
-    let id = core.cfg.id.clone();
-    conn.send(&ToDispatcher::Leaving { worker: id.clone() })
-        .await;
-    let deadline = Instant::now() + core.cfg.drain_grace;
-    info!(running = core.busy(), "draining");
-    while let Some(r) = unsent.pop_front() {
-        conn.send(&r).await;
-    }
-    let mut acks = 0;
-    // Still beating: a worker that drains a long task is not lost (its result would be of an
-    // attempt given up on, and dropped).
-    let mut beat = tokio::time::interval(conn.heartbeat);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => break,
-            _ = beat.tick() => { conn.send(&core.heartbeat()).await; }
-            r = results.recv() => match r {
-                Some(r) => { conn.send(&r).await; }
-                None => break,
-            },
-            msg = conn.inbox.recv() => match msg.and_then(|m| m.into_vec().pop()) {
-                Some(frame) => match conn.link.open(&frame).ok().map(|p| wire::decode::<ToWorker>(&p)).unwrap_or(Err(FrameError::Malformed("unreadable frame".into()))) {
-                    Ok(ToWorker::Task(t)) => { core.start(t, None); }
-                    Ok(ToWorker::Ack) => acks += 1,
-                    _ => {}
-                },
-                None => break,
-            },
+impl Transport for Push {
+    async fn join(&mut self, core: &Arc<Core>, shutdown: &CancellationToken) -> Join {
+        if self.conn.is_none() {
+            match Self::connect(core, shutdown).await {
+                Ok(Some(conn)) => self.conn = Some(conn),
+                Ok(None) => return Join::Shutdown,
+                Err(key_mismatch) => return Join::Retry { key_mismatch },
+            }
         }
-        if core.busy() == 0 && acks > 0 {
-            break;
+        if self.say(core, &core.hello()).await.is_err() {
+            return Join::Retry {
+                key_mismatch: false,
+            };
+        }
+        // Tasks come only after the welcome, on the same socket, in order.
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Join::Retry {
+                    key_mismatch: false,
+                };
+            };
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => return Join::Shutdown,
+                _ = tokio::time::sleep_until(deadline) => None,
+                msg = conn.inbox.recv() => msg,
+            };
+            let Some(msg) = msg else {
+                self.conn = None;
+                return Join::Retry {
+                    key_mismatch: false,
+                };
+            };
+            let welcome = msg
+                .into_vec()
+                .pop()
+                .and_then(|f| conn.link.open(&f).ok())
+                .and_then(|p| wire::decode::<ToWorker>(&p).ok());
+            match welcome {
+                Some(ToWorker::Welcome {
+                    dispatcher,
+                    heartbeat_ms,
+                }) => {
+                    conn.last_heard = Instant::now();
+                    self.heartbeat = Duration::from_millis(heartbeat_ms.max(50));
+                    return Join::Joined(dispatcher);
+                }
+                Some(ToWorker::Refused {
+                    reason,
+                    rejoin: false,
+                }) => return Join::Refused(reason),
+                other => debug!(?other, "unexpected answer to hello"),
+            }
         }
     }
-    // Results that landed just as the last task finished.
-    while let Ok(r) = results.try_recv() {
-        conn.send(&r).await;
+
+    async fn say(&mut self, _core: &Arc<Core>, msg: &ToDispatcher) -> Result<(), End> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(End::Reconnect("not connected"));
+        };
+        let frame = ZmqMessage::from(conn.link.seal(wire::encode(msg)));
+        if conn.send.send(frame).await.is_err() {
+            self.conn = None;
+            return Err(End::Reconnect("send failed"));
+        }
+        Ok(())
     }
-    let unfinished = core.unfinished();
-    if !unfinished.is_empty() {
-        warn!(
-            count = unfinished.len(),
-            "drain grace ran out; handing tasks back"
-        );
+
+    async fn heard(&mut self, core: &Arc<Core>) -> Result<Option<End>, WorkerError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return std::future::pending().await;
+        };
+        let msg = tokio::select! {
+            event = futures::StreamExt::next(&mut conn.monitor) => {
+                if matches!(event, Some(SocketEvent::Disconnected(_)) | None) {
+                    self.conn = None;
+                    return Ok(Some(End::Reconnect("socket disconnected")));
+                }
+                return Ok(None);
+            }
+            msg = conn.inbox.recv() => msg,
+        };
+        match msg {
+            Some(msg) => self.on_frame(core, msg),
+            None => {
+                self.conn = None;
+                Ok(Some(End::Reconnect("socket closed")))
+            }
+        }
     }
-    conn.send(&ToDispatcher::Bye {
-        worker: id,
-        unfinished,
-    })
-    .await;
-    // A send that returned Ok was only queued locally: wait (briefly) for the answer to `bye`.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(msg) = conn.inbox.recv().await {
-            if let Some(payload) = msg.into_vec().pop().and_then(|f| conn.link.open(&f).ok()) {
-                // Two acks are due: one for `leaving` (maybe already counted) and one for `bye`.
-                if matches!(wire::decode::<ToWorker>(&payload), Ok(ToWorker::Ack)) {
-                    acks += 1;
-                    if acks >= 2 {
-                        return;
+
+    fn silent(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|c| c.last_heard.elapsed() > self.heartbeat * 3)
+    }
+
+    fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    fn stop_tasks(&mut self) {
+        // The dispatcher sends none once it has read `leaving`.
+        if let Some(conn) = self.conn.as_mut() {
+            conn.acks = 0;
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.acks > 0)
+    }
+
+    async fn close(&mut self) {
+        // A send that returned Ok was only queued locally: wait (briefly) for the answer to
+        // `bye`. Two acks are due: one for `leaving` (maybe already counted) and one for `bye`.
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while conn.acks < 2 {
+                let Some(msg) = conn.inbox.recv().await else {
+                    return;
+                };
+                let payload = msg.into_vec().pop().and_then(|f| conn.link.open(&f).ok());
+                if let Some(payload) = payload {
+                    if matches!(wire::decode::<ToWorker>(&payload), Ok(ToWorker::Ack)) {
+                        conn.acks += 1;
                     }
                 }
             }
-        }
-    })
-    .await;
+        })
+        .await;
+    }
 }

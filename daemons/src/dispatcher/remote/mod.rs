@@ -26,10 +26,10 @@ use faas_protocol::wire::{self, FrameError, TaskMsg, ToDispatcher, ToWorker};
 use faas_protocol::{FunctionFormat, TaskId};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn};
 use zeromq::{RouterSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
-use self::registry::{Claim, Envelope, Registry};
+use self::registry::{CancelRoute, Claim, Envelope, Registry};
 use self::sessions::{Inbound, Sessions};
 use super::{ExecSlot, Executor, RunResult};
 use crate::channel::{ChannelKey, RateLimit};
@@ -123,7 +123,7 @@ impl RemoteExecutor {
 
     /// Workers connected now.
     pub fn workers(&self) -> usize {
-        self.hub.registry().workers.len()
+        self.hub.registry().online()
     }
 
     /// Tasks the workers could take right now.
@@ -166,11 +166,23 @@ impl Executor for RemoteExecutor {
     }
 
     fn try_acquire(&self) -> Option<RemoteSlot> {
-        let claim = self.hub.registry.lock().expect("registry lock").claim()?;
+        let claim = self.hub.registry().claim()?;
         Some(RemoteSlot {
             hub: self.hub.clone(),
             claim: Some(claim),
         })
+    }
+
+    fn cancel(&self, task: TaskId) -> bool {
+        let route = self.hub.registry().cancel(task);
+        match route {
+            Some(CancelRoute::Send(route)) => {
+                self.hub.reply(route, &ToWorker::Cancel { task_id: task });
+                true
+            }
+            Some(CancelRoute::Queued) => true,
+            None => false,
+        }
     }
 }
 
@@ -247,10 +259,7 @@ impl RemoteSlot {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => RunResult::Lost(format!("worker {} was lost", claim.worker)),
             Err(_) => {
-                hub.registry
-                    .lock()
-                    .expect("registry lock")
-                    .abandon(&claim.worker, job.task_id);
+                hub.registry().abandon(&claim.worker, job.task_id);
                 RunResult::Lost(format!(
                     "no result from worker {} within the task's deadline",
                     claim.worker
@@ -320,6 +329,10 @@ impl Hub {
         self.registry.lock().expect("registry lock")
     }
 
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions.lock().expect("sessions lock")
+    }
+
     /// Announces a registry change in Redis without holding up the socket loop.
     fn publish(&self, info: WorkerInfo, state: WorkerState) {
         let store = self.store.clone();
@@ -330,10 +343,59 @@ impl Hub {
         });
     }
 
-    /// Handles one opened message from the session `joined` (who it joined as, if it did).
+    /// Handles one opened message from the session `joined` (who it joined as, if it did):
+    /// decoded, checked against the session, then handed to the function of its kind.
     fn on_message(&self, envelope: Envelope, joined: Option<String>, payload: &[u8]) {
-        let msg = match wire::decode::<ToDispatcher>(payload) {
-            Ok(m) => m,
+        let Some(msg) = self.decode(&envelope, payload) else {
+            return;
+        };
+        if !self.authorize(&envelope, joined.as_deref(), &msg) {
+            return;
+        }
+        let _span = info_span!("worker", worker = %msg.worker()).entered();
+        match msg {
+            ToDispatcher::Hello {
+                worker,
+                mode,
+                host,
+                pid,
+                slots,
+                busy,
+            } => {
+                let info = WorkerInfo {
+                    id: worker,
+                    mode,
+                    host,
+                    pid,
+                    dispatcher: self.cfg.dispatcher.clone(),
+                    slots,
+                    busy,
+                    tasks_done: 0,
+                    joined_at: now_ms(),
+                    last_heartbeat: now_ms(),
+                };
+                self.on_hello(envelope, info)
+            }
+            ToDispatcher::Poll { worker } => self.on_poll(envelope, &worker),
+            ToDispatcher::Result {
+                worker,
+                task_id,
+                lease,
+                format,
+                outcome,
+            } => self.on_result(envelope, worker, task_id, lease, format, outcome),
+            ToDispatcher::Heartbeat { worker, busy } => self.on_heartbeat(envelope, &worker, busy),
+            ToDispatcher::Leaving { worker } => self.on_leaving(envelope, &worker),
+            ToDispatcher::Bye { worker, unfinished } => {
+                self.on_bye(envelope, &worker, unfinished.len())
+            }
+        }
+    }
+
+    /// Reads a message; one that does not read is refused with the reason.
+    fn decode(&self, envelope: &Envelope, payload: &[u8]) -> Option<ToDispatcher> {
+        match wire::decode::<ToDispatcher>(payload) {
+            Ok(m) => Some(m),
             Err(e) => {
                 match &e {
                     FrameError::Version { .. } => {
@@ -345,34 +407,35 @@ impl Hub {
                     reason: e.to_string(),
                     rejoin: false,
                 };
-                self.reply(envelope, &refused);
-                return;
+                self.reply(envelope.clone(), &refused);
+                None
             }
-        };
-        let now = Instant::now();
-        let named = msg.worker().to_owned();
-        match (&msg, joined.as_deref()) {
-            // Joining: a hello binds the session to its worker; a pull work socket's first
-            // poll binds it to a pull worker that joined on its control socket.
-            (ToDispatcher::Hello { .. }, None) => {}
+        }
+    }
+
+    /// Whether the session `joined` may say `msg`: a hello binds a new session to its worker,
+    /// a pull work socket's first poll binds it to a pull worker that joined on its control
+    /// socket, and after that a session speaks only for the worker it joined as. A message
+    /// that may not be said is answered (rejoin or refused) here.
+    fn authorize(&self, envelope: &Envelope, joined: Option<&str>, msg: &ToDispatcher) -> bool {
+        let named = msg.worker();
+        match (msg, joined) {
+            (ToDispatcher::Hello { .. }, None) => true,
             (ToDispatcher::Poll { .. }, None) => {
-                let pull_worker = self
-                    .registry()
-                    .workers
-                    .get(&named)
-                    .is_some_and(|w| w.info.mode == WorkerMode::Pull);
-                if !pull_worker {
-                    return self.rejoin(envelope, &named);
+                if self.registry().mode(named) != Some(WorkerMode::Pull) {
+                    self.rejoin(envelope.clone(), named);
+                    return false;
                 }
                 if let Some(id) = envelope.first() {
-                    self.sessions
-                        .lock()
-                        .expect("sessions lock")
-                        .join(id, &named);
+                    self.sessions().join(id, named);
                 }
+                true
             }
-            (_, Some(j)) if j == named => {}
-            (_, None) => return self.rejoin(envelope, &named),
+            (_, Some(j)) if j == named => true,
+            (_, None) => {
+                self.rejoin(envelope.clone(), named);
+                false
+            }
             (_, Some(j)) => {
                 self.refuse(
                     "wrong_session",
@@ -384,141 +447,133 @@ impl Hub {
                     reason: format!("this connection joined as worker {j}"),
                     rejoin: false,
                 };
-                return self.reply(envelope, &refused);
+                self.reply(envelope.clone(), &refused);
+                false
             }
         }
-        match msg {
-            ToDispatcher::Hello {
-                worker,
-                mode,
-                host,
-                pid,
-                slots,
-                busy,
-            } => {
-                let info = WorkerInfo {
-                    id: worker.clone(),
-                    mode,
-                    host,
-                    pid,
-                    dispatcher: self.cfg.dispatcher.clone(),
-                    slots,
-                    busy,
-                    tasks_done: 0,
-                    joined_at: now_ms(),
-                    last_heartbeat: now_ms(),
-                };
-                if mode != self.cfg.mode {
-                    let reason = format!(
-                        "this dispatcher runs in {:?} mode; the worker is a {:?} worker",
-                        self.cfg.mode, mode
-                    );
-                    warn!(%worker, %reason, "refusing worker");
-                    self.reply(
-                        envelope,
-                        &ToWorker::Refused {
-                            reason,
-                            rejoin: false,
-                        },
-                    );
-                    return;
-                }
-                if let Some(id) = envelope.first() {
-                    self.sessions
-                        .lock()
-                        .expect("sessions lock")
-                        .join(id, &worker);
-                }
-                let (new, online) = {
-                    let mut registry = self.registry();
-                    let new = registry.hello(info.clone(), envelope.clone(), now);
-                    (new, registry.workers.len())
-                };
-                crate::metrics::workers_online(online);
-                info!(%worker, slots, new, "worker joined");
-                if new {
-                    self.publish(info, WorkerState::Joined);
-                }
+    }
+
+    /// `hello`: the worker joins (or rejoins after a reconnect) and its session is bound to it.
+    fn on_hello(&self, envelope: Envelope, info: WorkerInfo) {
+        let worker = info.id.clone();
+        if info.mode != self.cfg.mode {
+            let reason = format!(
+                "this dispatcher runs in {:?} mode; the worker is a {:?} worker",
+                self.cfg.mode, info.mode
+            );
+            warn!(%worker, %reason, "refusing worker");
+            let refused = ToWorker::Refused {
+                reason,
+                rejoin: false,
+            };
+            return self.reply(envelope, &refused);
+        }
+        if let Some(id) = envelope.first() {
+            self.sessions().join(id, &worker);
+        }
+        let slots = info.slots;
+        let (new, online) = {
+            let mut registry = self.registry();
+            let new = registry.hello(info.clone(), envelope.clone(), Instant::now());
+            (new, registry.online())
+        };
+        crate::metrics::workers_online(online);
+        info!(%worker, slots, new, "worker joined");
+        if new {
+            self.publish(info, WorkerState::Joined);
+        }
+        self.capacity.notify_one();
+        let welcome = ToWorker::Welcome {
+            dispatcher: self.cfg.dispatcher.clone(),
+            heartbeat_ms: self.cfg.heartbeat.as_millis() as u64,
+        };
+        self.reply(envelope, &welcome);
+    }
+
+    /// `poll`: held until there is a task for it or the long-poll ends.
+    fn on_poll(&self, envelope: Envelope, worker: &str) {
+        let leaving = self.registry().is_leaving(worker);
+        match leaving {
+            Some(true) => self.reply(envelope, &ToWorker::NoWork),
+            Some(false) => {
+                self.registry().poll(worker, envelope, Instant::now());
                 self.capacity.notify_one();
-                let welcome = ToWorker::Welcome {
-                    dispatcher: self.cfg.dispatcher.clone(),
-                    heartbeat_ms: self.cfg.heartbeat.as_millis() as u64,
-                };
-                self.reply(envelope, &welcome);
             }
-            ToDispatcher::Poll { worker } => {
-                let leaving = self.registry().workers.get(&worker).map(|w| w.leaving);
-                match leaving {
-                    Some(true) => self.reply(envelope, &ToWorker::NoWork),
-                    Some(false) => {
-                        self.registry().poll(&worker, envelope, now);
-                        self.capacity.notify_one();
-                    }
-                    None => self.rejoin(envelope, &worker),
+            None => self.rejoin(envelope, worker),
+        }
+    }
+
+    /// `result`: answers the run waiting for it, or is recorded late (under its lease).
+    fn on_result(
+        &self,
+        envelope: Envelope,
+        worker: String,
+        task_id: TaskId,
+        lease: u32,
+        format: FunctionFormat,
+        outcome: Outcome,
+    ) {
+        let waiting = {
+            let mut registry = self.registry();
+            registry.seen(&worker, Instant::now());
+            registry.result(&worker, task_id, lease)
+        };
+        match waiting {
+            Some(done) => {
+                if let Err(RunResult::Done(outcome)) = done.send(RunResult::Done(outcome)) {
+                    self.record_late(task_id, lease, format, outcome, worker.clone());
                 }
             }
-            ToDispatcher::Result {
-                worker,
-                task_id,
-                lease,
-                format,
-                outcome,
-            } => {
-                let waiting = {
-                    let mut reg = self.registry();
-                    if let Some(w) = reg.workers.get_mut(&worker) {
-                        w.last_seen = now;
-                    }
-                    reg.result(&worker, task_id, lease)
-                };
-                match waiting {
-                    Some(done) => {
-                        if let Err(RunResult::Done(outcome)) = done.send(RunResult::Done(outcome)) {
-                            self.record_late(task_id, lease, format, outcome, worker);
-                        }
-                    }
-                    None => self.record_late(task_id, lease, format, outcome, worker),
-                }
-                // Either way a slot of this worker is free again.
-                self.capacity.notify_one();
-                if is_req(&envelope) {
-                    self.reply(envelope, &ToWorker::Ack);
-                }
+            None => self.record_late(task_id, lease, format, outcome, worker.clone()),
+        }
+        // Either way a slot of this worker is free again.
+        self.capacity.notify_one();
+        if is_req(&envelope) {
+            let ack = self.ack(&worker);
+            self.reply(envelope, &ack);
+        }
+    }
+
+    /// `heartbeat`: the worker is alive.
+    fn on_heartbeat(&self, envelope: Envelope, worker: &str, busy: u32) {
+        let known = self.registry().heartbeat(worker, Instant::now(), now_ms());
+        if known {
+            debug!(busy, "heartbeat");
+            let ack = self.ack(worker);
+            self.reply(envelope, &ack);
+        } else {
+            self.rejoin(envelope, worker);
+        }
+    }
+
+    /// `leaving`: no new tasks for the worker; its held polls are answered `no_work`.
+    fn on_leaving(&self, envelope: Envelope, worker: &str) {
+        info!(%worker, "worker leaving: no new tasks for it");
+        for poll in self.registry().leaving(worker) {
+            self.reply(poll, &ToWorker::NoWork);
+        }
+        self.reply(envelope, &ToWorker::Ack);
+    }
+
+    /// `bye`: the worker is gone; what it still ran goes back to the queue.
+    fn on_bye(&self, envelope: Envelope, worker: &str, unfinished: usize) {
+        let reason = format!("worker {worker} shut down before finishing it");
+        if let Some(gone) = self.registry().remove(worker, &reason) {
+            info!(%worker, unfinished, "worker left");
+            for poll in gone.polls {
+                self.reply(poll, &ToWorker::NoWork);
             }
-            ToDispatcher::Heartbeat { worker, busy } => {
-                let known = match self.registry().workers.get_mut(&worker) {
-                    Some(w) => {
-                        w.last_seen = now;
-                        w.info.last_heartbeat = now_ms();
-                        debug!(%worker, busy, "heartbeat");
-                        true
-                    }
-                    None => false,
-                };
-                if known {
-                    self.reply(envelope, &ToWorker::Ack);
-                } else {
-                    self.rejoin(envelope, &worker);
-                }
-            }
-            ToDispatcher::Leaving { worker } => {
-                info!(%worker, "worker leaving: no new tasks for it");
-                for poll in self.registry().leaving(&worker) {
-                    self.reply(poll, &ToWorker::NoWork);
-                }
-                self.reply(envelope, &ToWorker::Ack);
-            }
-            ToDispatcher::Bye { worker, unfinished } => {
-                let why = format!("worker {worker} shut down before finishing it");
-                if let Some(w) = self.registry().remove(&worker, &why) {
-                    info!(%worker, unfinished = unfinished.len(), "worker left");
-                    for (poll, _) in w.polls {
-                        self.reply(poll, &ToWorker::NoWork);
-                    }
-                    self.publish(w.info, WorkerState::Left);
-                }
-                self.reply(envelope, &ToWorker::Ack);
-            }
+            self.publish(gone.info, WorkerState::Left);
+        }
+        self.reply(envelope, &ToWorker::Ack);
+    }
+
+    /// The answer to a control request: `ack`, or a cancel waiting for this (pull) worker,
+    /// which stands in for it.
+    fn ack(&self, worker: &str) -> ToWorker {
+        match self.registry().take_cancel(worker) {
+            Some(task_id) => ToWorker::Cancel { task_id },
+            None => ToWorker::Ack,
         }
     }
 
@@ -559,11 +614,11 @@ impl Hub {
                 })
                 .await
             {
-                Ok((true, _)) => info!(%task, %worker, lease, "late result recorded"),
+                Ok((true, _)) => info!(task_id = %task, %worker, lease, "late result recorded"),
                 Ok((false, _)) => {
-                    info!(%task, %worker, lease, "late result dropped: the task no longer runs under that lease")
+                    info!(task_id = %task, %worker, lease, "late result dropped: the task no longer runs under that lease")
                 }
-                Err(e) => warn!(%task, error = %e, "cannot record a late result"),
+                Err(e) => warn!(task_id = %task, error = %e, "cannot record a late result"),
             }
         });
     }
@@ -658,43 +713,29 @@ async fn upkeep(hub: Arc<Hub>, shutdown: CancellationToken) {
             hub.reply(poll, &ToWorker::NoWork);
         }
         // Joins update it at once; leaving and lost workers are counted here, a tick later.
-        crate::metrics::workers_online(hub.registry().workers.len());
+        crate::metrics::workers_online(hub.registry().online());
         let silent = hub.registry().silent(lost_after);
         for worker in silent {
-            let why = format!(
+            let reason = format!(
                 "worker {worker} lost: no heartbeat for {} ms",
                 lost_after.as_millis()
             );
-            let running = hub
-                .registry()
-                .workers
-                .get(&worker)
-                .map_or(0, |w| w.inflight.len());
-            if let Some(w) = hub.registry().remove(&worker, &why) {
+            let running = hub.registry().running(&worker);
+            if let Some(gone) = hub.registry().remove(&worker, &reason) {
                 warn!(%worker, running, "worker lost; re-queueing its tasks");
-                hub.publish(w.info, WorkerState::Lost);
+                hub.publish(gone.info, WorkerState::Lost);
             }
         }
         if last_publish.elapsed() >= hub.cfg.heartbeat * 2 {
             last_publish = Instant::now();
-            let infos: Vec<WorkerInfo> = hub
-                .registry()
-                .workers
-                .values()
-                .map(|w| w.info.clone())
-                .collect();
+            let infos = hub.registry().infos();
             for info in infos {
                 hub.publish(info, WorkerState::Heartbeat);
             }
         }
     }
     // Shutting down: the workers will find another dispatcher; drop their registry entries.
-    let gone: Vec<WorkerInfo> = hub
-        .registry()
-        .workers
-        .values()
-        .map(|w| w.info.clone())
-        .collect();
+    let gone = hub.registry().infos();
     for info in gone {
         let _ = hub.store.put_worker(&info, WorkerState::Left).await;
     }

@@ -17,21 +17,40 @@ use crate::dispatcher::RunResult;
 pub type Envelope = Vec<Bytes>;
 
 #[derive(Debug)]
-pub struct Remote {
-    pub info: WorkerInfo,
+struct Remote {
+    info: WorkerInfo,
     /// Push: where tasks go (the worker's DEALER).
-    pub route: Envelope,
+    route: Envelope,
     /// Push: free slots not yet promised to a task.
-    pub credit: u32,
+    credit: u32,
     /// Pull: polls held until there is a task or the long-poll ends.
-    pub polls: VecDeque<(Envelope, Instant)>,
+    polls: VecDeque<(Envelope, Instant)>,
     /// Said `leaving`: gets no new tasks.
-    pub leaving: bool,
-    pub last_seen: Instant,
+    leaving: bool,
+    last_seen: Instant,
     /// Tasks sent and awaited, with the lease each was sent under.
-    pub inflight: HashMap<TaskId, (u32, oneshot::Sender<RunResult>)>,
+    inflight: HashMap<TaskId, (u32, oneshot::Sender<RunResult>)>,
     /// Functions whose body this worker has been sent.
-    pub known: HashSet<FunctionId>,
+    known: HashSet<FunctionId>,
+    /// Pull: cancels waiting for the worker's next control request (a REQ socket takes
+    /// nothing unasked).
+    cancels: VecDeque<TaskId>,
+}
+
+/// A worker taken out of the registry: its entry, and its held polls to answer `no_work`.
+#[derive(Debug)]
+pub struct Gone {
+    pub info: WorkerInfo,
+    pub polls: Vec<Envelope>,
+}
+
+/// How a cancel reaches the worker that runs the task.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CancelRoute {
+    /// Push: send it now, to this DEALER.
+    Send(Envelope),
+    /// Pull: queued; it answers the worker's next control request.
+    Queued,
 }
 
 /// Where a promised task goes.
@@ -45,10 +64,58 @@ pub struct Claim {
 
 #[derive(Debug, Default)]
 pub struct Registry {
-    pub workers: HashMap<String, Remote>,
+    workers: HashMap<String, Remote>,
 }
 
 impl Registry {
+    /// Workers joined now.
+    pub fn online(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The mode a joined worker said hello with.
+    pub fn mode(&self, worker: &str) -> Option<WorkerMode> {
+        self.workers.get(worker).map(|w| w.info.mode)
+    }
+
+    /// Whether a joined worker said `leaving`; `None` for an unknown worker.
+    pub fn is_leaving(&self, worker: &str) -> Option<bool> {
+        self.workers.get(worker).map(|w| w.leaving)
+    }
+
+    /// The worker was heard from (any message): it is not lost. False for an unknown worker.
+    pub fn seen(&mut self, worker: &str, now: Instant) -> bool {
+        match self.workers.get_mut(worker) {
+            Some(w) => {
+                w.last_seen = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A heartbeat: seen now, and its registry entry says so. False for an unknown worker.
+    pub fn heartbeat(&mut self, worker: &str, now: Instant, now_ms: u64) -> bool {
+        match self.workers.get_mut(worker) {
+            Some(w) => {
+                w.last_seen = now;
+                w.info.last_heartbeat = now_ms;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tasks a worker runs for this dispatcher now.
+    pub fn running(&self, worker: &str) -> usize {
+        self.workers.get(worker).map_or(0, |w| w.inflight.len())
+    }
+
+    /// The registry entries of every joined worker.
+    pub fn infos(&self) -> Vec<WorkerInfo> {
+        self.workers.values().map(|w| w.info.clone()).collect()
+    }
+
     /// Adds a worker, or refreshes one that reconnected (its tasks in flight stay).
     /// Returns true when the worker is new.
     pub fn hello(&mut self, info: WorkerInfo, route: Envelope, now: Instant) -> bool {
@@ -75,6 +142,7 @@ impl Registry {
                         last_seen: now,
                         inflight: HashMap::new(),
                         known: HashSet::new(),
+                        cancels: VecDeque::new(),
                     },
                 );
                 true
@@ -186,11 +254,34 @@ impl Registry {
         };
         w.info.busy = w.inflight.len() as u32;
         w.info.tasks_done += 1;
+        w.cancels.retain(|t| *t != task);
         if w.info.mode != WorkerMode::Pull && !w.leaving {
             let most = w.info.slots.saturating_sub(w.info.busy);
             w.credit = (w.credit + 1).min(most);
         }
         done
+    }
+
+    /// A cancel for `task`: where it goes, or `None` when no worker here runs it.
+    pub fn cancel(&mut self, task: TaskId) -> Option<CancelRoute> {
+        let w = self
+            .workers
+            .values_mut()
+            .find(|w| w.inflight.contains_key(&task))?;
+        match w.info.mode {
+            WorkerMode::Pull => {
+                if !w.cancels.contains(&task) {
+                    w.cancels.push_back(task);
+                }
+                Some(CancelRoute::Queued)
+            }
+            _ => Some(CancelRoute::Send(w.route.clone())),
+        }
+    }
+
+    /// The next cancel waiting for a pull worker, if any.
+    pub fn take_cancel(&mut self, worker: &str) -> Option<TaskId> {
+        self.workers.get_mut(worker)?.cancels.pop_front()
     }
 
     /// Forgets a task whose deadline passed.
@@ -223,12 +314,15 @@ impl Registry {
     }
 
     /// Removes a worker; its tasks in flight are lost (the caller re-queues them).
-    pub fn remove(&mut self, worker: &str, why: &str) -> Option<Remote> {
+    pub fn remove(&mut self, worker: &str, why: &str) -> Option<Gone> {
         let mut w = self.workers.remove(worker)?;
         for (_, (_, done)) in w.inflight.drain() {
             let _ = done.send(RunResult::Lost(why.to_owned()));
         }
-        Some(w)
+        Some(Gone {
+            info: w.info,
+            polls: w.polls.into_iter().map(|(e, _)| e).collect(),
+        })
     }
 
     /// Workers silent for longer than `limit`.
@@ -408,6 +502,36 @@ mod tests {
         r.poll("p", env("poll2"), now);
         let c = r.claim();
         assert!(c.is_none(), "a leaving worker is given nothing");
+    }
+
+    #[test]
+    fn a_cancel_goes_to_the_worker_that_runs_the_task() {
+        let mut r = Registry::default();
+        let now = Instant::now();
+        r.hello(info("a", WorkerMode::Push, 1), env("a"), now);
+        r.hello(info("p", WorkerMode::Pull, 1), env("p"), now);
+        r.poll("p", env("poll"), now);
+        let (push_task, pull_task) = (TaskId::new(), TaskId::new());
+        let mut waiting = Vec::new();
+        while let Some(c) = r.claim() {
+            let task = if c.worker == "a" {
+                push_task
+            } else {
+                pull_task
+            };
+            let (tx, rx) = oneshot::channel();
+            waiting.push(rx);
+            r.send(&c, task, 1, FunctionId::new(), tx);
+        }
+        assert_eq!(r.cancel(TaskId::new()), None, "nobody runs it");
+        assert_eq!(r.cancel(push_task), Some(CancelRoute::Send(env("a"))));
+        assert_eq!(r.cancel(pull_task), Some(CancelRoute::Queued));
+        assert_eq!(r.cancel(pull_task), Some(CancelRoute::Queued));
+        assert_eq!(r.take_cancel("p"), Some(pull_task), "queued once");
+        assert_eq!(r.take_cancel("p"), None);
+        r.cancel(pull_task);
+        r.result("p", pull_task, 1);
+        assert_eq!(r.take_cancel("p"), None, "a finished task needs no cancel");
     }
 
     #[test]

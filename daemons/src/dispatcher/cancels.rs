@@ -1,0 +1,90 @@
+//! Cancelling running tasks: every dispatcher listens on the cancels channel
+//! (`Keys::cancels()`) and kills the tasks it runs whose ids come by.
+//!
+//! The gateway records the cancel (FAILED, `Cancelled`) before it publishes the id, so this is
+//! about the machine, not the record: the task's process group is killed (local pool, or the
+//! remote worker told with `cancel`), and the run ends through the normal finish path with
+//! `Cancelled`, which `finish.lua` drops when the task is already terminal. An id this
+//! dispatcher does not run is ignored: another dispatcher runs it, or nobody does.
+//!
+//! The subscription has a connection of its own (a subscribed connection takes no other
+//! command) and is made again, with back-off, whenever it drops (a Redis restart); a cancel
+//! published while it was down is not seen, and that task runs to its end. Nothing here
+//! blocks the dispatch loop: this is its own task, and [`Executor::cancel`] never waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use faas_protocol::TaskId;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{Executor, Shared};
+use crate::backoff::Backoff;
+
+/// Listens for cancels until `shutdown`.
+pub(super) async fn listen<E: Executor>(
+    shared: Arc<Shared>,
+    executor: Arc<E>,
+    shutdown: CancellationToken,
+) {
+    let client = shared.store.client().clone();
+    let channel = shared.store.keys().cancels();
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    while !shutdown.is_cancelled() {
+        // Raced against shutdown: a stopped Redis accepts the connection and never answers.
+        let subscribed = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            } => s,
+        };
+        match subscribed {
+            Ok(mut pubsub) => {
+                info!(%channel, "listening for cancelled tasks");
+                backoff.reset();
+                let mut messages = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        msg = messages.next() => match msg {
+                            Some(msg) => on_cancel(&shared, &*executor, msg.get_payload_bytes()),
+                            None => break,
+                        },
+                    }
+                }
+                warn!(%channel, "cancel subscription lost; subscribing again");
+            }
+            Err(e) => debug!(error = %e, "cannot subscribe to cancelled tasks yet"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
+}
+
+/// One published id: kills its task if this dispatcher runs it.
+fn on_cancel<E: Executor>(shared: &Shared, executor: &E, payload: &[u8]) {
+    let Some(task_id) = std::str::from_utf8(payload)
+        .ok()
+        .and_then(|s| s.trim().parse::<TaskId>().ok())
+    else {
+        debug!("ignoring a cancel that is not a task id");
+        return;
+    };
+    let runs_here = shared
+        .inflight
+        .lock()
+        .expect("lock")
+        .values()
+        .any(|t| *t == task_id);
+    if runs_here && executor.cancel(task_id) {
+        info!(%task_id, "cancelling a running task");
+    } else {
+        debug!(%task_id, "a cancel for a task not running here; ignored");
+    }
+}

@@ -1,0 +1,125 @@
+//! Cancelling a running task, in every mode: an id published on the cancels channel (as the
+//! gateway's cancel does) kills the task's process, records it FAILED `Cancelled` through the
+//! dispatcher's normal finish path, and leaves the slot able to run the next task; an id of a
+//! task nobody runs changes nothing.
+//!
+//! The functions run unsandboxed (`FAAS_SANDBOX=none`): they write their host pid to a file the
+//! test reads, which a sandbox would hide.
+
+use std::path::Path;
+use std::time::Duration;
+
+use faas_protocol::{Keys, TaskId};
+use faas_tests::{process_gone, wait_until, Mode, Resp, Stack};
+use serde_json::{json, Value};
+
+faas_tests::per_mode!(
+    a_cancelled_task_is_killed_and_its_slot_runs_the_next,
+    a_cancel_for_a_task_not_running_changes_nothing,
+);
+
+const BOUND: Duration = Duration::from_secs(30);
+const FUNCTIONS: &str = "import os, time\n\
+def slow(pidfile, seconds):\n    \
+    with open(pidfile + '.tmp', 'w') as f:\n        \
+        f.write(str(os.getpid()))\n    \
+    os.rename(pidfile + '.tmp', pidfile)\n    \
+    time.sleep(seconds)\n    \
+    return 'finished'\n\
+def add_one(x):\n    \
+    return x + 1\n";
+
+/// One slot (one child locally, one worker with one child remotely), functions unsandboxed.
+async fn stack(mode: Mode) -> Stack {
+    Stack::builder(mode)
+        .workers(1)
+        .env("FAAS_SANDBOX", "none")
+        .start()
+        .await
+}
+
+/// Starts `slow(pidfile, seconds)` and returns its task id and the pid of the process that
+/// runs it, once it runs.
+async fn start_slow(stack: &Stack, pidfile: &Path, seconds: u64) -> (TaskId, i32) {
+    let fid = stack.register_source("slow", FUNCTIONS, "slow").await;
+    let tid = stack
+        .execute_json(fid, json!([pidfile.to_string_lossy(), seconds]), json!({}))
+        .await;
+    let mut pid = None;
+    let running = wait_until(BOUND, async || {
+        pid = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        pid.is_some()
+    })
+    .await;
+    assert!(running, "the task never ran: {}", stack.task(tid).await);
+    (tid, pid.expect("read"))
+}
+
+/// PUBLISHes `message` on the cancels channel until a dispatcher hears it (the dispatcher may
+/// still be subscribing); returns how many subscribers got it.
+async fn publish_cancel(stack: &mut Stack, message: &str) -> i64 {
+    let channel = Keys::default().cancels();
+    let mut heard = 0;
+    let published = wait_until(BOUND, async || {
+        if let Resp::Int(n) = stack.redis().command(&["PUBLISH", &channel, message]).await {
+            heard = n;
+        }
+        heard > 0
+    })
+    .await;
+    assert!(published, "no dispatcher subscribed to {channel}");
+    heard
+}
+
+async fn a_cancelled_task_is_killed_and_its_slot_runs_the_next(mode: Mode) {
+    let mut stack = stack(mode).await;
+    let pidfile = stack.dir().path().join("slow.pid");
+    let (tid, pid) = start_slow(&stack, &pidfile, 60).await;
+    assert!(!process_gone(pid), "the task's process runs");
+
+    publish_cancel(&mut stack, &tid.to_string()).await;
+
+    let mut record = Value::Null;
+    let cancelled = wait_until(BOUND, async || {
+        record = stack.task(tid).await;
+        record["status"] == "FAILED"
+    })
+    .await;
+    assert!(cancelled, "the task was not cancelled: {record}");
+    assert_eq!(record["error"]["type"], "Cancelled", "{record}");
+    assert_eq!(
+        record["error"]["message"], "cancelled by request",
+        "{record}"
+    );
+    assert!(
+        wait_until(BOUND, async || process_gone(pid)).await,
+        "the cancelled task's process {pid} still runs"
+    );
+
+    // The one slot runs the next task as usual.
+    let add_one = stack.register_source("add_one", FUNCTIONS, "add_one").await;
+    let next = stack.execute_json(add_one, json!([41]), json!({})).await;
+    let reply = stack.wait_result_within(next, BOUND).await;
+    assert_eq!(reply["status"], "COMPLETED", "{reply}");
+    assert_eq!(reply["result"], 42, "{reply}");
+}
+
+async fn a_cancel_for_a_task_not_running_changes_nothing(mode: Mode) {
+    let mut stack = stack(mode).await;
+    let pidfile = stack.dir().path().join("slow.pid");
+    let (tid, pid) = start_slow(&stack, &pidfile, 3).await;
+
+    // Heard by the dispatcher while the task runs, and ignored: an id nobody runs, and
+    // something that is no task id at all.
+    publish_cancel(&mut stack, &TaskId::new().to_string()).await;
+    publish_cancel(&mut stack, "not a task id").await;
+    assert!(!process_gone(pid), "the running task was left alone");
+
+    let reply = stack.wait_result_within(tid, BOUND).await;
+    assert_eq!(reply["status"], "COMPLETED", "{reply}");
+    assert_eq!(reply["result"], "finished", "{reply}");
+    let record = stack.task(tid).await;
+    assert_eq!(record["attempts"], 1, "it ran once: {record}");
+}
