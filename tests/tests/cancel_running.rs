@@ -1,5 +1,5 @@
-//! Cancelling a running task, in every mode: an id published on the cancels channel (as the
-//! gateway's cancel does) kills the task's process, records it FAILED `Cancelled` through the
+//! Cancelling a running task, in every mode: through the gateway's `POST /tasks/{id}/cancel`,
+//! and an id published on the cancels channel directly (what that route does): it kills the task's process, records it FAILED `Cancelled` through the
 //! dispatcher's normal finish path, and leaves the slot able to run the next task; an id of a
 //! task nobody runs changes nothing.
 //!
@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 faas_tests::per_mode!(
     a_cancelled_task_is_killed_and_its_slot_runs_the_next,
+    the_gateways_cancel_route_kills_a_running_task,
     a_cancel_for_a_task_not_running_changes_nothing,
 );
 
@@ -32,7 +33,7 @@ def add_one(x):\n    \
 /// One slot (one child locally, one worker with one child remotely), functions unsandboxed.
 async fn stack(mode: Mode) -> Stack {
     Stack::builder(mode)
-        .workers(1)
+        .procs(1)
         .env("FAAS_SANDBOX", "none")
         .start()
         .await
@@ -104,6 +105,48 @@ async fn a_cancelled_task_is_killed_and_its_slot_runs_the_next(mode: Mode) {
     let reply = stack.wait_result_within(next, BOUND).await;
     assert_eq!(reply["status"], "COMPLETED", "{reply}");
     assert_eq!(reply["result"], 42, "{reply}");
+}
+
+/// The whole path an operator takes: `POST /tasks/{id}/cancel` on a RUNNING task answers at
+/// once with the task FAILED `Cancelled`, and the process is killed by the dispatcher that runs it.
+async fn the_gateways_cancel_route_kills_a_running_task(mode: Mode) {
+    let mut stack = stack(mode).await;
+    let pidfile = stack.dir().path().join("slow.pid");
+    let (tid, pid) = start_slow(&stack, &pidfile, 60).await;
+    // The gateway publishes once: wait until the dispatcher listens, as it does in steady state.
+    let channel = Keys::default().cancels();
+    let listening = wait_until(BOUND, async || {
+        matches!(
+            stack.redis().command(&["PUBSUB", "NUMSUB", &channel]).await,
+            Resp::Array(Some(ref a)) if matches!(a.get(1), Some(Resp::Int(n)) if *n > 0)
+        )
+    })
+    .await;
+    assert!(listening, "no dispatcher subscribed to {channel}");
+
+    let (status, reply) = stack
+        .post_json(&format!("/tasks/{tid}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["was"], "RUNNING", "{reply}");
+    assert_eq!(reply["status"], "FAILED", "{reply}");
+    assert!(
+        wait_until(BOUND, async || process_gone(pid)).await,
+        "the cancelled task's process {pid} still runs"
+    );
+    let record = stack.task(tid).await;
+    assert_eq!(record["error"]["type"], "Cancelled", "{record}");
+    // Cancelling again is a conflict naming the status, and changes nothing.
+    let (status, reply) = stack
+        .post_json(&format!("/tasks/{tid}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(reply["status"], "FAILED", "{reply}");
+
+    let add_one = stack.register_source("add_one", FUNCTIONS, "add_one").await;
+    let next = stack.execute_json(add_one, json!([1]), json!({})).await;
+    let reply = stack.wait_result_within(next, BOUND).await;
+    assert_eq!(reply["result"], 2, "the slot works again: {reply}");
 }
 
 async fn a_cancel_for_a_task_not_running_changes_nothing(mode: Mode) {
