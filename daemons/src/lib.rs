@@ -11,7 +11,8 @@
 //! - [`notify`]: systemd readiness (`sd-notify`).
 //! - [`backoff`]: retry delays with jitter.
 
-pub mod backoff;
+/// Retry delays with jitter: one policy, shared with the console and the CLI.
+pub use faas_protocol::backoff;
 pub mod channel;
 pub mod cli;
 pub mod dispatcher;

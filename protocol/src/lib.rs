@@ -1,7 +1,10 @@
 //! Wire types of the FaaS platform: ids, the task and function model, HTTP bodies, live events
 //! and the Redis key schema. No I/O lives here, so every daemon and client agrees on the bytes.
+//! With the `backoff` feature, also the one retry-delay policy they all share.
 
 pub mod api;
+#[cfg(feature = "backoff")]
+pub mod backoff;
 pub mod event;
 pub mod ids;
 pub mod keys;

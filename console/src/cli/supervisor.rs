@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 /// `EX_USAGE`: the daemons' exit code for configuration that cannot work.
 const EXIT_USAGE: i32 = 64;
-/// First restart delay; doubled after each quick death up to [`MAX_BACKOFF`].
+/// First restart delay; doubled (jittered) after each quick death up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A daemon that ran this long before dying starts its back-off afresh.
@@ -235,7 +235,7 @@ async fn supervise(
     stop: CancellationToken,
     fatal: mpsc::UnboundedSender<Fatal>,
 ) {
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = faas_protocol::backoff::Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
     loop {
         let started = Instant::now();
         let mut child = match spawn(&spec, &out, &tail) {
@@ -264,20 +264,20 @@ async fn supervise(
             return;
         }
         if started.elapsed() >= STABLE_AFTER {
-            backoff = MIN_BACKOFF;
+            backoff.reset();
         }
+        let delay = backoff.next_delay();
         let note = format!(
             "faas up: {} exited unexpectedly ({how}); restarting in {:.1}s",
             spec.name,
-            backoff.as_secs_f64()
+            delay.as_secs_f64()
         );
         out.line(&note);
         tail.push(&note);
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(delay) => {}
             () = stop.cancelled() => return,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

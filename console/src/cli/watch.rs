@@ -113,7 +113,8 @@ pub async fn run(c: &GatewayClient, a: WatchArgs, json: bool) -> Result<i32, Cli
     let mut last = a.after.clone();
     let mut printed = 0u64;
     let mut connected_once = false;
-    let mut pause = Duration::from_millis(200);
+    let mut backoff =
+        faas_protocol::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         let mut resp = match c.open_events(&query, last.as_deref()).await {
             Ok(r) => r,
@@ -121,14 +122,14 @@ pub async fn run(c: &GatewayClient, a: WatchArgs, json: bool) -> Result<i32, Cli
             // is restarting or briefly away; keep trying.
             Err(e) if !connected_once || !retryable(&e) => return Err(e.into()),
             Err(e) => {
+                let pause = backoff.next_delay();
                 eprintln!("faas watch: {e}; retrying in {}ms", pause.as_millis());
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
         connected_once = true;
-        pause = Duration::from_millis(200);
+        backoff.reset();
         let mut parser = Parser::default();
         loop {
             let chunk = match resp.chunk().await {
@@ -152,7 +153,7 @@ pub async fn run(c: &GatewayClient, a: WatchArgs, json: bool) -> Result<i32, Cli
             }
         }
         eprintln!("faas watch: the event stream ended; reconnecting");
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 

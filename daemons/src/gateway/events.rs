@@ -67,6 +67,7 @@ use tracing::{debug, info, warn};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::backoff::Backoff;
 
 /// Limits and timings of `/events` (see the module docs).
 #[derive(Clone, Debug)]
@@ -286,7 +287,7 @@ impl EventHub {
         task_prefix: String,
         shutdown: CancellationToken,
     ) {
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let mut enricher = Enricher::new(task_prefix);
         loop {
             while self.subscribers() == 0 {
@@ -310,13 +311,12 @@ impl EventHub {
                     debug!(error = %e, "cannot subscribe to events for /events");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
-                    delay = (delay * 2).min(Duration::from_secs(2));
                     continue;
                 }
             };
-            delay = Duration::from_millis(100);
+            backoff.reset();
             enricher.conn = Some(conn);
             info!(%channel, "subscribed to events for /events");
             {

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::store::TaskBrief;
 
 /// What wakes a waiter: the terminal outcome, or `None` for "read the task again".
@@ -177,7 +178,7 @@ pub async fn listen(
     waiters: std::sync::Arc<Waiters>,
     shutdown: CancellationToken,
 ) {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     while !shutdown.is_cancelled() {
         // Raced against shutdown: a stopped Redis accepts the connection and never answers.
         let subscribed = tokio::select! {
@@ -191,7 +192,7 @@ pub async fn listen(
         match subscribed {
             Ok(mut pubsub) => {
                 info!(%channel, "subscribed to task events");
-                delay = Duration::from_millis(100);
+                backoff.reset();
                 // Whatever happened while unsubscribed is unknown: let waiters re-read.
                 waiters.wake_all();
                 let mut messages = pubsub.on_message();
@@ -212,9 +213,8 @@ pub async fn listen(
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

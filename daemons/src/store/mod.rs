@@ -29,6 +29,7 @@ use redis::{AsyncCommands, Script};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::backoff::Backoff;
 use crate::now_ms;
 
 pub use epoch::{watch_epoch, EPOCH_EVERY};
@@ -229,7 +230,7 @@ impl Store {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_max_delay(Duration::from_secs(2));
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let conn = loop {
             let attempt = tokio::select! {
                 c = ConnectionManager::new_with_config(client.clone(), config.clone()) => c,
@@ -240,10 +241,9 @@ impl Store {
                 Err(e) => {
                     warn!(error = %e, %url, "redis not reachable yet; retrying");
                     tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
+                        () = tokio::time::sleep(backoff.next_delay()) => {}
                         () = shutdown.cancelled() => return Ok(None),
                     }
-                    delay = (delay * 2).min(Duration::from_secs(2));
                 }
             }
         };

@@ -88,28 +88,25 @@ impl Drop for Net {
 }
 
 /// Reconnect delays: short at first so a restart heals fast, capped so a dead peer is not
-/// hammered.
+/// hammered, jittered (the platform's one policy, `faas_protocol::backoff`).
 #[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
+struct Backoff(faas_protocol::backoff::Backoff);
 
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(250);
     const MAX: Duration = Duration::from_secs(2);
 
     fn new() -> Self {
-        Self { next: Self::FIRST }
+        Self(faas_protocol::backoff::Backoff::new(Self::FIRST, Self::MAX))
     }
 
     fn reset(&mut self) {
-        self.next = Self::FIRST;
+        self.0.reset();
     }
 
     /// The `Down` link to report and the delay to sleep before the next attempt.
     fn fail(&mut self, error: impl ToString) -> (Link, Duration) {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
+        let delay = self.0.next_delay();
         let link = Link::Down {
             retry_at_ms: now_ms() + delay.as_millis() as u64,
             error: error.to_string(),
