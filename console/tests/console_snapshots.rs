@@ -339,32 +339,7 @@ fn task_detail_with_error_and_traceback() {
     app.on_key(key(KeyCode::Enter));
     let tid: TaskId = id(2);
     assert_eq!(app.tasks_view.detail.as_ref().map(|d| d.id), Some(tid));
-    app.apply(Update::TaskDetail(
-        tid,
-        Ok(TaskRecord {
-            task_id: tid,
-            function_id: id(0xf1),
-            function_name: "divide".into(),
-            format: FunctionFormat::Source,
-            status: TaskStatus::Failed,
-            args: json!({"args": [1, 0], "kwargs": {}}),
-            result: serde_json::Value::Null,
-            error: Some(TaskError {
-                kind: "ZeroDivisionError".into(),
-                message: "division by zero".into(),
-                traceback: "Traceback (most recent call last):\n  File \"<source>\", line 2, in divide\nZeroDivisionError: division by zero".into(),
-            }),
-            log: "dividing 1 by 0\n".into(),
-            attempts: 1,
-            max_attempts: 3,
-            timeout_ms: Some(30_000),
-            worker: Some("w-push-1".into()),
-            created_at: T0 - 7_000,
-            started_at: Some(T0 - 6_900),
-            finished_at: Some(T0 - 6_850),
-            retry_of: None,
-        }),
-    ));
+    app.apply(Update::TaskDetail(tid, Ok(failed_record(tid))));
     assert_snapshot!(draw(&app).backend());
 }
 
