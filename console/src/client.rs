@@ -178,38 +178,28 @@ impl GatewayClient {
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+        let resp = self.dispatch(req).await?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap_or_default();
-        let message = serde_json::from_slice::<ErrorReply>(&bytes)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-        Err(ClientError::Api { status, message })
+        Err(api_error(status, &bytes))
     }
 
-    async fn send<T: DeserializeOwned>(&self, mut req: reqwest::RequestBuilder) -> Result<T> {
+    /// Sends `req` with the token; a transport failure is [`ClientError::Unreachable`].
+    async fn dispatch(&self, mut req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+        req.send().await.map_err(|source| ClientError::Unreachable {
+            url: self.base.clone(),
+            source,
+        })
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+        let resp = self.dispatch(req).await?;
         let status = resp.status();
         let bytes = resp
             .bytes()
@@ -219,11 +209,16 @@ impl GatewayClient {
                 source,
             })?;
         if !status.is_success() {
-            let message = serde_json::from_slice::<ErrorReply>(&bytes)
-                .map(|e| e.error)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Api { status, message });
+            return Err(api_error(status, &bytes));
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
+}
+
+/// The gateway's `{"error"}` message of a refused request, or its body as text.
+fn api_error(status: reqwest::StatusCode, body: &[u8]) -> ClientError {
+    let message = serde_json::from_slice::<ErrorReply>(body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+    ClientError::Api { status, message }
 }
