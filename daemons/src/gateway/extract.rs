@@ -41,6 +41,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// The id in the path; a malformed one is a 400 that says so.
+async fn path_id<T>(parts: &mut Parts, state: &AppState) -> Result<T, ApiError>
+where
+    T: std::str::FromStr<Err = faas_protocol::ids::InvalidId>,
+{
+    let Path(raw) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    raw.parse()
+        .map_err(|e: faas_protocol::ids::InvalidId| ApiError::bad(e.to_string()))
+}
+
 /// A task id from the path; a malformed one is a 400 that says so.
 #[derive(Debug)]
 pub struct TaskIdPath(pub faas_protocol::TaskId);
@@ -49,12 +61,7 @@ impl FromRequestParts<AppState> for TaskIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad(e.to_string()))?;
-        raw.parse()
-            .map(TaskIdPath)
-            .map_err(|e: faas_protocol::ids::InvalidId| ApiError::bad(e.to_string()))
+        path_id(parts, state).await.map(TaskIdPath)
     }
 }
 
@@ -66,11 +73,6 @@ impl FromRequestParts<AppState> for FunctionIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad(e.to_string()))?;
-        raw.parse()
-            .map(FunctionIdPath)
-            .map_err(|e: faas_protocol::ids::InvalidId| ApiError::bad(e.to_string()))
+        path_id(parts, state).await.map(FunctionIdPath)
     }
 }
