@@ -142,6 +142,27 @@ impl Up {
             .collect()
     }
 
+    /// The result of task `tid` once it ended (long polls through restarts); `what` names it
+    /// in the failure message.
+    async fn finished(&self, tid: &str, what: &str) -> Value {
+        let mut reply = Value::Null;
+        let done = wait_until(UP_TIMEOUT, async || {
+            let url = format!("{}/result/{tid}?wait=5000", self.url);
+            reply = match self.client.get(&url).send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            matches!(reply["status"].as_str(), Some("COMPLETED" | "FAILED"))
+        })
+        .await;
+        assert!(
+            done,
+            "task {what}({tid}) not finished: {reply}\n{}",
+            self.daemon.log_tail(40)
+        );
+        reply
+    }
+
     /// Registers `add` and runs it to completion; returns the function and task ids.
     async fn run_a_task(&self) -> (String, String) {
         let f = self
@@ -157,21 +178,7 @@ impl Up {
             )
             .await;
         let tid = t["task_id"].as_str().expect("task_id");
-        let mut reply = Value::Null;
-        let done = wait_until(UP_TIMEOUT, async || {
-            let url = format!("{}/result/{tid}?wait=5000", self.url);
-            reply = match self.client.get(&url).send().await {
-                Ok(r) => r.json().await.unwrap_or(Value::Null),
-                Err(_) => Value::Null,
-            };
-            matches!(reply["status"].as_str(), Some("COMPLETED" | "FAILED"))
-        })
-        .await;
-        assert!(
-            done,
-            "task not finished: {reply}\n{}",
-            self.daemon.log_tail(40)
-        );
+        let reply = self.finished(tid, "").await;
         assert_eq!(reply["status"], "COMPLETED", "{reply}");
         assert_eq!(reply["result"], json!(42));
         let fid = f["function_id"].as_str().expect("function_id").to_owned();
@@ -420,21 +427,7 @@ async fn a_killed_redis_loses_no_accepted_task() {
     );
     // Every accepted task finishes with its own result.
     for (i, tid) in tids.iter().enumerate() {
-        let mut reply = Value::Null;
-        let done = wait_until(UP_TIMEOUT, async || {
-            let url = format!("{}/result/{tid}?wait=5000", up.url);
-            reply = match up.client.get(&url).send().await {
-                Ok(r) => r.json().await.unwrap_or(Value::Null),
-                Err(_) => Value::Null,
-            };
-            matches!(reply["status"].as_str(), Some("COMPLETED" | "FAILED"))
-        })
-        .await;
-        assert!(
-            done,
-            "task {i} ({tid}) not finished: {reply}\n{}",
-            up.daemon.log_tail(40)
-        );
+        let reply = up.finished(tid, &format!("{i} ")).await;
         assert_eq!(reply["status"], "COMPLETED", "task {i}: {reply}");
         assert_eq!(reply["result"], json!(i), "task {i}: {reply}");
     }
