@@ -12,13 +12,12 @@
 //! | `{p}:workers`        | hash    | worker id → JSON worker info                           |
 //! | `{p}:stats`          | hash    | counters: submitted, completed, failed (cancelled included), cancelled, requeued |
 //! | `{p}:tasks`          | zset    | every task id, scored by created_at (ms): `GET /tasks`  |
-//! | `{p}:tasks:status:{S}` | zset  | task ids whose status is S (QUEUED, RUNNING, COMPLETED, FAILED), same scores |
+//! | `{p}:tasks:status:{S}` | zset  | task ids whose status is S, for the sparse statuses only: QUEUED and FAILED (RUNNING tasks are the queue's pending entries; COMPLETED is found on the other indexes), same scores |
 //! | `{p}:tasks:fn:{id}`  | zset    | task ids of one function, same scores                  |
 //! | `{p}:tasks:worker:{w}` | zset  | task ids a worker started (kept when requeued elsewhere: listings check the hash) |
 //! | `{p}:tasks:expiry`   | zset    | `task\|function\|worker` of terminal tasks scored by when their hash expires, so the indexes are trimmed with the result TTL |
 //! | `{p}:fnstats:{id}`   | hash    | per function: invocations, completed, failed, cancelled, last_failure_at, last_failure_type |
-//! | `{p}:fnruns:{id}`    | list    | run times (ms) of the function's last 1,000 finished runs, newest first |
-//! | `{p}:fnwaits:{id}`   | list    | queue waits (ms, created → started) of the same runs   |
+//! | `{p}:fnsamples:{id}` | list    | `run_ms:wait_ms` (wait: created → started) of the function's last 1,000 or so finished runs, newest first |
 //! | `{p}:functions:deleted` | string | counts function deletions: daemons empty their function caches when it moves |
 //! | `{p}:epoch`          | string  | a random id written at first use: a new one means Redis lost its data |
 //! | `{p}:healthz`        | string  | written by the gateway's `/healthz` to prove Redis takes writes |
@@ -160,6 +159,7 @@ impl Keys {
         format!("{}:tasks", self.prefix)
     }
 
+    /// The index of one status; only those for which [`status_indexed`] holds exist.
     pub fn tasks_by_status(&self, status: TaskStatus) -> String {
         format!("{}:tasks:status:{status}", self.prefix)
     }
@@ -176,12 +176,8 @@ impl Keys {
         format!("{}:fnstats:{id}", self.prefix)
     }
 
-    pub fn function_runs(&self, id: FunctionId) -> String {
-        format!("{}:fnruns:{id}", self.prefix)
-    }
-
-    pub fn function_waits(&self, id: FunctionId) -> String {
-        format!("{}:fnwaits:{id}", self.prefix)
+    pub fn function_samples(&self, id: FunctionId) -> String {
+        format!("{}:fnsamples:{id}", self.prefix)
     }
 
     pub fn functions_deleted(&self) -> String {
@@ -195,6 +191,11 @@ impl Keys {
     pub fn healthz(&self) -> String {
         format!("{}:healthz", self.prefix)
     }
+}
+
+/// Whether `{p}:tasks:status:{S}` is kept for status S: the sparse ones only (see the table).
+pub fn status_indexed(status: TaskStatus) -> bool {
+    matches!(status, TaskStatus::Queued | TaskStatus::Failed)
 }
 
 #[cfg(test)]
@@ -220,7 +221,6 @@ mod tests {
         assert_eq!(k.tasks_by_function(f), format!("faas:tasks:fn:{f}"));
         assert_eq!(k.tasks_by_worker("w1"), "faas:tasks:worker:w1");
         assert_eq!(k.function_stats(f), format!("faas:fnstats:{f}"));
-        assert_eq!(k.function_runs(f), format!("faas:fnruns:{f}"));
-        assert_eq!(k.function_waits(f), format!("faas:fnwaits:{f}"));
+        assert_eq!(k.function_samples(f), format!("faas:fnsamples:{f}"));
     }
 }

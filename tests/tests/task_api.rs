@@ -239,6 +239,15 @@ async fn cancel_queued_tasks_in_every_mode_and_retry() {
             .await,
             "{mode:?}: the blocker never ran"
         );
+        // RUNNING is listed from the queue's pending entries (no index): the blocker is there,
+        // with the filters checked on its record.
+        let running = list_all(&stack, "status=RUNNING", 50).await;
+        assert_eq!(ids(&running), [blocker.to_string()], "{mode:?}");
+        let worker = running[0]["worker"].as_str().expect("worker").to_owned();
+        let by_both = format!("status=RUNNING&function_id={nap}&worker={worker}");
+        assert_eq!(list_all(&stack, &by_both, 50).await.len(), 1, "{mode:?}");
+        let other = format!("status=RUNNING&function_id={echo}");
+        assert!(list_all(&stack, &other, 50).await.is_empty(), "{mode:?}");
         let queued = stack.execute_json(echo, json!([2]), json!({})).await;
         let (status, reply) = stack
             .post_json(&format!("/tasks/{queued}/cancel"), json!({}))
@@ -420,4 +429,82 @@ async fn bad_ids_and_unknown_tasks_on_cancel_and_retry() {
     let (_, all) = stack.get_json("/tasks").await;
     assert_eq!(all["tasks"].as_array().unwrap().len(), 1, "{all}");
     assert_eq!(stack.status(t).await, "QUEUED");
+}
+
+async fn zscore(stack: &mut Stack, key: &str, member: &str) -> Option<Vec<u8>> {
+    match stack.redis().command(&["ZSCORE", key, member]).await {
+        Resp::Bulk(b) => b,
+        other => panic!("ZSCORE: {other:?}"),
+    }
+}
+
+/// With a result TTL of 1 s, finished tasks leave every index they were in once their records
+/// expire (swept in batches as later tasks finish), and a function keeps its last 1,000 run
+/// samples, however many ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tasks_leave_the_indexes_and_samples_stay_bounded() {
+    let mut stack = Stack::builder(Mode::Local)
+        .procs(2)
+        .dispatcher_args(&["--result-ttl-secs", "1"])
+        .start()
+        .await;
+    let f = stack.register_source("check", CHECK, "check").await;
+    let mut old = Vec::new();
+    for x in [1, -1, 2, 3] {
+        let t = stack.execute_json(f, json!([x]), json!({})).await;
+        stack.wait_result(t).await;
+        old.push(t.to_string());
+    }
+    let worker = stack.task(old[0].parse().unwrap()).await["worker"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let indexes = [
+        "faas:tasks".to_owned(),
+        format!("faas:tasks:fn:{f}"),
+        format!("faas:tasks:worker:{worker}"),
+        "faas:tasks:status:FAILED".to_owned(),
+    ];
+    assert!(zscore(&mut stack, &indexes[3], &old[1]).await.is_some());
+    for id in &old {
+        assert!(zscore(&mut stack, &indexes[0], id).await.is_some(), "{id}");
+    }
+    // Later tasks finish and sweep the expired ones out; each round's tasks expire in turn.
+    let mut round = 0;
+    let swept = wait_until(Duration::from_secs(60), async || {
+        round += 1;
+        let _ = submit_batch(&stack, &f.to_string(), 16, round * 16).await;
+        for index in &indexes {
+            for id in &old {
+                if zscore(&mut stack, index, id).await.is_some() {
+                    return false;
+                }
+            }
+        }
+        true
+    })
+    .await;
+    assert!(swept, "expired tasks are still indexed after {round} rounds");
+
+    // 1,150 more runs: the samples list is trimmed back, and stats report the last 1,000.
+    let _ = submit_batch(&stack, &f.to_string(), 1_150, 10_000).await;
+    let all_ran = wait_until(Duration::from_secs(120), async || {
+        let (_, d) = stack.get_json(&format!("/functions/{f}")).await;
+        let s = &d["stats"];
+        s["completed"].as_u64().unwrap() + s["failed"].as_u64().unwrap()
+            == s["invocations"].as_u64().unwrap()
+    })
+    .await;
+    assert!(all_ran, "the tasks did not all finish");
+    let (_, d) = stack.get_json(&format!("/functions/{f}")).await;
+    assert_eq!(d["stats"]["run_ms"]["samples"], 1_000, "{d}");
+    assert_eq!(d["stats"]["queue_wait_ms"]["samples"], 1_000, "{d}");
+    match stack
+        .redis()
+        .command(&["LLEN", &format!("faas:fnsamples:{f}")])
+        .await
+    {
+        Resp::Int(n) => assert!((1_000..=1_100).contains(&n), "{n} samples kept"),
+        other => panic!("LLEN: {other:?}"),
+    }
 }

@@ -40,7 +40,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use tracing::info;
+use tracing::{debug, info};
 
 pub use edge::EdgeConfig;
 pub use error::ApiError;
@@ -184,6 +184,14 @@ pub async fn run(
             events.close();
         })
     };
+    {
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.drop_legacy_indexes().await {
+                debug!(error = %e, "legacy task indexes not removed; the next start tries again");
+            }
+        });
+    }
     let functions = state.functions.clone();
     let epoch = tokio::spawn(crate::store::watch_epoch(
         state.store.clone(),

@@ -1,13 +1,22 @@
 //! Task search, cancelling, retrying, purging, and functions' statistics and deletion.
 //!
 //! Listing walks the sorted-set indexes that the status-changing Lua scripts keep (`{p}:tasks`,
-//! per status, per function, per worker; scores are created_at in ms, see `protocol::keys`):
-//! `lua/list.lua` picks the smallest index among the filters given, walks it newest first from
-//! the cursor and checks the other filters on each task's hash, so a page costs
-//! O(log n + examined) whatever the number of tasks, and at most [`LIST_MAX_EXAMINED`] tasks
-//! are examined per page. Terminal tasks leave the indexes when their hash expires (the result
-//! TTL), a few per status change (`index_lib.lua`'s `idx_terminal`); one found gone by a listing
-//! is dropped from the index it walked.
+//! per function, per worker, and per status for QUEUED and FAILED; scores are created_at in ms,
+//! see `protocol::keys`): `lua/list.lua` picks the smallest index among the filters given, walks
+//! it newest first from the cursor and checks the other filters on each task's hash, so a page
+//! costs O(log n + examined) whatever the number of tasks, and at most [`LIST_MAX_EXAMINED`]
+//! tasks are examined per page. Terminal tasks leave the indexes when their hash expires (the
+//! result TTL), swept in batches by one status change in eight (`index_lib.lua`'s
+//! `idx_terminal`); one found gone by a listing is dropped from the index it walked.
+//!
+//! Every index write is paid by every task, so the indexes are the fewest that keep pages
+//! cheap. RUNNING and COMPLETED have none: running tasks are the queue stream's pending entries
+//! (at most one per busy process), which `status=RUNNING` reads whole and sorts; completed ones
+//! are nearly every task, so a walk of `{p}:tasks` (or of the function's or worker's index)
+//! finds them at once. A function's run-time and queue-wait samples are one list of
+//! `run:wait` pairs, trimmed once in a hundred finishes. With this, the indexes and statistics
+//! cost a task one `ZADD` per index it enters, one `ZREM` out of QUEUED, one `HINCRBY` and one
+//! `LPUSH` for its function's statistics and one `ZADD` to the expiry index.
 //!
 //! Cancelling (one task, a purge of the queue, the queued tasks of a deleted function) is
 //! `index_lib.lua`'s `cancel_task`: the task ends FAILED with its error type, in one atomic step
@@ -34,6 +43,8 @@ use crate::now_ms;
 pub const LIST_MAX_EXAMINED: usize = 5_000;
 /// Tasks one purge or deletion call cancels at most.
 const BATCH: usize = 500;
+/// Run-time and queue-wait samples kept per function (`FN_SAMPLES` in index_lib.lua).
+pub const FN_SAMPLES: usize = 1_000;
 /// Values `list.lua` returns per task.
 const LIST_ROW: usize = 12;
 
@@ -115,6 +126,20 @@ pub struct RetrySource {
 }
 
 impl Store {
+    /// Removes the indexes an earlier version kept and this one does not (RUNNING and
+    /// COMPLETED, see the module docs), which nothing would trim any more. `UNLINK` frees them
+    /// off Redis' main thread, however large they grew.
+    pub async fn drop_legacy_indexes(&self) -> Result<()> {
+        let k = &self.keys;
+        let mut c = self.conn.clone();
+        let () = redis::cmd("UNLINK")
+            .arg(k.tasks_by_status(TaskStatus::Running))
+            .arg(k.tasks_by_status(TaskStatus::Completed))
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
     /// One page of tasks, newest first, and the cursor of the next page (`None` at the end).
     pub async fn list_tasks(
         &self,
@@ -124,16 +149,24 @@ impl Store {
     ) -> Result<(Vec<TaskSummary>, Option<Cursor>)> {
         let k = &self.keys;
         let mut call = LIST.prepare_invoke();
+        // RUNNING: the queue's pending entries; any other filter is checked on the hashes.
+        let running = filter.status == Some(TaskStatus::Running);
         let mut any = false;
-        if let Some(f) = filter.function_id {
+        if running {
+            call.key(k.queue());
+            any = true;
+        }
+        if let Some(f) = filter.function_id.filter(|_| !running) {
             call.key(k.tasks_by_function(f));
             any = true;
         }
-        if let Some(w) = &filter.worker {
+        if let Some(w) = filter.worker.as_ref().filter(|_| !running) {
             call.key(k.tasks_by_worker(w));
             any = true;
         }
-        if let Some(s) = filter.status {
+        // Only the sparse statuses have an index (index_lib.lua); COMPLETED is checked on the
+        // hashes of whichever index is walked.
+        if let Some(s) = filter.status.filter(|s| faas_protocol::keys::status_indexed(*s)) {
             call.key(k.tasks_by_status(s));
             any = true;
         }
@@ -153,7 +186,12 @@ impl Store {
             .arg(limit)
             .arg(cursor.map(|c| c.created_at.to_string()).unwrap_or_default())
             .arg(cursor.map(|c| c.task_id.to_string()).unwrap_or_default())
-            .arg(LIST_MAX_EXAMINED);
+            .arg(LIST_MAX_EXAMINED)
+            .arg(if running {
+                faas_protocol::keys::DISPATCHER_GROUP
+            } else {
+                ""
+            });
         let mut c = self.conn.clone();
         let reply: Vec<String> = call.invoke_async(&mut c).await?;
         if reply.len() < 2 {
@@ -263,16 +301,22 @@ impl Store {
             &[fnf::NAME, fnf::FORMAT, fnf::ENTRYPOINT, fnf::CREATED_AT],
         )
         .hgetall(self.keys.function_stats(id))
-        .lrange(self.keys.function_runs(id), 0, -1)
-        .lrange(self.keys.function_waits(id), 0, -1);
+        .lrange(self.keys.function_samples(id), 0, FN_SAMPLES as isize - 1);
         type Meta = (Option<String>, Option<String>, Option<String>, Option<u64>);
         let mut c = self.conn.clone();
-        let ((name, format, entrypoint, created), stats, runs, waits): (
+        let ((name, format, entrypoint, created), stats, samples): (
             Meta,
             HashMap<String, String>,
-            Vec<u64>,
-            Vec<u64>,
+            Vec<String>,
         ) = pipe.query_async(&mut c).await?;
+        // 'run_ms:wait_ms' each (index_lib.lua's fn_finished); a malformed one is skipped.
+        let (runs, waits): (Vec<u64>, Vec<u64>) = samples
+            .iter()
+            .filter_map(|s| {
+                let (run, wait) = s.split_once(':')?;
+                Some((run.parse::<u64>().ok()?, wait.parse::<u64>().ok()?))
+            })
+            .unzip();
         let (Some(name), Some(format)) = (name, format) else {
             return Ok(None);
         };

@@ -11,7 +11,9 @@ if offset == 0 then
     return {-1}
   end
   redis.call('ZREM', root .. 'functions', fid)
-  redis.call('DEL', root .. 'fnstats:' .. fid, root .. 'fnruns:' .. fid, root .. 'fnwaits:' .. fid)
+  -- (fnruns and fnwaits: the samples' lists before they became one, fnsamples.)
+  redis.call('DEL', root .. 'fnstats:' .. fid, root .. 'fnsamples:' .. fid,
+    root .. 'fnruns:' .. fid, root .. 'fnwaits:' .. fid)
   -- Daemons watch this with the epoch and empty their function caches when it moves.
   redis.call('INCR', root .. 'functions:deleted')
 end

@@ -23,11 +23,13 @@ if ARGV[10] ~= '' then
   redis.call('XDEL', KEYS[4], ARGV[10])
 end
 local recorded = '0'
-local st = redis.call('HGET', KEYS[1], 'status')
+-- Everything the fence, the indexes and the statistics need, in one read.
+local h = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'worker', 'created_at',
+  'function_id', 'started_at')
+local st = h[1]
 local fenced = false
 if ARGV[15] ~= '' and st and st ~= 'COMPLETED' and st ~= 'FAILED' then
-  local cur = redis.call('HMGET', KEYS[1], 'attempts', 'worker')
-  fenced = st ~= 'RUNNING' or cur[1] ~= ARGV[15] or cur[2] ~= ARGV[6]
+  fenced = st ~= 'RUNNING' or h[2] ~= ARGV[15] or h[3] ~= ARGV[6]
   if fenced then recorded = '2' end
 end
 if st and st ~= 'COMPLETED' and st ~= 'FAILED' and not fenced then
@@ -37,19 +39,21 @@ if st and st ~= 'COMPLETED' and st ~= 'FAILED' and not fenced then
   if tonumber(ARGV[8]) > 0 then
     redis.call('EXPIRE', KEYS[1], ARGV[8])
   end
-  redis.call('HINCRBY', KEYS[2], string.lower(ARGV[2]), 1)
+  local tick = redis.call('HINCRBY', KEYS[2], string.lower(ARGV[2]), 1)
   local event = '{"type":"task","task_id":"' .. ARGV[1] .. '","status":"' ..
     ARGV[2] .. '","worker":' .. cjson.encode(ARGV[6]) .. ',"at":' .. ARGV[7] .. ARGV[11] .. '}'
   redis.call('PUBLISH', KEYS[3], event)
   redis.call('PUBLISH', KEYS[5], event)
-  -- [indexes and function statistics] (index_lib.lua)
+  -- [indexes and function statistics] (index_lib.lua). The worker index got the task when
+  -- it started; only an outcome from another worker (none is, with a lease) adds it there.
   local root = root_of(KEYS[1])
-  local r = redis.call('HMGET', KEYS[1], 'created_at', 'function_id', 'started_at')
-  local created = tonumber(r[1]) or 0
+  local created = tonumber(h[4]) or 0
   idx_move(root, ARGV[1], st, ARGV[2], created)
-  idx_worker(root, ARGV[1], ARGV[6], created)
-  fn_finished(root, r[2], ARGV[2], ARGV[4], created, r[3], ARGV[7])
-  idx_terminal(root, ARGV[1], r[2], ARGV[6], ARGV[7], ARGV[8])
+  if h[3] ~= ARGV[6] then
+    idx_worker(root, ARGV[1], ARGV[6], created)
+  end
+  fn_finished(root, h[5], ARGV[2], ARGV[4], created, h[6], ARGV[7])
+  idx_terminal(root, ARGV[1], h[5], ARGV[6], ARGV[7], ARGV[8], tick)
 end
 local out = {recorded}
 if ARGV[12] ~= '' then

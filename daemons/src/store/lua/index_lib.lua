@@ -2,26 +2,45 @@
 -- include): the task indexes behind `GET /tasks`, the per-function statistics behind
 -- `GET /functions/{id}`, and cancelling (protocol/src/keys.rs documents every key).
 --
+-- Every write here is paid by every task on the hot path, so the indexes are the fewest that
+-- keep a page of `GET /tasks` O(log n + page) (daemons/src/store/tasks.rs says how each status
+-- is listed): all tasks, per function and per worker, and per status only where a status is
+-- sparse among all tasks: QUEUED (a backlog among the finished) and FAILED (failures among
+-- successes). RUNNING tasks are the queue's pending entries already, and COMPLETED ones are
+-- nearly every task, so a walk of the other indexes finds them; neither pays an index write.
+--
 -- `root` is the key prefix with its colon ('faas:'); scripts name their keys from it, as
 -- take_lib.lua does with task keys (a single Redis, what the platform supports, allows it).
 -- Index scores are the task's created_at (unix ms), so every index lists newest first.
 
 -- How many run-time and queue-wait samples each function keeps (the window of its p50/p95/p99).
 local FN_SAMPLES = 1000
--- How many expired tasks one call removes from the indexes (each call adds at most one).
-local EXPIRY_BATCH = 16
+-- The samples list is trimmed back to FN_SAMPLES only once it holds this many more, so that
+-- a finish pays one LPUSH, and an LTRIM once in FN_SLACK finishes.
+local FN_SLACK = 100
+-- Expired tasks leave the indexes in a sweep run by one terminal status change in SWEEP_EVERY
+-- (counted by the platform's stats counters), which removes up to SWEEP_BATCH of them: eight
+-- times the rate at which tasks become terminal, so the sweep keeps up with any load.
+local SWEEP_EVERY = 8
+local SWEEP_BATCH = 64
 
 -- 'faas:task:<id>' -> 'faas:'
 local function root_of(task_key)
-  return (string.gsub(task_key, 'task:[^:]*$', ''))
+  return (string.sub(task_key, 1, #task_key - 41))
 end
 
--- Moves a task from the index of status `old` (nil: none) to that of `new`.
+-- The indexed statuses (see the top of this file).
+local INDEXED = {QUEUED = true, FAILED = true}
+
+-- Moves a task from status `old` (nil: none) to `new` in the status indexes.
 local function idx_move(root, id, old, new, created)
-  if old and old ~= new then
+  if old == new then return end
+  if old and INDEXED[old] then
     redis.call('ZREM', root .. 'tasks:status:' .. old, id)
   end
-  redis.call('ZADD', root .. 'tasks:status:' .. new, created, id)
+  if INDEXED[new] then
+    redis.call('ZADD', root .. 'tasks:status:' .. new, created, id)
+  end
 end
 
 local function idx_worker(root, id, worker, created)
@@ -32,20 +51,21 @@ end
 
 -- A task became terminal: its index entries are dropped when its hash expires (retention
 -- seconds from now; 0 keeps it for ever). Members of the expiry zset are 'task|function|worker'
--- (ids are 36 characters). Entries that are due are removed here, a bounded number per call.
-local function idx_terminal(root, id, fid, worker, now, retention)
+-- (ids are 36 characters). `tick` is a counter that moves by one per terminal change (a
+-- stats counter's new value): due entries are swept when it is a multiple of SWEEP_EVERY.
+local function idx_terminal(root, id, fid, worker, now, retention, tick)
   local expiry = root .. 'tasks:expiry'
   if tonumber(retention) > 0 then
     redis.call('ZADD', expiry, tonumber(now) + tonumber(retention) * 1000,
       id .. '|' .. (fid or '') .. '|' .. (worker or ''))
   end
-  local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, EXPIRY_BATCH)
+  if tick % SWEEP_EVERY ~= 0 then return end
+  local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, SWEEP_BATCH)
   for _, m in ipairs(due) do
     local tid, f, w = string.sub(m, 1, 36), string.sub(m, 38, 73), string.sub(m, 75)
     -- A hash still there (clocks differ) is left listed; the listing drops it once gone.
     if redis.call('EXISTS', root .. 'task:' .. tid) == 0 then
       redis.call('ZREM', root .. 'tasks', tid)
-      redis.call('ZREM', root .. 'tasks:status:COMPLETED', tid)
       redis.call('ZREM', root .. 'tasks:status:FAILED', tid)
       if f ~= '' then redis.call('ZREM', root .. 'tasks:fn:' .. f, tid) end
       if w ~= '' then redis.call('ZREM', root .. 'tasks:worker:' .. w, tid) end
@@ -55,7 +75,8 @@ local function idx_terminal(root, id, fid, worker, now, retention)
 end
 
 -- A task of function `fid` ended with `status` (error JSON `err` when FAILED). Statistics of a
--- deleted function are not recreated.
+-- deleted function are not recreated. A run's sample is 'run_ms:wait_ms' (wait: created ->
+-- started), newest first.
 local function fn_finished(root, fid, status, err, created, started, now)
   if not fid or fid == '' or redis.call('EXISTS', root .. 'fn:' .. fid) == 0 then
     return
@@ -69,11 +90,12 @@ local function fn_finished(root, fid, status, err, created, started, now)
   end
   started = tonumber(started)
   if started then
-    local runs, waits = root .. 'fnruns:' .. fid, root .. 'fnwaits:' .. fid
-    redis.call('LPUSH', runs, math.max(0, tonumber(now) - started))
-    redis.call('LTRIM', runs, 0, FN_SAMPLES - 1)
-    redis.call('LPUSH', waits, math.max(0, started - (tonumber(created) or started)))
-    redis.call('LTRIM', waits, 0, FN_SAMPLES - 1)
+    local samples = root .. 'fnsamples:' .. fid
+    local n = redis.call('LPUSH', samples, math.max(0, tonumber(now) - started) .. ':' ..
+      math.max(0, started - (tonumber(created) or started)))
+    if n > FN_SAMPLES + FN_SLACK then
+      redis.call('LTRIM', samples, 0, FN_SAMPLES - 1)
+    end
   end
 end
 
@@ -95,7 +117,7 @@ local function cancel_task(root, id, now, retention, kind, message)
   if tonumber(retention) > 0 then
     redis.call('EXPIRE', key, retention)
   end
-  redis.call('HINCRBY', root .. 'stats', 'failed', 1)
+  local tick = redis.call('HINCRBY', root .. 'stats', 'failed', 1)
   redis.call('HINCRBY', root .. 'stats', 'cancelled', 1)
   local created = tonumber(h[2]) or 0
   local worker = h[4] or ''
@@ -104,7 +126,7 @@ local function cancel_task(root, id, now, retention, kind, message)
   if h[3] and h[3] ~= '' and redis.call('EXISTS', root .. 'fn:' .. h[3]) == 1 then
     redis.call('HINCRBY', root .. 'fnstats:' .. h[3], 'cancelled', 1)
   end
-  idx_terminal(root, id, h[3], worker, now, retention)
+  idx_terminal(root, id, h[3], worker, now, retention, tick)
   local w = ''
   if worker ~= '' then w = '"worker":' .. cjson.encode(worker) .. ',' end
   local event = '{"type":"task","task_id":"' .. id .. '","status":"FAILED",' .. w ..

@@ -7,19 +7,66 @@
 -- ARGV[3]: function id filter  ARGV[4]: worker filter  ARGV[5]: since (created_at >= , ms; '' = none)
 -- ARGV[6]: limit  ARGV[7], ARGV[8]: the cursor, score and task id of the last task of the
 --   previous page ('' = from the newest)  ARGV[9]: the most entries one call examines
+-- ARGV[10]: '' to walk the indexes in KEYS, or the queue's consumer group to list RUNNING tasks
+--   from the pending entries of the queue stream KEYS[1] (RUNNING has no index: a running task
+--   is a pending entry, and there are at most as many as there are busy processes, so they are
+--   all read and sorted, up to ARGV[9])
 -- Returns {next score, next task id ('' when the walk reached the end), then 12 values per
 --   task: id, status, function_id, function_name, worker, attempts, max_attempts, created_at,
 --   started_at, finished_at, error, retry_of}. A page may hold fewer than `limit` tasks when it
 --   examined ARGV[9] entries first: the cursor then continues after the last one examined.
+local prefix, want_st, want_fn, want_w = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local since = tonumber(ARGV[5])
+local limit, max = tonumber(ARGV[6]), tonumber(ARGV[9])
+local cs, cm = tonumber(ARGV[7]), ARGV[8]
+local FIELDS = {'status', 'function_id', 'function_name', 'worker', 'attempts', 'max_attempts',
+  'created_at', 'started_at', 'finished_at', 'error', 'retry_of'}
+
+local function wanted(h)
+  return h[1] and (want_st == '' or h[1] == want_st) and (want_fn == '' or h[2] == want_fn)
+    and (want_w == '' or h[4] == want_w)
+end
+
+if ARGV[10] ~= '' then
+  local rows = {}
+  local pending = redis.pcall('XPENDING', KEYS[1], ARGV[10], '-', '+', max)
+  if type(pending) ~= 'table' or pending.err then pending = {} end
+  for _, p in ipairs(pending) do
+    local e = redis.call('XRANGE', KEYS[1], p[1], p[1])
+    local fields = (e[1] and e[1][2]) or {}
+    for j = 1, #fields, 2 do
+      if fields[j] == 'task' then
+        local id = fields[j + 1]
+        local h = redis.call('HMGET', prefix .. id, unpack(FIELDS))
+        local at = tonumber(h[7]) or 0
+        local after = not cs or at < cs or (at == cs and id < cm)
+        if wanted(h) and after and (not since or at >= since) then
+          rows[#rows + 1] = {at, id, h}
+        end
+      end
+    end
+  end
+  table.sort(rows, function(a, b)
+    if a[1] ~= b[1] then return a[1] > b[1] end
+    return a[2] > b[2]
+  end)
+  local out = {'', ''}
+  for i = 1, math.min(limit, #rows) do
+    local r = rows[i]
+    out[#out + 1] = r[2]
+    for j = 1, 11 do out[#out + 1] = r[3][j] or '' end
+  end
+  if #rows > limit then
+    out[1], out[2] = tostring(rows[limit][1]), rows[limit][2]
+  end
+  return out
+end
+
 local base, best = KEYS[1], redis.call('ZCARD', KEYS[1])
 for i = 2, #KEYS do
   local n = redis.call('ZCARD', KEYS[i])
   if n < best then base, best = KEYS[i], n end
 end
-local prefix, want_st, want_fn, want_w = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local since = tonumber(ARGV[5])
-local limit, max = tonumber(ARGV[6]), tonumber(ARGV[9])
-local cs, cm = tonumber(ARGV[7]), ARGV[8]
 local start, skip = 0, false
 if cm ~= '' then
   local sc = redis.call('ZSCORE', base, cm)
@@ -47,13 +94,10 @@ while found < limit and examined < max do
     else
       skip = false
       last_s, last_m = page[i + 1], m
-      local h = redis.call('HMGET', prefix .. m, 'status', 'function_id', 'function_name',
-        'worker', 'attempts', 'max_attempts', 'created_at', 'started_at', 'finished_at',
-        'error', 'retry_of')
+      local h = redis.call('HMGET', prefix .. m, unpack(FIELDS))
       if not h[1] then
         gone[#gone + 1] = m
-      elseif (want_st == '' or h[1] == want_st) and (want_fn == '' or h[2] == want_fn)
-        and (want_w == '' or h[4] == want_w) then
+      elseif wanted(h) then
         out[#out + 1] = m
         for j = 1, 11 do out[#out + 1] = h[j] or '' end
         found = found + 1

@@ -25,7 +25,7 @@ if attempts >= max then
   if tonumber(ARGV[4]) > 0 then
     redis.call('EXPIRE', KEYS[1], ARGV[4])
   end
-  redis.call('HINCRBY', KEYS[2], 'failed', 1)
+  local tick = redis.call('HINCRBY', KEYS[2], 'failed', 1)
   local event = '{"type":"task","task_id":"' .. ARGV[1] .. '","status":"FAILED","at":' ..
     ARGV[3] .. '}'
   redis.call('PUBLISH', KEYS[3], event)
@@ -36,7 +36,7 @@ if attempts >= max then
   local created = tonumber(r[1]) or 0
   idx_move(root, ARGV[1], st, 'FAILED', created)
   fn_finished(root, r[2], 'FAILED', err, created, r[3], ARGV[3])
-  idx_terminal(root, ARGV[1], r[2], r[4], ARGV[3], ARGV[4])
+  idx_terminal(root, ARGV[1], r[2], r[4], ARGV[3], ARGV[4], tick)
   return 'FAILED'
 end
 -- [indexes] back to QUEUED (index_lib.lua, prepended)

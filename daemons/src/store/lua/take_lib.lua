@@ -30,6 +30,8 @@ local function take_entries(queue, events, group, consumer, prefix, now, workers
     end
   end
   local out = {}
+  -- 'faas:task:' -> 'faas:', for the indexes (index_lib.lua).
+  local root = string.sub(prefix, 1, #prefix - 5)
   for i, e in ipairs(entries) do
     local entry, task, worker = e[1], e[2], workers[i]
     local st, attempts, f = 'MISSING', 0, {}
@@ -51,8 +53,8 @@ local function take_entries(queue, events, group, consumer, prefix, now, workers
         redis.call('HSET', key, 'status', 'RUNNING', 'worker', worker, 'started_at', now)
         redis.call('PUBLISH', events, '{"type":"task","task_id":"' .. task ..
           '","status":"RUNNING","worker":' .. cjson.encode(worker) .. ',"at":' .. now .. '}')
-        -- [indexes] QUEUED -> RUNNING, and listed under its worker (index_lib.lua).
-        local root = root_of(key)
+        -- [indexes] QUEUED -> RUNNING (out of the QUEUED index; RUNNING is listed from the
+        -- queue's pending entries), and listed under its worker (index_lib.lua).
         local created = tonumber(f[5]) or 0
         idx_move(root, task, 'QUEUED', 'RUNNING', created)
         idx_worker(root, task, worker, created)
