@@ -12,10 +12,10 @@
 //! | `{p}:workers`        | hash    | worker id → JSON worker info                           |
 //! | `{p}:stats`          | hash    | counters: submitted, completed, failed (cancelled included), cancelled, requeued |
 //! | `{p}:tasks`          | zset    | every task id, scored by created_at (ms): `GET /tasks`  |
-//! | `{p}:tasks:status:{S}` | zset  | task ids whose status is S, for the sparse statuses only: QUEUED and FAILED (RUNNING tasks are the queue's pending entries; COMPLETED is found on the other indexes), same scores |
+//! | `{p}:tasks:status:FAILED` | zset | failed task ids, same scores (the only status with an index: QUEUED and RUNNING tasks are the queue's entries and pending entries; COMPLETED ones are found on the other indexes) |
 //! | `{p}:tasks:fn:{id}`  | zset    | task ids of one function, same scores                  |
 //! | `{p}:tasks:worker:{w}` | zset  | task ids a worker started (kept when requeued elsewhere: listings check the hash) |
-//! | `{p}:tasks:expiry`   | zset    | `task\|function\|worker` of terminal tasks scored by when their hash expires, so the indexes are trimmed with the result TTL |
+//! | `{p}:tasks:expiring` | list    | `deadline\|task\|function\|worker` of terminal tasks in the order they ended (deadline: when the hash expires, ms), so the indexes are trimmed with the result TTL |
 //! | `{p}:fnstats:{id}`   | hash    | per function: invocations, completed, failed, cancelled, last_failure_at, last_failure_type |
 //! | `{p}:fnsamples:{id}` | list    | `run_ms:wait_ms` (wait: created → started) of the function's last 1,000 or so finished runs, newest first |
 //! | `{p}:functions:deleted` | string | counts function deletions: daemons empty their function caches when it moves |
@@ -159,6 +159,11 @@ impl Keys {
         format!("{}:tasks", self.prefix)
     }
 
+    /// The index of terminal tasks in the order their records expire (see the table).
+    pub fn tasks_expiring(&self) -> String {
+        format!("{}:tasks:expiring", self.prefix)
+    }
+
     /// The index of one status; only those for which [`status_indexed`] holds exist.
     pub fn tasks_by_status(&self, status: TaskStatus) -> String {
         format!("{}:tasks:status:{status}", self.prefix)
@@ -195,7 +200,7 @@ impl Keys {
 
 /// Whether `{p}:tasks:status:{S}` is kept for status S: the sparse ones only (see the table).
 pub fn status_indexed(status: TaskStatus) -> bool {
-    matches!(status, TaskStatus::Queued | TaskStatus::Failed)
+    status == TaskStatus::Failed
 }
 
 #[cfg(test)]
@@ -215,9 +220,10 @@ mod tests {
         assert_eq!(k.root(), "faas:");
         assert_eq!(k.tasks_index(), "faas:tasks");
         assert_eq!(
-            k.tasks_by_status(TaskStatus::Queued),
-            "faas:tasks:status:QUEUED"
+            k.tasks_by_status(TaskStatus::Failed),
+            "faas:tasks:status:FAILED"
         );
+        assert_eq!(k.tasks_expiring(), "faas:tasks:expiring");
         assert_eq!(k.tasks_by_function(f), format!("faas:tasks:fn:{f}"));
         assert_eq!(k.tasks_by_worker("w1"), "faas:tasks:worker:w1");
         assert_eq!(k.function_stats(f), format!("faas:fnstats:{f}"));

@@ -187,8 +187,8 @@ pub async fn run(
     {
         let store = state.store.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.drop_legacy_indexes().await {
-                debug!(error = %e, "legacy task indexes not removed; the next start tries again");
+            if let Err(e) = store.upgrade_indexes().await {
+                debug!(error = %e, "earlier task indexes not upgraded; the next start tries again");
             }
         });
     }

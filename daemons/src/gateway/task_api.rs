@@ -98,6 +98,13 @@ pub async fn list_tasks(
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<Cursor>().map_err(ApiError::bad))
         .transpose()?;
+    if cursor.is_some_and(|c| !c.fits(status)) {
+        return Err(ApiError::bad(
+            "this cursor continues a listing of another status: pass `next_cursor` with the \
+             filters it came with"
+                .to_owned(),
+        ));
+    }
     let filter = TaskFilter {
         status,
         function_id,

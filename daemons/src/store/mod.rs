@@ -407,14 +407,9 @@ impl Store {
                 pipe.hset(self.keys.task(id), tf::RETRY_OF, old.to_string())
                     .ignore();
             }
-            // The listing's indexes and the function's invocations (keys.rs's table).
+            // The listing's indexes and the function's invocations (keys.rs's table; a QUEUED
+            // task is listed from its queue entry, so it has no status index).
             pipe.zadd(self.keys.tasks_index(), id.to_string(), at)
-                .ignore()
-                .zadd(
-                    self.keys.tasks_by_status(TaskStatus::Queued),
-                    id.to_string(),
-                    at,
-                )
                 .ignore()
                 .zadd(
                     self.keys.tasks_by_function(t.function_id),

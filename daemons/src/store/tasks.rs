@@ -1,22 +1,26 @@
 //! Task search, cancelling, retrying, purging, and functions' statistics and deletion.
 //!
 //! Listing walks the sorted-set indexes that the status-changing Lua scripts keep (`{p}:tasks`,
-//! per function, per worker, and per status for QUEUED and FAILED; scores are created_at in ms,
-//! see `protocol::keys`): `lua/list.lua` picks the smallest index among the filters given, walks
-//! it newest first from the cursor and checks the other filters on each task's hash, so a page
-//! costs O(log n + examined) whatever the number of tasks, and at most [`LIST_MAX_EXAMINED`]
-//! tasks are examined per page. Terminal tasks leave the indexes when their hash expires (the
-//! result TTL), swept in batches by one status change in eight (`index_lib.lua`'s
-//! `idx_terminal`); one found gone by a listing is dropped from the index it walked.
+//! per function, per worker, and FAILED; scores are created_at in ms, see `protocol::keys`):
+//! `lua/list.lua` picks the smallest index among the filters given, walks it newest first from
+//! the cursor and checks the other filters on each task's hash, so a page costs
+//! O(log n + examined) whatever the number of tasks, and at most [`LIST_MAX_EXAMINED`] tasks
+//! are examined per page. Terminal tasks leave the indexes when their hash expires (the result
+//! TTL), swept in batches by one status change in eight (`index_lib.lua`'s `idx_terminal`);
+//! one found gone by a listing is dropped from the index it walked.
 //!
 //! Every index write is paid by every task, so the indexes are the fewest that keep pages
-//! cheap. RUNNING and COMPLETED have none: running tasks are the queue stream's pending entries
-//! (at most one per busy process), which `status=RUNNING` reads whole and sorts; completed ones
-//! are nearly every task, so a walk of `{p}:tasks` (or of the function's or worker's index)
-//! finds them at once. A function's run-time and queue-wait samples are one list of
-//! `run:wait` pairs, trimmed once in a hundred finishes. With this, the indexes and statistics
-//! cost a task one `ZADD` per index it enters, one `ZREM` out of QUEUED, one `HINCRBY` and one
-//! `LPUSH` for its function's statistics and one `ZADD` to the expiry index.
+//! cheap, and QUEUED, RUNNING and COMPLETED have none. A queued task is an entry of the queue
+//! stream: `status=QUEUED` walks the stream newest entry first (its cursor is then the last
+//! entry, `q{ms}-{seq}`; a task put back on the queue is listed as newly queued). A running
+//! task is a pending entry of the stream, at most one per busy process: `status=RUNNING` reads
+//! them all (up to [`LIST_MAX_EXAMINED`]) and sorts them. Completed tasks are nearly every task,
+//! so a walk of `{p}:tasks` (or of the function's or worker's index) finds them at once. A
+//! function's run-time and queue-wait samples are one list of `run:wait` pairs, trimmed once
+//! in a hundred finishes, and the expiry index is a list appended to in the order tasks end.
+//! So a task pays three `ZADD`s (all tasks, its function, its worker), one `HINCRBY` and one
+//! `LPUSH` for its function's statistics and one `RPUSH` to the expiry list; a failed one a
+//! `ZADD` more. [`Store::upgrade_indexes`] brings an earlier version's indexes to these.
 //!
 //! Cancelling (one task, a purge of the queue, the queued tasks of a deleted function) is
 //! `index_lib.lua`'s `cancel_task`: the task ends FAILED with its error type, in one atomic step
@@ -61,6 +65,21 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| {
         include_str!("lua/purge.lua")
     ))
 });
+/// Moves up to ARGV[1] of the latest entries of the earlier expiry zset (`task|function|worker`
+/// scored by deadline) to the head of the expiry list, as `deadline|task|function|worker`:
+/// newest first, so that once every batch moved the head holds the earliest deadline.
+static MIGRATE_EXPIRY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local old = redis.call('ZRANGE', KEYS[1], -tonumber(ARGV[1]), -1, 'WITHSCORES')
+for i = #old - 1, 1, -2 do
+  redis.call('LPUSH', KEYS[2], string.format('%d', tonumber(old[i + 1])) .. '|' .. old[i])
+  redis.call('ZREM', KEYS[1], old[i])
+end
+return #old / 2
+",
+    )
+});
 static DELETE_FUNCTION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/index_lib.lua"),
@@ -78,16 +97,33 @@ pub struct TaskFilter {
     pub since: Option<u64>,
 }
 
-/// Where a page ends: the created_at and id of its last task. Shown as `{created_at}-{id}`.
+/// Where a page ends. Shown as `{created_at}-{task id}` for a walk of the indexes, and as
+/// `q{entry id}` for a walk of the queue (`status=QUEUED`); clients pass it back as it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cursor {
-    pub created_at: u64,
-    pub task_id: TaskId,
+pub enum Cursor {
+    /// The created_at and id of the last task a walk of the indexes examined.
+    Index { created_at: u64, task_id: TaskId },
+    /// The last queue entry (`ms-seq`) a walk of the queue examined.
+    Queue { ms: u64, seq: u64 },
 }
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.created_at, self.task_id)
+        match self {
+            Self::Index {
+                created_at,
+                task_id,
+            } => write!(f, "{created_at}-{task_id}"),
+            Self::Queue { ms, seq } => write!(f, "q{ms}-{seq}"),
+        }
+    }
+}
+
+impl Cursor {
+    /// Whether this cursor can continue a listing of `status` (a walk of the queue for QUEUED,
+    /// of the indexes otherwise).
+    pub fn fits(&self, status: Option<TaskStatus>) -> bool {
+        matches!(self, Self::Queue { .. }) == (status == Some(TaskStatus::Queued))
     }
 }
 
@@ -96,8 +132,15 @@ impl FromStr for Cursor {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("invalid cursor {s:?}: pass a `next_cursor` as it was returned");
+        if let Some(entry) = s.strip_prefix('q') {
+            let (ms, seq) = entry.split_once('-').ok_or_else(bad)?;
+            return Ok(Self::Queue {
+                ms: ms.parse().map_err(|_| bad())?,
+                seq: seq.parse().map_err(|_| bad())?,
+            });
+        }
         let (at, id) = s.split_once('-').ok_or_else(bad)?;
-        Ok(Self {
+        Ok(Self::Index {
             created_at: at.parse().map_err(|_| bad())?,
             task_id: id.parse().map_err(|_| bad())?,
         })
@@ -126,18 +169,33 @@ pub struct RetrySource {
 }
 
 impl Store {
-    /// Removes the indexes an earlier version kept and this one does not (RUNNING and
-    /// COMPLETED, see the module docs), which nothing would trim any more. `UNLINK` frees them
-    /// off Redis' main thread, however large they grew.
-    pub async fn drop_legacy_indexes(&self) -> Result<()> {
+    /// Brings the indexes of an earlier version to this one's (see the module docs): the
+    /// status indexes this one does not keep (QUEUED, RUNNING, COMPLETED), which nothing would
+    /// trim any more, are unlinked (`UNLINK` frees them off Redis' main thread, however large),
+    /// and the expiry zset's entries move to the expiry list, in deadline order, a bounded
+    /// batch per call, so that the tasks they name still leave the indexes when they expire.
+    /// Idempotent; the gateway runs it at start.
+    pub async fn upgrade_indexes(&self) -> Result<()> {
         let k = &self.keys;
         let mut c = self.conn.clone();
         let () = redis::cmd("UNLINK")
+            .arg(k.tasks_by_status(TaskStatus::Queued))
             .arg(k.tasks_by_status(TaskStatus::Running))
             .arg(k.tasks_by_status(TaskStatus::Completed))
             .query_async(&mut c)
             .await?;
-        Ok(())
+        let legacy = format!("{}tasks:expiry", k.root());
+        loop {
+            let moved: usize = MIGRATE_EXPIRY
+                .key(&legacy)
+                .key(k.tasks_expiring())
+                .arg(1_000)
+                .invoke_async(&mut c)
+                .await?;
+            if moved == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// One page of tasks, newest first, and the cursor of the next page (`None` at the end).
@@ -149,29 +207,50 @@ impl Store {
     ) -> Result<(Vec<TaskSummary>, Option<Cursor>)> {
         let k = &self.keys;
         let mut call = LIST.prepare_invoke();
-        // RUNNING: the queue's pending entries; any other filter is checked on the hashes.
-        let running = filter.status == Some(TaskStatus::Running);
-        let mut any = false;
-        if running {
+        // QUEUED and RUNNING: the queue's entries and pending entries, the other filters
+        // checked on the hashes (see the module docs); anything else walks the indexes.
+        let mode = match filter.status {
+            Some(TaskStatus::Queued) => "queued",
+            Some(TaskStatus::Running) => "running",
+            _ => "index",
+        };
+        let (cursor_a, cursor_b) = match (mode, cursor) {
+            (_, None) => (String::new(), String::new()),
+            ("queued", Some(Cursor::Queue { ms, seq })) => ("q".to_owned(), format!("{ms}-{seq}")),
+            (
+                "index" | "running",
+                Some(Cursor::Index {
+                    created_at,
+                    task_id,
+                }),
+            ) => (created_at.to_string(), task_id.to_string()),
+            // A cursor of another listing (the gateway refuses those: `Cursor::fits`).
+            _ => (String::new(), String::new()),
+        };
+        if mode == "index" {
+            let mut any = false;
+            if let Some(f) = filter.function_id {
+                call.key(k.tasks_by_function(f));
+                any = true;
+            }
+            if let Some(w) = &filter.worker {
+                call.key(k.tasks_by_worker(w));
+                any = true;
+            }
+            // Only the sparse statuses have an index (index_lib.lua); COMPLETED is checked on
+            // the hashes of whichever index is walked.
+            if let Some(s) = filter
+                .status
+                .filter(|s| faas_protocol::keys::status_indexed(*s))
+            {
+                call.key(k.tasks_by_status(s));
+                any = true;
+            }
+            if !any {
+                call.key(k.tasks_index());
+            }
+        } else {
             call.key(k.queue());
-            any = true;
-        }
-        if let Some(f) = filter.function_id.filter(|_| !running) {
-            call.key(k.tasks_by_function(f));
-            any = true;
-        }
-        if let Some(w) = filter.worker.as_ref().filter(|_| !running) {
-            call.key(k.tasks_by_worker(w));
-            any = true;
-        }
-        // Only the sparse statuses have an index (index_lib.lua); COMPLETED is checked on the
-        // hashes of whichever index is walked.
-        if let Some(s) = filter.status.filter(|s| faas_protocol::keys::status_indexed(*s)) {
-            call.key(k.tasks_by_status(s));
-            any = true;
-        }
-        if !any {
-            call.key(k.tasks_index());
         }
         call.arg(k.task_prefix())
             .arg(filter.status.map(|s| s.as_str()).unwrap_or(""))
@@ -184,25 +263,31 @@ impl Store {
             .arg(filter.worker.as_deref().unwrap_or(""))
             .arg(filter.since.map(|s| s.to_string()).unwrap_or_default())
             .arg(limit)
-            .arg(cursor.map(|c| c.created_at.to_string()).unwrap_or_default())
-            .arg(cursor.map(|c| c.task_id.to_string()).unwrap_or_default())
+            .arg(cursor_a)
+            .arg(cursor_b)
             .arg(LIST_MAX_EXAMINED)
-            .arg(if running {
-                faas_protocol::keys::DISPATCHER_GROUP
-            } else {
-                ""
-            });
+            .arg(mode)
+            .arg(faas_protocol::keys::DISPATCHER_GROUP);
         let mut c = self.conn.clone();
         let reply: Vec<String> = call.invoke_async(&mut c).await?;
         if reply.len() < 2 {
             return Err(StoreError::corrupt("list.lua", "short reply"));
         }
-        let next = match (reply[0].parse::<f64>(), reply[1].parse::<TaskId>()) {
-            (Ok(at), Ok(task_id)) => Some(Cursor {
-                created_at: at as u64,
-                task_id,
-            }),
-            _ => None,
+        let next = if reply[0] == "q" {
+            reply[1]
+                .split_once('-')
+                .and_then(|(ms, seq)| Some(Cursor::Queue {
+                    ms: ms.parse().ok()?,
+                    seq: seq.parse().ok()?,
+                }))
+        } else {
+            match (reply[0].parse::<f64>(), reply[1].parse::<TaskId>()) {
+                (Ok(at), Ok(task_id)) => Some(Cursor::Index {
+                    created_at: at as u64,
+                    task_id,
+                }),
+                _ => None,
+            }
         };
         let tasks = reply[2..]
             .chunks_exact(LIST_ROW)
@@ -235,22 +320,23 @@ impl Store {
     /// were queued when it began (plus a batch), so submissions racing it cannot keep it going.
     pub async fn purge_queued(&self, retention: Duration) -> Result<u64> {
         let mut c = self.conn.clone();
-        let queued: usize = c
-            .zcard(self.keys.tasks_by_status(TaskStatus::Queued))
-            .await?;
-        let (mut purged, mut examined) = (0u64, 0usize);
+        let queued: usize = c.xlen(self.keys.queue()).await?;
+        let (mut purged, mut examined, mut last) = (0u64, 0usize, String::new());
         loop {
-            let (n, seen): (u64, usize) = PURGE
+            let (n, seen, end): (u64, usize, String) = PURGE
+                .key(self.keys.queue())
                 .arg(self.keys.root())
                 .arg(now_ms())
                 .arg(retention.as_secs())
                 .arg(BATCH)
                 .arg("Cancelled")
                 .arg("cancelled by request (queue purged)")
+                .arg(&last)
                 .invoke_async(&mut c)
                 .await?;
             purged += n;
             examined += seen;
+            last = end;
             if seen < BATCH || examined > queued + BATCH {
                 return Ok(purged);
             }
@@ -435,16 +521,25 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_bad_ones_are_refused() {
-        let c = Cursor {
+        let c = Cursor::Index {
             created_at: 1_733_000_000_123,
             task_id: "6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10".parse().unwrap(),
         };
         assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
+        let q = Cursor::Queue {
+            ms: 1_733_000_000_123,
+            seq: 7,
+        };
+        assert_eq!(q.to_string(), "q1733000000123-7");
+        assert_eq!(q.to_string().parse::<Cursor>().unwrap(), q);
         for bad in [
             "",
             "12",
             "x-6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10",
             "12-nope",
+            "q12",
+            "q12-x",
+            "q-1",
         ] {
             assert!(bad.parse::<Cursor>().is_err(), "{bad}");
         }

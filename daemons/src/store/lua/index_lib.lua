@@ -4,10 +4,10 @@
 --
 -- Every write here is paid by every task on the hot path, so the indexes are the fewest that
 -- keep a page of `GET /tasks` O(log n + page) (daemons/src/store/tasks.rs says how each status
--- is listed): all tasks, per function and per worker, and per status only where a status is
--- sparse among all tasks: QUEUED (a backlog among the finished) and FAILED (failures among
--- successes). RUNNING tasks are the queue's pending entries already, and COMPLETED ones are
--- nearly every task, so a walk of the other indexes finds them; neither pays an index write.
+-- is listed): all tasks, per function, per worker, and FAILED (failures are sparse among
+-- successes). QUEUED and RUNNING tasks are the queue stream's entries already (new and
+-- pending ones), and COMPLETED ones are nearly every task, so a walk of the other indexes
+-- finds them; none of those pays an index write.
 --
 -- `root` is the key prefix with its colon ('faas:'); scripts name their keys from it, as
 -- take_lib.lua does with task keys (a single Redis, what the platform supports, allows it).
@@ -21,8 +21,16 @@ local FN_SLACK = 100
 -- Expired tasks leave the indexes in a sweep run by one terminal status change in SWEEP_EVERY
 -- (counted by the platform's stats counters), which removes up to SWEEP_BATCH of them: eight
 -- times the rate at which tasks become terminal, so the sweep keeps up with any load.
+-- The expiry log is a list in the order tasks ended, `deadline|task|function|worker` each
+-- (ids are 36 characters): appending is O(1), and as every daemon of a platform has the same
+-- retention, deadlines come in order, so the due ones are at its head. (A retention made
+-- longer then shorter leaves later deadlines behind an earlier one until that one is due:
+-- those tasks leave the indexes late, and listings skip them meanwhile.)
 local SWEEP_EVERY = 8
 local SWEEP_BATCH = 64
+-- A task is swept this long after its deadline, so that a daemon's clock a little ahead of
+-- Redis' does not sweep it while its hash (expired by Redis' clock) is still there.
+local SWEEP_SLACK_MS = 60000
 
 -- 'faas:task:<id>' -> 'faas:'
 local function root_of(task_key)
@@ -30,7 +38,7 @@ local function root_of(task_key)
 end
 
 -- The indexed statuses (see the top of this file).
-local INDEXED = {QUEUED = true, FAILED = true}
+local INDEXED = {FAILED = true}
 
 -- Moves a task from status `old` (nil: none) to `new` in the status indexes.
 local function idx_move(root, id, old, new, created)
@@ -50,19 +58,26 @@ local function idx_worker(root, id, worker, created)
 end
 
 -- A task became terminal: its index entries are dropped when its hash expires (retention
--- seconds from now; 0 keeps it for ever). Members of the expiry zset are 'task|function|worker'
--- (ids are 36 characters). `tick` is a counter that moves by one per terminal change (a
--- stats counter's new value): due entries are swept when it is a multiple of SWEEP_EVERY.
+-- seconds from now; 0 keeps it for ever). `tick` is a counter that moves by one per terminal
+-- change (a stats counter's new value): due entries are swept when it is a multiple of
+-- SWEEP_EVERY.
 local function idx_terminal(root, id, fid, worker, now, retention, tick)
-  local expiry = root .. 'tasks:expiry'
+  local log = root .. 'tasks:expiring'
   if tonumber(retention) > 0 then
-    redis.call('ZADD', expiry, tonumber(now) + tonumber(retention) * 1000,
-      id .. '|' .. (fid or '') .. '|' .. (worker or ''))
+    redis.call('RPUSH', log, (tonumber(now) + tonumber(retention) * 1000) .. '|' .. id .. '|' ..
+      (fid or '') .. '|' .. (worker or ''))
   end
   if tick % SWEEP_EVERY ~= 0 then return end
-  local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, SWEEP_BATCH)
-  for _, m in ipairs(due) do
-    local tid, f, w = string.sub(m, 1, 36), string.sub(m, 38, 73), string.sub(m, 75)
+  local head = redis.call('LRANGE', log, 0, SWEEP_BATCH - 1)
+  local n = 0
+  for _, m in ipairs(head) do
+    local bar = string.find(m, '|', 1, true)
+    if not bar or (tonumber(string.sub(m, 1, bar - 1)) or 0) > tonumber(now) - SWEEP_SLACK_MS then
+      break
+    end
+    n = n + 1
+    local tid = string.sub(m, bar + 1, bar + 36)
+    local f, w = string.sub(m, bar + 38, bar + 73), string.sub(m, bar + 75)
     -- A hash still there (clocks differ) is left listed; the listing drops it once gone.
     if redis.call('EXISTS', root .. 'task:' .. tid) == 0 then
       redis.call('ZREM', root .. 'tasks', tid)
@@ -70,7 +85,9 @@ local function idx_terminal(root, id, fid, worker, now, retention, tick)
       if f ~= '' then redis.call('ZREM', root .. 'tasks:fn:' .. f, tid) end
       if w ~= '' then redis.call('ZREM', root .. 'tasks:worker:' .. w, tid) end
     end
-    redis.call('ZREM', expiry, m)
+  end
+  if n > 0 then
+    redis.call('LTRIM', log, n, -1)
   end
 end
 

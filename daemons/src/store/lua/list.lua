@@ -7,10 +7,12 @@
 -- ARGV[3]: function id filter  ARGV[4]: worker filter  ARGV[5]: since (created_at >= , ms; '' = none)
 -- ARGV[6]: limit  ARGV[7], ARGV[8]: the cursor, score and task id of the last task of the
 --   previous page ('' = from the newest)  ARGV[9]: the most entries one call examines
--- ARGV[10]: '' to walk the indexes in KEYS, or the queue's consumer group to list RUNNING tasks
---   from the pending entries of the queue stream KEYS[1] (RUNNING has no index: a running task
---   is a pending entry, and there are at most as many as there are busy processes, so they are
---   all read and sorted, up to ARGV[9])
+-- ARGV[10]: 'index' to walk the indexes in KEYS; 'queued' to walk the queue stream KEYS[1]
+--   newest entry first for QUEUED tasks, the cursor then being ('q', the last entry examined)
+--   in ARGV[7], ARGV[8]; or 'running' to list RUNNING tasks from the stream's pending entries
+--   for the consumer group ARGV[11] (neither status has an index: a queued task is an entry,
+--   a running one a pending entry, and there are at most as many of those as busy processes,
+--   so they are all read and sorted, up to ARGV[9])
 -- Returns {next score, next task id ('' when the walk reached the end), then 12 values per
 --   task: id, status, function_id, function_name, worker, attempts, max_attempts, created_at,
 --   started_at, finished_at, error, retry_of}. A page may hold fewer than `limit` tasks when it
@@ -27,22 +29,64 @@ local function wanted(h)
     and (want_w == '' or h[4] == want_w)
 end
 
-if ARGV[10] ~= '' then
+-- The task id of a stream entry.
+local function entry_task(e)
+  local fields = (e and e[2]) or {}
+  for j = 1, #fields, 2 do
+    if fields[j] == 'task' then return fields[j + 1] end
+  end
+  return nil
+end
+
+if ARGV[10] == 'queued' then
+  local out, found, examined, last, ended = {'', ''}, 0, 0, nil, false
+  local start = cm ~= '' and ('(' .. cm) or '+'
+  -- Entry ids are Redis' clock at submission, created_at the gateway's: `since` stops the
+  -- walk only well past it, and is checked on each task.
+  local stop = since and (since - 300000) or nil
+  while found < limit and examined < max and not ended do
+    local page = redis.call('XREVRANGE', KEYS[1], start, '-', 'COUNT',
+      math.min(math.max(limit - found, 16) * 2, max - examined))
+    if #page == 0 then ended = true break end
+    for _, e in ipairs(page) do
+      if stop and (tonumber(string.match(e[1], '^(%d+)')) or 0) < stop then
+        ended = true
+        break
+      end
+      examined = examined + 1
+      last = e[1]
+      start = '(' .. e[1]
+      local id = entry_task(e)
+      if id then
+        local h = redis.call('HMGET', prefix .. id, unpack(FIELDS))
+        if h[1] == 'QUEUED' and wanted(h) and (not since or (tonumber(h[7]) or 0) >= since) then
+          out[#out + 1] = id
+          for j = 1, 11 do out[#out + 1] = h[j] or '' end
+          found = found + 1
+          if found == limit then break end
+        end
+      end
+      if examined >= max then break end
+    end
+  end
+  if not ended and last then
+    out[1], out[2] = 'q', last
+  end
+  return out
+end
+
+if ARGV[10] == 'running' then
   local rows = {}
-  local pending = redis.pcall('XPENDING', KEYS[1], ARGV[10], '-', '+', max)
+  local pending = redis.pcall('XPENDING', KEYS[1], ARGV[11], '-', '+', max)
   if type(pending) ~= 'table' or pending.err then pending = {} end
   for _, p in ipairs(pending) do
-    local e = redis.call('XRANGE', KEYS[1], p[1], p[1])
-    local fields = (e[1] and e[1][2]) or {}
-    for j = 1, #fields, 2 do
-      if fields[j] == 'task' then
-        local id = fields[j + 1]
-        local h = redis.call('HMGET', prefix .. id, unpack(FIELDS))
-        local at = tonumber(h[7]) or 0
-        local after = not cs or at < cs or (at == cs and id < cm)
-        if wanted(h) and after and (not since or at >= since) then
-          rows[#rows + 1] = {at, id, h}
-        end
+    local id = entry_task(redis.call('XRANGE', KEYS[1], p[1], p[1])[1])
+    if id then
+      local h = redis.call('HMGET', prefix .. id, unpack(FIELDS))
+      local at = tonumber(h[7]) or 0
+      local after = not cs or at < cs or (at == cs and id < cm)
+      if wanted(h) and after and (not since or at >= since) then
+        rows[#rows + 1] = {at, id, h}
       end
     end
   end

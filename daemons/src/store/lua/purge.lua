@@ -1,19 +1,23 @@
--- Cancels one bounded batch of QUEUED tasks, the oldest first (index_lib.lua, prepended, does
--- the work); the caller repeats until a batch examines fewer than it asked, so no single call
--- blocks Redis long.
+-- Cancels the QUEUED tasks of one bounded batch of queue entries, the oldest first
+-- (index_lib.lua, prepended, does the cancelling); the caller repeats from the last entry
+-- returned until a batch examines fewer than it asked, so no single call blocks Redis long.
+-- Entries whose task is not QUEUED (running, already cancelled) are left as they are.
+-- KEYS[1]: the queue stream
 -- ARGV[1]: root  ARGV[2]: now  ARGV[3]: retention seconds  ARGV[4]: batch size
--- ARGV[5]: error type  ARGV[6]: error message
--- Returns {cancelled, examined}.
-local queued = ARGV[1] .. 'tasks:status:QUEUED'
-local ids = redis.call('ZRANGE', queued, 0, tonumber(ARGV[4]) - 1)
-local n = 0
-for _, id in ipairs(ids) do
-  local was = cancel_task(ARGV[1], id, ARGV[2], ARGV[3], ARGV[5], ARGV[6])
-  if was == 'QUEUED' then
-    n = n + 1
-  else
-    -- Listed as QUEUED but not (expired, or an index left behind): unlist it.
-    redis.call('ZREM', queued, id)
+-- ARGV[5]: error type  ARGV[6]: error message  ARGV[7]: the last entry of the previous batch
+--   ('' on the first)
+-- Returns {cancelled, examined, the last entry examined ('' when none)}.
+local from = ARGV[7] ~= '' and ('(' .. ARGV[7]) or '-'
+local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', tonumber(ARGV[4]))
+local n, last = 0, ''
+for _, e in ipairs(entries) do
+  last = e[1]
+  local fields = e[2] or {}
+  for j = 1, #fields, 2 do
+    if fields[j] == 'task' and
+      cancel_task(ARGV[1], fields[j + 1], ARGV[2], ARGV[3], ARGV[5], ARGV[6]) == 'QUEUED' then
+      n = n + 1
+    end
   end
 end
-return {n, #ids}
+return {n, #entries, last}

@@ -39,9 +39,7 @@ if attempts >= max then
   idx_terminal(root, ARGV[1], r[2], r[4], ARGV[3], ARGV[4], tick)
   return 'FAILED'
 end
--- [indexes] back to QUEUED (index_lib.lua, prepended)
-idx_move(root_of(KEYS[1]), ARGV[1], st, 'QUEUED',
-  tonumber(redis.call('HGET', KEYS[1], 'created_at')) or 0)
+-- [indexes] none to change: a QUEUED task is listed from its queue entry (index_lib.lua).
 redis.call('HSET', KEYS[1], 'status', 'QUEUED', 'worker', '')
 redis.call('XADD', KEYS[4], '*', 'task', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'requeued', 1)

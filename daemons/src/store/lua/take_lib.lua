@@ -37,27 +37,29 @@ local function take_entries(queue, events, group, consumer, prefix, now, workers
     local st, attempts, f = 'MISSING', 0, {}
     if task ~= '' then
       local key = prefix .. task
-      st = redis.call('HGET', key, 'status') or 'MISSING'
+      -- One read for the status and everything the run needs.
+      f = redis.call('HMGET', key, 'function_id', 'args', 'timeout_ms', 'attempts', 'created_at',
+        'status')
+      st = f[6] or 'MISSING'
       if st ~= 'MISSING' then
-        f = redis.call('HMGET', key, 'function_id', 'args', 'timeout_ms', 'attempts', 'created_at')
         attempts = tonumber(f[4]) or 0
         -- A function that is gone (Redis flushed under a gateway's stale cache) is reported as
         -- none, so the task is failed, never run from a dispatcher's cache. Function keys are
         -- `{p}:fn:{id}` beside task keys `{p}:task:{id}` (protocol::keys).
-        if f[1] and redis.call('EXISTS', string.gsub(prefix, 'task:$', 'fn:') .. f[1]) == 0 then
+        if f[1] and redis.call('EXISTS', root .. 'fn:' .. f[1]) == 0 then
           f[1] = ''
         end
       end
       if st == 'QUEUED' then
-        attempts = redis.call('HINCRBY', key, 'attempts', 1)
-        redis.call('HSET', key, 'status', 'RUNNING', 'worker', worker, 'started_at', now)
+        -- The script runs atomically, so the count read above is the one to increment.
+        attempts = attempts + 1
+        redis.call('HSET', key, 'status', 'RUNNING', 'worker', worker, 'started_at', now,
+          'attempts', attempts)
         redis.call('PUBLISH', events, '{"type":"task","task_id":"' .. task ..
           '","status":"RUNNING","worker":' .. cjson.encode(worker) .. ',"at":' .. now .. '}')
-        -- [indexes] QUEUED -> RUNNING (out of the QUEUED index; RUNNING is listed from the
-        -- queue's pending entries), and listed under its worker (index_lib.lua).
-        local created = tonumber(f[5]) or 0
-        idx_move(root, task, 'QUEUED', 'RUNNING', created)
-        idx_worker(root, task, worker, created)
+        -- [indexes] listed under its worker (index_lib.lua); QUEUED and RUNNING have no index
+        -- to move between: both are the queue's entries.
+        idx_worker(root, task, worker, tonumber(f[5]) or 0)
       end
     end
     local row = {entry, task, st, tostring(attempts), f[1] or '', f[2] or '', f[3] or ''}
