@@ -28,9 +28,6 @@ local FN_SLACK = 100
 -- those tasks leave the indexes late, and listings skip them meanwhile.)
 local SWEEP_EVERY = 8
 local SWEEP_BATCH = 64
--- A task is swept this long after its deadline, so that a daemon's clock a little ahead of
--- Redis' does not sweep it while its hash (expired by Redis' clock) is still there.
-local SWEEP_SLACK_MS = 60000
 
 -- 'faas:task:<id>' -> 'faas:'
 local function root_of(task_key)
@@ -72,18 +69,20 @@ local function idx_terminal(root, id, fid, worker, now, retention, tick)
   local n = 0
   for _, m in ipairs(head) do
     local bar = string.find(m, '|', 1, true)
-    if not bar or (tonumber(string.sub(m, 1, bar - 1)) or 0) > tonumber(now) - SWEEP_SLACK_MS then
-      break
-    end
+    if not bar or (tonumber(string.sub(m, 1, bar - 1)) or 0) > tonumber(now) then break end
     n = n + 1
     local tid = string.sub(m, bar + 1, bar + 36)
     local f, w = string.sub(m, bar + 38, bar + 73), string.sub(m, bar + 75)
-    -- A hash still there (clocks differ) is left listed; the listing drops it once gone.
-    if redis.call('EXISTS', root .. 'task:' .. tid) == 0 then
+    local ttl = redis.call('PTTL', root .. 'task:' .. tid)
+    if ttl == -2 then
       redis.call('ZREM', root .. 'tasks', tid)
       redis.call('ZREM', root .. 'tasks:status:FAILED', tid)
       if f ~= '' then redis.call('ZREM', root .. 'tasks:fn:' .. f, tid) end
       if w ~= '' then redis.call('ZREM', root .. 'tasks:worker:' .. w, tid) end
+    elseif ttl > 0 then
+      -- Still there (the deadline came from a daemon's clock ahead of Redis'): due again
+      -- when Redis expires it.
+      redis.call('RPUSH', log, (tonumber(now) + ttl) .. '|' .. string.sub(m, bar + 1))
     end
   end
   if n > 0 then
