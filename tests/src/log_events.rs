@@ -124,12 +124,22 @@ pub fn redis_circuit_open(e: &LogEvent) -> bool {
             && e.value("failures").is_some())
 }
 
-/// Renders a log for people: JSON lines compactly, anything else as it is.
+/// Renders a log for people: JSON lines compactly, anything else as it is. A JSON line behind
+/// `faas up`'s `name | ` prefix keeps its prefix.
 pub fn render_log(text: &str) -> String {
-    text.lines()
-        .map(|l| LogEvent::parse(l).map_or_else(|| l.to_owned(), |e| e.render()))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let line = |l: &str| {
+        if let Some(e) = LogEvent::parse(l) {
+            return e.render();
+        }
+        match l.split_once("| {") {
+            Some((prefix, rest)) => match LogEvent::parse(&format!("{{{rest}")) {
+                Some(e) => format!("{prefix}| {}", e.render()),
+                None => l.to_owned(),
+            },
+            None => l.to_owned(),
+        }
+    };
+    text.lines().map(line).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
@@ -162,5 +172,10 @@ mod tests {
         assert_eq!(LogEvent::parse("error: the key has 2 bytes"), None);
         assert_eq!(LogEvent::parse("{\"not\": \"a log line\"}"), None);
         assert_eq!(render_log("plain\n"), "plain");
+        let prefixed = r#"gateway    | {"level":"INFO","fields":{"message":"gateway listening","event":"listening"},"target":"t"}"#;
+        assert_eq!(
+            render_log(prefixed),
+            "gateway    | INFO t: gateway listening event=listening"
+        );
     }
 }
