@@ -44,7 +44,7 @@ pub(super) async fn listen<E: Executor>(
         };
         match subscribed {
             Ok(mut pubsub) => {
-                info!(%channel, "listening for cancelled tasks");
+                info!(event = "subscribed", subscriber = "cancels", %channel, "listening for cancelled tasks");
                 backoff.reset();
                 let mut messages = pubsub.on_message();
                 loop {
@@ -56,7 +56,7 @@ pub(super) async fn listen<E: Executor>(
                         },
                     }
                 }
-                warn!(%channel, "cancel subscription lost; subscribing again");
+                warn!(event = "subscription_lost", subscriber = "cancels", %channel, "cancel subscription lost; subscribing again");
             }
             Err(e) => debug!(error = %e, "cannot subscribe to cancelled tasks yet"),
         }
@@ -83,7 +83,7 @@ fn on_cancel<E: Executor>(shared: &Shared, executor: &E, payload: &[u8]) {
         .values()
         .any(|t| *t == task_id);
     if runs_here && executor.cancel(task_id) {
-        info!(%task_id, "cancelling a running task");
+        info!(event = "cancelling", %task_id, "cancelling a running task");
     } else {
         debug!(%task_id, "a cancel for a task not running here; ignored");
     }

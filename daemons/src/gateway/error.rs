@@ -65,7 +65,7 @@ impl IntoResponse for ApiError {
         }
         let error = match &self {
             Self::Unavailable(e) => {
-                tracing::warn!(error = %e, "request failed: redis trouble");
+                tracing::warn!(event = "redis_error", error = %e, "request failed: redis trouble");
                 unavailable_message(e.kind()).to_owned()
             }
             other => other.to_string(),

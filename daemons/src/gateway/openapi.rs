@@ -202,7 +202,7 @@ fn asset(file: &str) -> Response {
         Ok(None) => ApiError::NotFound(format!("no documentation asset {file:?}")).into_response(),
         Err(e) => {
             // Only the page's configuration is formatted at run time; it is ours and valid.
-            tracing::error!(error = %e, "cannot render the documentation page");
+            tracing::error!(event = "docs_render_failed", error = %e, "cannot render the documentation page");
             ApiError::NotFound(format!("documentation asset {file:?} is unavailable"))
                 .into_response()
         }

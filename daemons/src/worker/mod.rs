@@ -138,6 +138,7 @@ impl Core {
         self.running.lock().expect("running lock").insert(t.task_id);
         let span =
             info_span!("task", task_id = %t.task_id, attempt = t.lease, worker = %self.cfg.id);
+        debug!(parent: &span, event = "task_received", "task received");
         tokio::spawn(self.clone().execute(t, job, slot).instrument(span));
     }
 
@@ -177,7 +178,7 @@ impl Core {
             .expect("running lock")
             .contains(&task_id);
         if running && self.pool.cancel(task_id) {
-            info!(%task_id, "cancelling a running task");
+            info!(event = "cancelling", %task_id, "cancelling a running task");
         } else {
             debug!(%task_id, "a cancel for a task not running here; ignored");
         }
@@ -219,8 +220,9 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<(), W
         outbox,
         host,
     });
-    // Every line about the link to the dispatcher says which dispatcher and which worker.
-    let span = info_span!("connection", dispatcher = %core.cfg.endpoint, worker = %core.cfg.id);
+    // Every line about the link to the dispatcher says where it is and which worker this is
+    // (`dispatcher` names a dispatcher, as in the registry; its address is `endpoint`).
+    let span = info_span!("connection", endpoint = %core.cfg.endpoint, worker = %core.cfg.id);
     let outbox = life::Outbox::new(results);
     let outcome = match core.cfg.mode {
         WorkerMode::Pull => {

@@ -97,7 +97,7 @@ impl Transport for Pull {
             }
             Err(_) if shutdown.is_cancelled() => Join::Shutdown,
             Err(reason) => {
-                debug!(reason, "no answer to hello yet");
+                debug!(event = "hello_unanswered", reason, "no answer to hello yet");
                 Join::Retry {
                     key_mismatch: self.control.key_mismatch,
                 }
@@ -125,7 +125,10 @@ impl Transport for Pull {
             }
             Ok(_) => Ok(()),
             Err(reason) => {
-                warn!(reason, "dispatcher not answering; reconnecting");
+                warn!(
+                    event = "dispatcher_unanswered",
+                    reason, "dispatcher not answering; reconnecting"
+                );
                 Err(End::Reconnect(reason))
             }
         }
@@ -290,7 +293,7 @@ impl Req {
             "unreadable answer"
         })?;
         wire::decode::<ToWorker>(&payload).map_err(|e| {
-            warn!(error = %e, "cannot read the dispatcher's answer");
+            warn!(event = "message_unreadable", error = %e, "cannot read the dispatcher's answer");
             "unreadable answer"
         })
     }

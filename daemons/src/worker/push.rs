@@ -23,9 +23,17 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) fn handshake_failed(e: &ChannelError) -> bool {
     match e {
         ChannelError::Unanswered => {
-            debug!(error = %e, "dispatcher not answering the handshake yet")
+            debug!(event = "handshake_unanswered", error = %e, "dispatcher not answering the handshake yet")
         }
-        _ => error!(error = %e, "cannot join the dispatcher; retrying with back-off"),
+        ChannelError::Refused | ChannelError::Handshake => {
+            error!(event = "worker_key_differs", error = %e, "cannot join the dispatcher; retrying with back-off")
+        }
+        ChannelError::PlaintextPeer => {
+            error!(event = "dispatcher_without_key", error = %e, "cannot join the dispatcher; retrying with back-off")
+        }
+        _ => {
+            error!(event = "handshake_failed", error = %e, "cannot join the dispatcher; retrying with back-off")
+        }
     }
     matches!(
         e,
@@ -70,7 +78,10 @@ impl Push {
             r = tokio::time::timeout(Duration::from_secs(5), socket.connect(&core.cfg.endpoint)) => r,
         };
         if !matches!(connected, Ok(Ok(()))) {
-            debug!("dispatcher not reachable yet");
+            debug!(
+                event = "dispatcher_unreachable",
+                "dispatcher not reachable yet"
+            );
             return Err(false);
         }
         // With a key, the handshake comes before anything else is said.
@@ -111,7 +122,7 @@ impl Push {
         let payload = match conn.link.open(&frame) {
             Ok(p) => p,
             Err(e) => {
-                warn!(error = %e, "a frame from the dispatcher did not open; reconnecting");
+                warn!(event = "frame_unreadable", error = %e, "a frame from the dispatcher did not open; reconnecting");
                 self.conn = None;
                 return Ok(Some(End::Reconnect("unreadable frame")));
             }
@@ -119,7 +130,6 @@ impl Push {
         conn.last_heard = Instant::now();
         match wire::decode::<ToWorker>(&payload) {
             Ok(ToWorker::Task(t)) => {
-                debug!(task_id = %t.task_id, "task received");
                 core.start(t, None);
             }
             Ok(ToWorker::Cancel { task_id }) => core.cancel(task_id),
@@ -137,12 +147,14 @@ impl Push {
                 reason,
                 rejoin: false,
             }) => {
-                error!(%reason, "the dispatcher refused this worker");
+                error!(event = "refused", %reason, "the dispatcher refused this worker");
                 return Err(WorkerError::Refused(reason));
             }
             Ok(ToWorker::Ack) => conn.acks += 1,
             Ok(ToWorker::NoWork) => {}
-            Err(e) => error!(error = %e, "cannot read a message from the dispatcher"),
+            Err(e) => {
+                error!(event = "message_unreadable", error = %e, "cannot read a message from the dispatcher")
+            }
         }
         Ok(None)
     }

@@ -101,7 +101,7 @@ impl RemoteExecutor {
     ) -> Result<Self, zeromq::ZmqError> {
         let mut socket = RouterSocket::new();
         let endpoint = socket.bind(&cfg.bind).await?;
-        info!(%endpoint, mode = ?cfg.mode, "waiting for workers");
+        info!(event = "waiting_for_workers", %endpoint, mode = %cfg.mode, "waiting for workers");
         let (send_half, recv_half) = socket.split();
         let (out, out_rx) = mpsc::unbounded_channel();
         let idle = (cfg.heartbeat * 12).max(Duration::from_secs(30));
@@ -288,7 +288,7 @@ impl Hub {
             .expect("refusals lock")
             .allow(Duration::from_secs(1));
         if let Some(held_back) = allowed {
-            warn!(reason, %detail, held_back, "worker channel: refused a peer's frame");
+            warn!(event = "peer_refused", reason, %detail, held_back, "worker channel: refused a peer's frame");
         }
     }
 
@@ -338,7 +338,7 @@ impl Hub {
         let store = self.store.clone();
         tokio::spawn(async move {
             if let Err(e) = store.put_worker(&info, state).await {
-                debug!(worker = %info.id, error = %e, "cannot update the worker registry");
+                debug!(event = "registry_update_failed", worker = %info.id, error = %e, "cannot update the worker registry");
             }
         });
     }
@@ -399,9 +399,11 @@ impl Hub {
             Err(e) => {
                 match &e {
                     FrameError::Version { .. } => {
-                        warn!(error = %e, "refusing a worker of another protocol version")
+                        warn!(event = "message_refused", reason = "version", error = %e, "refusing a worker of another protocol version")
                     }
-                    FrameError::Malformed(_) => warn!(error = %e, "refusing a malformed message"),
+                    FrameError::Malformed(_) => {
+                        warn!(event = "message_refused", reason = "malformed", error = %e, "refusing a malformed message")
+                    }
                 }
                 let refused = ToWorker::Refused {
                     reason: e.to_string(),
@@ -461,7 +463,7 @@ impl Hub {
                 "this dispatcher runs in {:?} mode; the worker is a {:?} worker",
                 self.cfg.mode, info.mode
             );
-            warn!(%worker, %reason, "refusing worker");
+            warn!(event = "worker_refused", %worker, %reason, "refusing worker");
             let refused = ToWorker::Refused {
                 reason,
                 rejoin: false,
@@ -478,7 +480,7 @@ impl Hub {
             (new, registry.online())
         };
         crate::metrics::workers_online(online);
-        info!(%worker, slots, new, "worker joined");
+        info!(event = "worker_joined", %worker, slots, new, "worker joined");
         if new {
             self.publish(info, WorkerState::Joined);
         }
@@ -548,7 +550,7 @@ impl Hub {
 
     /// `leaving`: no new tasks for the worker; its held polls are answered `no_work`.
     fn on_leaving(&self, envelope: Envelope, worker: &str) {
-        info!(%worker, "worker leaving: no new tasks for it");
+        info!(event = "worker_leaving", %worker, "worker leaving: no new tasks for it");
         for poll in self.registry().leaving(worker) {
             self.reply(poll, &ToWorker::NoWork);
         }
@@ -559,7 +561,7 @@ impl Hub {
     fn on_bye(&self, envelope: Envelope, worker: &str, unfinished: usize) {
         let reason = format!("worker {worker} shut down before finishing it");
         if let Some(gone) = self.registry().remove(worker, &reason) {
-            info!(%worker, unfinished, "worker left");
+            info!(event = "worker_left", %worker, unfinished, "worker left");
             for poll in gone.polls {
                 self.reply(poll, &ToWorker::NoWork);
             }
@@ -614,11 +616,15 @@ impl Hub {
                 })
                 .await
             {
-                Ok((true, _)) => info!(task_id = %task, %worker, lease, "late result recorded"),
-                Ok((false, _)) => {
-                    info!(task_id = %task, %worker, lease, "late result dropped: the task no longer runs under that lease")
+                Ok((true, _)) => {
+                    info!(event = "late_result_recorded", task_id = %task, %worker, attempt = lease, "late result recorded")
                 }
-                Err(e) => warn!(task_id = %task, error = %e, "cannot record a late result"),
+                Ok((false, _)) => {
+                    info!(event = "late_result_dropped", task_id = %task, %worker, attempt = lease, "late result dropped: the task no longer runs under that lease")
+                }
+                Err(e) => {
+                    warn!(event = "record_failed", task_id = %task, %worker, attempt = lease, error = %e, "cannot record a late result")
+                }
             }
         });
     }
@@ -686,7 +692,7 @@ async fn recv_loop(hub: Arc<Hub>, mut socket: zeromq::RouterRecvHalf, shutdown: 
                 hub.on_frame(frames, &payload);
             }
             Err(e) => {
-                warn!(error = %e, "worker socket receive failed");
+                warn!(event = "worker_socket_failed", error = %e, "worker socket receive failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -722,7 +728,7 @@ async fn upkeep(hub: Arc<Hub>, shutdown: CancellationToken) {
             );
             let running = hub.registry().running(&worker);
             if let Some(gone) = hub.registry().remove(&worker, &reason) {
-                warn!(%worker, running, "worker lost; re-queueing its tasks");
+                warn!(event = "worker_lost", %worker, running, "worker lost; re-queueing its tasks");
                 hub.publish(gone.info, WorkerState::Lost);
             }
         }
