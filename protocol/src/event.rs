@@ -29,8 +29,10 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outcome: Option<EventOutcome>,
     },
-    /// A worker joined, left (said bye), was lost (missed heartbeats), or beat its heart
-    /// (published at most every few seconds, with its current load).
+    /// A worker joined, is draining (an operator's `POST /workers/{id}/drain`, or the worker's
+    /// own SIGTERM: it takes no new tasks and finishes what it runs), left (said bye), was lost
+    /// (missed heartbeats), or beat its heart (published at most every few seconds, with its
+    /// current load).
     Worker {
         worker: String,
         state: WorkerState,
@@ -56,11 +58,14 @@ pub struct EventOutcome {
 /// every subscriber receives every event, so big results are read from the task instead.
 pub const EVENT_OUTCOME_MAX: usize = 16 * 1024;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerState {
     Joined,
     Heartbeat,
+    /// Takes no new tasks, finishes its running ones, then leaves (`Left`).
+    Draining,
     Left,
     Lost,
 }
@@ -129,6 +134,17 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&ev).unwrap(),
             r#"{"type":"worker","worker":"w1","state":"lost","busy":1,"slots":4,"at":9}"#
+        );
+        let draining = Event::Worker {
+            worker: "w1".into(),
+            state: WorkerState::Draining,
+            busy: 1,
+            slots: 4,
+            at: 9,
+        };
+        assert_eq!(
+            serde_json::to_string(&draining).unwrap(),
+            r#"{"type":"worker","worker":"w1","state":"draining","busy":1,"slots":4,"at":9}"#
         );
     }
 }

@@ -4,7 +4,7 @@
 
 use faas_protocol::api::ResultReply;
 use faas_protocol::event::Event;
-use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord};
+use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerMode};
 use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -139,12 +139,14 @@ pub struct FunctionsView {
 }
 
 /// What a yes to the footer's question does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Pending {
     /// Quit; under `faas up` that stops the whole platform.
     Quit,
     /// Close the open form, losing what was typed.
     DiscardForm,
+    /// Drain this worker (`D` on the Workers screen).
+    Drain(String),
 }
 
 /// A question in the footer. Only `y` answers yes: any other key answers no, so a stray key
@@ -181,6 +183,8 @@ pub struct App {
     pub tasks: TaskList,
     pub tasks_view: TasksView,
     pub functions: FunctionsView,
+    /// The selected row of the Workers screen (in id order, clamped to the rows there are).
+    pub workers_selected: usize,
     pub timeline: Timeline,
     /// The Events screen's scroll position (entries from the newest).
     pub timeline_scroll: usize,
@@ -266,6 +270,13 @@ impl App {
                     d.record = Some(r);
                 }
             }
+            Update::Drained(worker, r) => match r {
+                Ok(()) => self.notify(
+                    format!("draining {worker}: it finishes its tasks, then leaves"),
+                    false,
+                ),
+                Err(e) => self.notify(format!("cannot drain {worker}: {e}"), true),
+            },
         }
     }
 
@@ -445,7 +456,8 @@ impl App {
                 Tab::Tasks => self.tasks_key(key),
                 Tab::Functions => self.functions_key(key),
                 Tab::Events => self.events_key(key),
-                Tab::Overview | Tab::Workers => {}
+                Tab::Workers => self.workers_key(key),
+                Tab::Overview => {}
             },
         }
     }
@@ -467,6 +479,7 @@ impl App {
         match action {
             Pending::Quit => self.quit = true,
             Pending::DiscardForm => self.functions.form = None,
+            Pending::Drain(worker) => self.outbox.push(Command::DrainWorker(worker)),
         }
     }
 
@@ -474,7 +487,46 @@ impl App {
         match action {
             Pending::Quit => self.notify("still running", false),
             Pending::DiscardForm => self.notify("kept the form", false),
+            Pending::Drain(worker) => self.notify(format!("{worker} not drained"), false),
         }
+    }
+
+    /// The Workers screen: move the selection, `D` drains the selected worker after a y/n.
+    fn workers_key(&mut self, key: KeyEvent) {
+        let last = self.workers.len().saturating_sub(1);
+        let sel = self.workers_selected.min(last);
+        self.workers_selected = match key.code {
+            KeyCode::Down | KeyCode::Char('j') => (sel + 1).min(last),
+            KeyCode::Up | KeyCode::Char('k') => sel.saturating_sub(1),
+            KeyCode::PageDown => (sel + PAGE).min(last),
+            KeyCode::PageUp => sel.saturating_sub(PAGE),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => last,
+            _ => sel,
+        };
+        if key.code == KeyCode::Char('D') {
+            match self.selected_worker().map(|w| (w.info.id.clone(), w.info.mode)) {
+                Some((_, WorkerMode::Local)) => self.notify(
+                    "a local pool cannot be drained apart from its dispatcher: stop the dispatcher",
+                    true,
+                ),
+                Some((id, _)) => {
+                    self.confirm = Some(Confirm {
+                        prompt: format!(
+                            "drain worker {id}? it finishes its running tasks, takes no new ones and leaves. y/n"
+                        ),
+                        action: Pending::Drain(id),
+                    })
+                }
+                None => self.notify("no worker selected", true),
+            }
+        }
+    }
+
+    /// The worker the Workers screen highlights.
+    pub fn selected_worker(&self) -> Option<&super::workers::WorkerRow> {
+        let last = self.workers.len().checked_sub(1)?;
+        self.workers.nth(self.workers_selected.min(last))
     }
 
     fn switch_tab(&mut self, i: usize) {

@@ -1,5 +1,5 @@
 //! The Events screen's timeline, like `celery events`: what happened to the platform, newest
-//! first — workers joining, leaving and lost, task failures, Redis and the gateway going away and
+//! first — workers joining, draining, leaving and lost, task failures, Redis and the gateway going away and
 //! coming back, and Redis coming back empty (its counters went backwards).
 //!
 //! It is built from what the console already receives (the event subscription, the link states
@@ -92,6 +92,7 @@ impl Timeline {
     pub fn on_worker(&mut self, worker: &str, state: WorkerState, at: u64) {
         let (bad, what) = match state {
             WorkerState::Joined => (false, "joined"),
+            WorkerState::Draining => (false, "draining (no new tasks; leaves when its tasks end)"),
             WorkerState::Left => (false, "left"),
             WorkerState::Lost => (
                 true,

@@ -22,6 +22,13 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "Workers",
+        &[(
+            "↑ ↓ / D",
+            "select / drain: it finishes its tasks and leaves (asks)",
+        )],
+    ),
+    (
         "Tasks",
         &[
             (

@@ -1,10 +1,11 @@
 //! Workers: one row per worker with where it runs (host:pid, dispatcher), its load, the age of
-//! its last heartbeat and its health.
+//! its last heartbeat and its health (online, draining, late, lost); the selected row is the
+//! one `D` drains.
 
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::{Color, Style};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use super::fmt;
@@ -48,6 +49,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         let health = w.health(now);
         let colour = match health {
             Health::Online => Color::Green,
+            Health::Draining => Color::Cyan,
             Health::Late => Color::Yellow,
             Health::Lost => Color::Red,
         };
@@ -95,5 +97,13 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     ]);
     titles.extend(["SLOTS", "HEARTBEAT", "STATE", "DONE"]);
     let header = Row::new(titles).style(fmt::title());
-    f.render_widget(Table::new(rows, widths).header(header).block(block), area);
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let selected = app
+        .workers_selected
+        .min(app.workers.len().saturating_sub(1));
+    let mut state = TableState::default().with_selected(Some(selected));
+    f.render_stateful_widget(table, area, &mut state);
 }
