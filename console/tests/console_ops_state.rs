@@ -1,12 +1,12 @@
-//! The console's state for draining workers, without a terminal or a network: updates and keys
-//! go in, the state and the queued `Command`s are checked. (Apart from console_state.rs so that
+//! The console's state for draining workers and `faas up`'s daemon reports, without a terminal
+//! or a network: updates and keys go in, the state and the queued `Command`s are checked. (Apart from console_state.rs so that
 //! the two grow apart.)
 
 use faas_console::tui::app::App;
 use faas_console::tui::msg::{Command, Update};
 use faas_console::tui::timeline::Kind;
 use faas_console::tui::workers::Health;
-use faas_protocol::event::{Event, WorkerState};
+use faas_protocol::event::{DaemonState, Event, WorkerState};
 use faas_protocol::model::{WorkerInfo, WorkerMode};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -118,4 +118,33 @@ fn a_draining_worker_shows_draining_then_leaves_and_the_timeline_says_so() {
     assert_eq!(texts.len(), 2, "{texts:?}");
     assert_eq!(texts[0], (Kind::Worker, false, "a left".into()));
     assert!(texts[1].2.starts_with("a draining") && !texts[1].1);
+}
+
+#[test]
+fn daemon_restarts_reported_by_faas_up_are_on_the_timeline() {
+    let mut app = app();
+    // As `faas up` publishes it on the events channel.
+    let raw = r#"{"type":"daemon","name":"dispatcher","state":"restarted","exit":"killed by SIGKILL","at":1700000000500}"#;
+    let ev: Event = serde_json::from_str(raw).unwrap();
+    app.apply(Update::Event(ev));
+    app.apply(Update::Event(Event::Daemon {
+        name: "worker-2".into(),
+        state: DaemonState::Exited,
+        exit: Some("exit code 0".into()),
+        at: T0 + 900,
+    }));
+    let entries: Vec<_> = app.timeline.iter().collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].kind, Kind::Daemon);
+    assert_eq!(
+        entries[0].text,
+        "worker-2 left (exit code 0); not restarted"
+    );
+    assert!(!entries[0].bad);
+    assert_eq!(
+        entries[1].text,
+        "dispatcher died (killed by SIGKILL); faas up restarted it"
+    );
+    assert!(entries[1].bad && entries[1].at == T0 + 500);
+    assert_eq!(Kind::Daemon.as_str(), "daemon");
 }

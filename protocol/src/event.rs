@@ -42,6 +42,28 @@ pub enum Event {
         slots: u32,
         at: u64,
     },
+    /// A daemon that `faas up` supervises died and was started again, or left by itself on
+    /// purpose (a drained worker: exit 0, not restarted). Published by `faas up`, which is the
+    /// one that knows; the console's Events timeline shows it.
+    Daemon {
+        /// As `faas up` names it: `redis`, `gateway`, `dispatcher`, `worker-1`, ...
+        name: String,
+        state: DaemonState,
+        /// How it ended: `exit code 3`, `killed by SIGKILL`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit: Option<String>,
+        at: u64,
+    },
+}
+
+/// What became of a supervised daemon ([`Event::Daemon`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaemonState {
+    /// It died unexpectedly and was started again.
+    Restarted,
+    /// It exited cleanly by itself (a drained worker) and is not restarted.
+    Exited,
 }
 
 /// The result part of a terminal [`Event::Task`].
@@ -75,7 +97,7 @@ impl Event {
     pub fn task_id(&self) -> Option<TaskId> {
         match self {
             Event::Task { task_id, .. } => Some(*task_id),
-            Event::Worker { .. } => None,
+            Event::Worker { .. } | Event::Daemon { .. } => None,
         }
     }
 }
@@ -120,6 +142,19 @@ mod tests {
         };
         assert!(function_id.is_some());
         assert_eq!(serde_json::to_string(&ev).unwrap(), raw);
+    }
+
+    #[test]
+    fn daemon_event_bytes_are_pinned() {
+        let ev = Event::Daemon {
+            name: "dispatcher".into(),
+            state: DaemonState::Restarted,
+            exit: Some("killed by SIGKILL".into()),
+            at: 9,
+        };
+        let raw = r#"{"type":"daemon","name":"dispatcher","state":"restarted","exit":"killed by SIGKILL","at":9}"#;
+        assert_eq!(serde_json::to_string(&ev).unwrap(), raw);
+        assert_eq!(serde_json::from_str::<Event>(raw).unwrap(), ev);
     }
 
     #[test]

@@ -326,6 +326,12 @@ impl App {
                 self.timeline.on_worker(&worker, state, at);
                 self.workers.on_event(worker, state, busy, slots, at)
             }
+            Event::Daemon {
+                name,
+                state,
+                exit,
+                at,
+            } => self.timeline.on_daemon(&name, state, exit.as_deref(), at),
         }
     }
 
