@@ -1,19 +1,26 @@
-//! The console's state for draining workers and `faas up`'s daemon reports, without a terminal
-//! or a network: updates and keys go in, the state and the queued `Command`s are checked. (Apart from console_state.rs so that
-//! the two grow apart.)
+//! The console's state for draining workers, `faas up`'s daemon reports and the mouse, without a
+//! terminal or a network: updates, keys and crossterm mouse events go in, the state and the
+//! queued `Command`s are checked. (Apart from console_state.rs so that the two grow apart.)
 
-use faas_console::tui::app::App;
+use faas_console::tui::app::{App, Tab};
 use faas_console::tui::msg::{Command, Update};
 use faas_console::tui::timeline::Kind;
 use faas_console::tui::workers::Health;
 use faas_protocol::event::{DaemonState, Event, WorkerState};
-use faas_protocol::model::{WorkerInfo, WorkerMode};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use faas_protocol::model::{FunctionSummary, WorkerInfo, WorkerMode};
+use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::Rect;
 
 const T0: u64 = 1_700_000_000_000;
 
 fn app() -> App {
-    App::new("redis://r", "http://g", T0)
+    let app = App::new("redis://r", "http://g", T0);
+    // As if a 160x45 frame had been drawn (the snapshot tests' big size).
+    app.area.set(Rect::new(0, 0, 160, 45));
+    app
 }
 
 fn ch(c: char) -> KeyEvent {
@@ -51,6 +58,19 @@ fn registry(app: &mut App, workers: Vec<WorkerInfo>) {
         workers,
         ..Default::default()
     }));
+}
+
+fn click(x: u16, y: u16) -> MouseEvent {
+    mouse(MouseEventKind::Down(MouseButton::Left), x, y)
+}
+
+fn mouse(kind: MouseEventKind, x: u16, y: u16) -> MouseEvent {
+    MouseEvent {
+        kind,
+        column: x,
+        row: y,
+        modifiers: KeyModifiers::NONE,
+    }
 }
 
 #[test]
@@ -147,4 +167,195 @@ fn daemon_restarts_reported_by_faas_up_are_on_the_timeline() {
     );
     assert!(entries[1].bad && entries[1].at == T0 + 500);
     assert_eq!(Kind::Daemon.as_str(), "daemon");
+}
+
+#[test]
+fn clicking_a_tab_switches_to_it() {
+    let mut app = app();
+    // " faas-console " takes 14 columns; then " 1 Overview │ 2 Workers │ 3 Tasks │ ...".
+    let tabs_start = 14;
+    let at = |title: &str| {
+        let line = " 1 Overview │ 2 Workers │ 3 Tasks │ 4 Functions │ 5 Events ";
+        let i = line.find(title).unwrap();
+        tabs_start + line[..i].chars().count() as u16
+    };
+    assert!(app.on_mouse(click(at("3 Tasks"), 0)));
+    assert_eq!(app.tab, Tab::Tasks);
+    assert!(
+        app.on_mouse(click(at("5 Events") + 7, 0)),
+        "the title's last column"
+    );
+    assert_eq!(app.tab, Tab::Events);
+    assert!(
+        app.on_mouse(click(at("2 Workers") - 1, 0)),
+        "its left padding"
+    );
+    assert_eq!(app.tab, Tab::Workers);
+    // The divider, the console's name and the second header line are no tab.
+    assert!(!app.on_mouse(click(at("4 Functions") - 2, 0)));
+    assert!(!app.on_mouse(click(3, 0)));
+    assert!(!app.on_mouse(click(at("1 Overview"), 1)));
+    assert_eq!(app.tab, Tab::Workers);
+    // Selecting a tab by mouse asks for what the key would (the function list).
+    app.take_commands();
+    app.on_mouse(click(at("4 Functions"), 0));
+    assert_eq!(app.take_commands(), [Command::RefreshFunctions]);
+}
+
+#[test]
+fn clicking_a_row_selects_it_and_the_wheel_scrolls() {
+    let mut app = app();
+    registry(
+        &mut app,
+        (0..5)
+            .map(|i| worker(&format!("w{i}"), WorkerMode::Push))
+            .collect(),
+    );
+    app.on_key(ch('2'));
+    // Header (2 lines), the table's border and its title row: the first worker is on line 4.
+    assert!(app.on_mouse(click(10, 4 + 3)));
+    assert_eq!(app.workers_selected, 3);
+    assert_eq!(app.selected_worker().unwrap().info.id, "w3");
+    assert!(!app.on_mouse(click(10, 4 + 7)), "below the last row");
+    assert!(!app.on_mouse(click(10, 3)), "the title row");
+    assert_eq!(app.workers_selected, 3);
+    // D then drains the clicked worker.
+    app.on_key(ch('D'));
+    assert!(app.confirm.as_ref().unwrap().prompt.contains("w3"));
+    app.on_key(ch('n'));
+    // The wheel moves three rows a notch and stops at the ends.
+    app.on_mouse(mouse(MouseEventKind::ScrollUp, 10, 10));
+    assert_eq!(app.workers_selected, 0);
+    app.on_mouse(mouse(MouseEventKind::ScrollDown, 10, 10));
+    app.on_mouse(mouse(MouseEventKind::ScrollDown, 10, 10));
+    assert_eq!(app.workers_selected, 4);
+    // Pointer moves change nothing and need no redraw.
+    assert!(!app.on_mouse(mouse(MouseEventKind::Moved, 10, 6)));
+
+    // Functions: the list is the left half; the right half is the invocation panel.
+    let list: Vec<FunctionSummary> = (0..3)
+        .map(|i| FunctionSummary {
+            function_id: FunctionId::new(),
+            name: format!("f{i}"),
+            format: FunctionFormat::Source,
+            created_at: T0 - i,
+        })
+        .collect();
+    app.apply(Update::Functions(list));
+    app.on_key(ch('4'));
+    assert!(app.on_mouse(click(5, 4 + 2)));
+    assert_eq!(app.selected_function().unwrap().name, "f2");
+    assert!(!app.on_mouse(click(120, 4)), "the invocation panel");
+    assert_eq!(app.functions.selected, 2);
+
+    // Tasks: newest first; clicking row 0 follows the newest again.
+    let ids: Vec<TaskId> = (0..3).map(|_| TaskId::new()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        app.apply(Update::Event(Event::Task {
+            task_id: *id,
+            function_id: None,
+            status: TaskStatus::Queued,
+            worker: None,
+            at: T0 + i as u64,
+            outcome: None,
+        }));
+    }
+    app.on_key(ch('3'));
+    app.on_mouse(click(5, 4 + 1));
+    assert_eq!(app.tasks_view.selected, Some(ids[1]));
+    app.on_mouse(click(5, 4));
+    assert_eq!(app.tasks_view.selected, None);
+}
+
+#[test]
+fn the_wheel_scrolls_the_timeline_and_an_open_detail_and_prompts_ignore_the_mouse() {
+    let mut app = app();
+    for i in 0..10 {
+        app.apply(worker_event(&format!("w{i}"), WorkerState::Joined, T0 + i));
+    }
+    app.on_key(ch('5'));
+    app.on_mouse(mouse(MouseEventKind::ScrollDown, 50, 20));
+    assert_eq!(app.timeline_scroll, 3);
+    app.on_mouse(mouse(MouseEventKind::ScrollUp, 50, 20));
+    app.on_mouse(mouse(MouseEventKind::ScrollUp, 50, 20));
+    assert_eq!(app.timeline_scroll, 0);
+
+    // A task detail scrolls under the wheel, within what the last drawing allowed.
+    let id = TaskId::new();
+    app.apply(Update::Event(Event::Task {
+        task_id: id,
+        function_id: None,
+        status: TaskStatus::Queued,
+        worker: None,
+        at: T0,
+        outcome: None,
+    }));
+    app.on_key(ch('3'));
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let detail = app.tasks_view.detail.as_ref().expect("open");
+    detail.max_scroll.set(4);
+    app.on_mouse(mouse(MouseEventKind::ScrollDown, 50, 20));
+    app.on_mouse(mouse(MouseEventKind::ScrollDown, 50, 20));
+    assert_eq!(app.tasks_view.detail.as_ref().unwrap().scroll, 4);
+    // A click does not reach the list under the detail.
+    assert!(!app.on_mouse(click(5, 4)));
+
+    // With a question in the footer, the mouse waits for the answer.
+    app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    app.supervised = true;
+    app.on_key(ch('q'));
+    assert!(!app.on_mouse(click(20, 0)));
+    assert_eq!(app.tab, Tab::Tasks);
+    assert!(app.confirm.is_some(), "still asking");
+}
+
+/// Where `text` is drawn on a frame of `app` at `w`x`h`: (column, row) of its first character.
+fn find_drawn(app: &App, w: u16, h: u16, text: &str) -> (u16, u16) {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    terminal
+        .draw(|f| faas_console::tui::render::render(app, f))
+        .unwrap();
+    let buf = terminal.backend().buffer();
+    for y in 0..h {
+        let line: Vec<String> = (0..w).map(|x| buf[(x, y)].symbol().to_owned()).collect();
+        let joined: String = line.concat();
+        if let Some(i) = joined.find(text) {
+            // Columns, not bytes: every cell holds one symbol.
+            let col = line
+                .iter()
+                .scan(0, |bytes, s| {
+                    *bytes += s.len();
+                    Some(*bytes)
+                })
+                .position(|b| b > i)
+                .unwrap();
+            return (col as u16, y);
+        }
+    }
+    panic!("{text:?} is not drawn");
+}
+
+#[test]
+fn clicks_land_where_the_renderer_drew_at_every_size() {
+    for (w, h) in [(160, 45), (80, 24), (100, 30)] {
+        let mut app = app();
+        registry(
+            &mut app,
+            (0..30)
+                .map(|i| worker(&format!("wk{i:02}"), WorkerMode::Push))
+                .collect(),
+        );
+        app.on_key(ch('2'));
+        // Far down the list, so the table is scrolled.
+        for _ in 0..25 {
+            app.on_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+        }
+        let (x, y) = find_drawn(&app, w, h, "4 Functions");
+        assert!(app.on_mouse(click(x + 3, y)), "{w}x{h}");
+        assert_eq!(app.tab, Tab::Functions, "{w}x{h}");
+        app.on_key(ch('2'));
+        let (x, y) = find_drawn(&app, w, h, "wk20");
+        assert!(app.on_mouse(click(x, y)), "{w}x{h}");
+        assert_eq!(app.selected_worker().unwrap().info.id, "wk20", "{w}x{h}");
+    }
 }

@@ -1,15 +1,19 @@
 //! The console's whole state and how it changes: `apply` takes updates from the network,
-//! `on_key` takes keys, `tick` moves the clock. Nothing here does I/O; what should happen on
+//! `on_key` takes keys, `on_mouse` clicks and the wheel, `tick` moves the clock. Nothing here does I/O; what should happen on
 //! the network is queued as `Command`s for the loop to hand to the network tasks.
 
 use faas_protocol::api::ResultReply;
 use faas_protocol::event::Event;
 use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerMode};
 use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::Rect;
 
 use super::forms::{Form, FormAction, InvokeForm, RegisterForm};
 use super::msg::{Command, Link, Snapshot, Update};
+use super::render::hit::Hit;
 use super::tasks::TaskList;
 use super::throughput::Throughput;
 use super::timeline::{Kind, Timeline};
@@ -19,6 +23,8 @@ use super::workers::Workers;
 const NOTICE_MS: u64 = 6_000;
 /// Rows a page key moves.
 const PAGE: usize = 10;
+/// Rows one notch of the mouse wheel moves.
+const WHEEL: usize = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Tab {
@@ -189,6 +195,8 @@ pub struct App {
     /// The Events screen's scroll position (entries from the newest).
     pub timeline_scroll: usize,
     pub notice: Option<Notice>,
+    /// The screen size of the last frame drawn: mouse positions are mapped through it.
+    pub area: std::cell::Cell<Rect>,
     outbox: Vec<Command>,
 }
 
@@ -465,6 +473,68 @@ impl App {
                 Tab::Workers => self.workers_key(key),
                 Tab::Overview => {}
             },
+        }
+    }
+
+    /// Handles one mouse event: a left click on a tab switches to it, on a row selects it; the
+    /// wheel scrolls the list, the timeline or the open detail. Returns whether anything
+    /// changed (pointer moves do nothing and need no redraw). A question, a form or the help
+    /// wait for keys and ignore the mouse.
+    pub fn on_mouse(&mut self, ev: MouseEvent) -> bool {
+        if self.confirm.is_some() || self.functions.form.is_some() || self.help {
+            return false;
+        }
+        let step = |code| KeyEvent::new(code, KeyModifiers::NONE);
+        let wheel = match ev.kind {
+            MouseEventKind::ScrollDown => Some(KeyCode::Down),
+            MouseEventKind::ScrollUp => Some(KeyCode::Up),
+            MouseEventKind::Down(MouseButton::Left) => None,
+            _ => return false,
+        };
+        if let Some(code) = wheel {
+            // The same steps as the arrow keys, so the wheel stops where they do.
+            for _ in 0..WHEEL {
+                if self.tasks_view.detail.is_some() && self.tab == Tab::Tasks {
+                    self.detail_key(step(code));
+                } else {
+                    self.list_key(step(code));
+                }
+            }
+            return true;
+        }
+        if self.tasks_view.detail.is_some() && self.tab == Tab::Tasks {
+            return false;
+        }
+        match super::render::hit::hit(self, ev.column, ev.row) {
+            Hit::Tab(tab) => self.switch_tab(tab.index()),
+            Hit::Row(i) => self.select_row(i),
+            Hit::Body | Hit::Nothing => return false,
+        }
+        true
+    }
+
+    /// A key for the current screen's list (the wheel's steps).
+    fn list_key(&mut self, key: KeyEvent) {
+        match self.tab {
+            Tab::Tasks => self.tasks_key(key),
+            Tab::Functions => self.functions_key(key),
+            Tab::Events => self.events_key(key),
+            Tab::Workers => self.workers_key(key),
+            Tab::Overview => {}
+        }
+    }
+
+    /// Selects row `i` of the current screen's list (a click).
+    fn select_row(&mut self, i: usize) {
+        match self.tab {
+            Tab::Workers => self.workers_selected = i,
+            Tab::Functions => self.functions.selected = i,
+            Tab::Tasks => {
+                // Row 0 is the newest: selecting it follows the newest, as `g` does.
+                let id = self.tasks.iter(self.tasks_view.filter).nth(i).map(|r| r.id);
+                self.tasks_view.selected = id.filter(|_| i > 0);
+            }
+            Tab::Overview | Tab::Events => {}
         }
     }
 

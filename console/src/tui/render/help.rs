@@ -19,6 +19,7 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
                 "quit (under faas up: asks, as it stops the platform)",
             ),
             ("Esc, q", "in a view (details, help): step back"),
+            ("mouse", "click a tab or a row; the wheel scrolls"),
         ],
     ),
     (
