@@ -17,6 +17,8 @@ use crate::tui::workers::Health;
 const ID_MAX: usize = 36;
 const HOST_WIDTH: usize = 22;
 const DISPATCHER_WIDTH: usize = 20;
+/// Fits the longest state, `draining`.
+const STATE_WIDTH: usize = 8;
 /// Below this width the dispatcher column is left out, so that the others keep their room.
 const DISPATCHER_FROM: u16 = 100;
 
@@ -35,7 +37,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
     let dispatcher = area.width >= DISPATCHER_FROM;
     // MODE, HOST:PID, [DISPATCHER,] SLOTS, HEARTBEAT, STATE, DONE, and a space between columns.
-    let mut fixed = vec![6, HOST_WIDTH, 7, 11, 7, 9];
+    let mut fixed = vec![6, HOST_WIDTH, 7, 11, STATE_WIDTH, 9];
     if dispatcher {
         fixed.push(DISPATCHER_WIDTH);
     }
@@ -92,7 +94,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     widths.extend([
         Constraint::Length(7),
         Constraint::Length(11),
-        Constraint::Length(7),
+        Constraint::Length(STATE_WIDTH as u16),
         Constraint::Length(9),
     ]);
     titles.extend(["SLOTS", "HEARTBEAT", "STATE", "DONE"]);
