@@ -95,6 +95,18 @@ async fn a_drained_worker_finishes_its_tasks_and_leaves(mode: Mode) {
     })
     .await;
     assert!(shows_draining, "never listed as draining: {listed}");
+    let cli = tokio::process::Command::new(bin("faas"))
+        .args(["--gateway", stack.base_url(), "workers"])
+        .output()
+        .await
+        .unwrap();
+    let table = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(drained.as_str()) && l.trim_end().ends_with("draining")),
+        "faas workers does not say so:\n{table}"
+    );
 
     // New work goes to the other worker only, while the drained one finishes.
     let add = stack.register_source("add_one", FUNCTIONS, "add_one").await;
