@@ -14,7 +14,10 @@ use faas_tests::{
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-faas_tests::remote_modes!(a_drained_worker_finishes_its_tasks_and_leaves);
+faas_tests::remote_modes!(
+    a_drained_worker_finishes_its_tasks_and_leaves,
+    an_idle_drained_worker_leaves_at_once,
+);
 
 const BOUND: Duration = Duration::from_secs(30);
 const FUNCTIONS: &str = "import time\n\
@@ -172,6 +175,40 @@ async fn a_drained_worker_finishes_its_tasks_and_leaves(mode: Mode) {
         .post_json(&format!("/workers/{drained}/drain"), json!({}))
         .await;
     assert_json_error(&gone, StatusCode::NOT_FOUND, "drain a worker that left");
+}
+
+/// An idle worker (a pull worker's poll held by the dispatcher, a push worker's free credit)
+/// leaves within a few heartbeats, through the CLI this time.
+async fn an_idle_drained_worker_leaves_at_once(mode: Mode) {
+    let mut stack = Stack::builder(mode)
+        .procs(1)
+        .worker_processes(2)
+        .dispatcher_args(FAST_DISPATCHER)
+        .worker_args(FAST_WORKER)
+        .start()
+        .await;
+    stack.wait_registered_workers(2, BOUND).await;
+    let pid = stack.worker(1).pid();
+    let drained = worker_id(&stack, pid).await;
+    let out = tokio::process::Command::new(bin("faas"))
+        .args(["--gateway", stack.base_url(), "drain", &drained])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("draining"));
+    let status = stack.worker(1).wait_exit(Duration::from_secs(10)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the idle worker did not leave ({status:?}):\n{}",
+        stack.worker(1).log_tail(30)
+    );
+    let left = stack.wait_registered_workers(1, BOUND).await;
+    assert!(!left.contains_key(&drained));
+    stack.worker(0).assert_running();
+    let f = stack.register_source("add_one", FUNCTIONS, "add_one").await;
+    let t = stack.execute_json(f, json!([1]), json!({})).await;
+    assert_eq!(stack.wait_result_within(t, BOUND).await["result"], 2);
 }
 
 #[tokio::test]
