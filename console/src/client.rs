@@ -134,6 +134,12 @@ impl GatewayClient {
         self.get(&format!("/tasks/{task}")).await
     }
 
+    /// `POST /workers/{id}/drain`: the worker finishes its tasks and leaves.
+    pub async fn drain_worker(&self, worker: &str) -> Result<faas_protocol::api::DrainReply> {
+        let path = format!("/workers/{}/drain", path_segment(worker));
+        self.post(&path, &serde_json::json!({})).await
+    }
+
     pub async fn functions(&self) -> Result<Vec<FunctionSummary>> {
         self.get("/functions").await
     }
@@ -216,6 +222,20 @@ impl GatewayClient {
 }
 
 /// The gateway's `{"error"}` message of a refused request, or its body as text.
+/// Percent-encodes `s` as one URL path segment (a worker id is free text).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 fn api_error(status: reqwest::StatusCode, body: &[u8]) -> ClientError {
     let message = serde_json::from_slice::<ErrorReply>(body)
         .map(|e| e.error)

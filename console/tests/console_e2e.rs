@@ -333,3 +333,63 @@ fn bad_configuration_exits_64() {
         assert_eq!(out.status.code(), Some(64), "{args:?}: {out:?}");
     }
 }
+
+/// `D` on the Workers screen drains the selected worker of a push stack: after the y/n that
+/// names it, its row says `draining` while its task finishes, then it is gone, and the Events
+/// screen tells both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d_drains_a_worker_that_shows_draining_then_leaves() {
+    let mut stack = faas_tests::Stack::builder(Mode::Push)
+        .procs(1)
+        .worker_processes(2)
+        .start()
+        .await;
+    let workers = stack
+        .wait_registered_workers(2, Duration::from_secs(30))
+        .await;
+    // The console lists workers by id: the first row is the first id.
+    let first = workers.keys().next().unwrap().clone();
+    let f = stack
+        .register_source(
+            "slow",
+            "import time\ndef slow(s):\n    time.sleep(s)\n    return s\n",
+            "slow",
+        )
+        .await;
+    // Long enough to see the drain while the drained worker's task runs.
+    let tasks = [
+        stack.execute_json(f, json!([12]), json!({})).await,
+        stack.execute_json(f, json!([12]), json!({})).await,
+    ];
+    let c = Console::start(&stack);
+    c.wait_for(&["redis ● connected", "gateway ● connected"])
+        .await;
+    c.keys(&["2"]);
+    c.wait_until("both workers busy", |s| {
+        s.contains("Workers (2)") && s.matches("1/1").count() == 2
+    })
+    .await;
+    c.keys(&["D"]);
+    c.wait_for(&[&format!("drain worker {first}")]).await;
+    c.keys(&["y"]);
+    let row = |screen: &str, state: &str| {
+        screen
+            .lines()
+            .any(|l| l.contains(&first) && l.contains("push") && l.contains(state))
+    };
+    c.wait_until("its row saying draining", |s| row(s, "draining"))
+        .await;
+    c.wait_until("its row gone", |s| {
+        s.contains("Workers (1)") && !s.lines().any(|l| l.contains(&first) && l.contains("push"))
+    })
+    .await;
+    for t in tasks {
+        assert_eq!(stack.wait_result(t).await["status"], "COMPLETED");
+    }
+    c.keys(&["5"]);
+    c.wait_for(&[&format!("{first} draining"), &format!("{first} left")])
+        .await;
+    stack.worker(1).assert_running();
+    c.keys(&["q"]);
+    assert_exited_and_restored(&c).await;
+}

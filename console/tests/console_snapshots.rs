@@ -59,6 +59,7 @@ fn worker(name: &str, mode: WorkerMode, busy: u32, slots: u32, age_ms: u64) -> W
         tasks_done: 1234,
         joined_at: T0 - 3_600_000,
         last_heartbeat: T0 - age_ms,
+        draining: false,
     }
 }
 

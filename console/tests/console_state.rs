@@ -64,6 +64,7 @@ fn worker(id: &str, busy: u32, slots: u32, last_heartbeat: u64) -> WorkerInfo {
         tasks_done: 3,
         joined_at: T0 - 60_000,
         last_heartbeat,
+        draining: false,
     }
 }
 

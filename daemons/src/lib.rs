@@ -57,6 +57,7 @@
 //! | `queue_read_failed` | warn | dispatcher | `error` | reading the queue failed (retried) |
 //! | `redis_not_ready` | warn | dispatcher | `error` | a start-up Redis call failed (retried) |
 //! | `draining` | info | dispatcher, worker | `running` | SIGTERM: running tasks may finish |
+//! | `drain_requested` | info | dispatcher, worker | `worker` (dispatcher), `running` (worker) | an operator drained a worker (`POST /workers/{id}/drain`): the dispatcher serving it tells it to leave, and it leaves as on SIGTERM |
 //! | `requeued` | info | dispatcher | `task_id`, `reason`, `status`, `attempt`, `worker` | a task's worker was lost; the task went back to the queue (or failed, per `status`) |
 //! | `reclaimed` | info | dispatcher | `task_id`, `reason`, `status` | a dead dispatcher's task went back to the queue |
 //! | `requeue_failed` | warn | dispatcher | `task_id`, `error` | could not re-queue; it will be reclaimed |

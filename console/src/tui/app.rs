@@ -1,15 +1,19 @@
 //! The console's whole state and how it changes: `apply` takes updates from the network,
-//! `on_key` takes keys, `tick` moves the clock. Nothing here does I/O; what should happen on
+//! `on_key` takes keys, `on_mouse` clicks and the wheel, `tick` moves the clock. Nothing here does I/O; what should happen on
 //! the network is queued as `Command`s for the loop to hand to the network tasks.
 
 use faas_protocol::api::ResultReply;
 use faas_protocol::event::Event;
-use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord};
+use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerMode};
 use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::Rect;
 
 use super::forms::{Form, FormAction, InvokeForm, RegisterForm};
 use super::msg::{Command, Link, Snapshot, Update};
+use super::render::hit::Hit;
 use super::tasks::TaskList;
 use super::throughput::Throughput;
 use super::timeline::{Kind, Timeline};
@@ -19,6 +23,8 @@ use super::workers::Workers;
 const NOTICE_MS: u64 = 6_000;
 /// Rows a page key moves.
 const PAGE: usize = 10;
+/// Rows one notch of the mouse wheel moves.
+const WHEEL: usize = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Tab {
@@ -139,12 +145,14 @@ pub struct FunctionsView {
 }
 
 /// What a yes to the footer's question does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Pending {
     /// Quit; under `faas up` that stops the whole platform.
     Quit,
     /// Close the open form, losing what was typed.
     DiscardForm,
+    /// Drain this worker (`D` on the Workers screen).
+    Drain(String),
 }
 
 /// A question in the footer. Only `y` answers yes: any other key answers no, so a stray key
@@ -181,10 +189,14 @@ pub struct App {
     pub tasks: TaskList,
     pub tasks_view: TasksView,
     pub functions: FunctionsView,
+    /// The selected row of the Workers screen (in id order, clamped to the rows there are).
+    pub workers_selected: usize,
     pub timeline: Timeline,
     /// The Events screen's scroll position (entries from the newest).
     pub timeline_scroll: usize,
     pub notice: Option<Notice>,
+    /// The screen size of the last frame drawn: mouse positions are mapped through it.
+    pub area: std::cell::Cell<Rect>,
     outbox: Vec<Command>,
 }
 
@@ -266,6 +278,13 @@ impl App {
                     d.record = Some(r);
                 }
             }
+            Update::Drained(worker, r) => match r {
+                Ok(()) => self.notify(
+                    format!("draining {worker}: it finishes its tasks, then leaves"),
+                    false,
+                ),
+                Err(e) => self.notify(format!("cannot drain {worker}: {e}"), true),
+            },
         }
     }
 
@@ -315,6 +334,12 @@ impl App {
                 self.timeline.on_worker(&worker, state, at);
                 self.workers.on_event(worker, state, busy, slots, at)
             }
+            Event::Daemon {
+                name,
+                state,
+                exit,
+                at,
+            } => self.timeline.on_daemon(&name, state, exit.as_deref(), at),
         }
     }
 
@@ -445,8 +470,71 @@ impl App {
                 Tab::Tasks => self.tasks_key(key),
                 Tab::Functions => self.functions_key(key),
                 Tab::Events => self.events_key(key),
-                Tab::Overview | Tab::Workers => {}
+                Tab::Workers => self.workers_key(key),
+                Tab::Overview => {}
             },
+        }
+    }
+
+    /// Handles one mouse event: a left click on a tab switches to it, on a row selects it; the
+    /// wheel scrolls the list, the timeline or the open detail. Returns whether anything
+    /// changed (pointer moves do nothing and need no redraw). A question, a form or the help
+    /// wait for keys and ignore the mouse.
+    pub fn on_mouse(&mut self, ev: MouseEvent) -> bool {
+        if self.confirm.is_some() || self.functions.form.is_some() || self.help {
+            return false;
+        }
+        let step = |code| KeyEvent::new(code, KeyModifiers::NONE);
+        let wheel = match ev.kind {
+            MouseEventKind::ScrollDown => Some(KeyCode::Down),
+            MouseEventKind::ScrollUp => Some(KeyCode::Up),
+            MouseEventKind::Down(MouseButton::Left) => None,
+            _ => return false,
+        };
+        if let Some(code) = wheel {
+            // The same steps as the arrow keys, so the wheel stops where they do.
+            for _ in 0..WHEEL {
+                if self.tasks_view.detail.is_some() && self.tab == Tab::Tasks {
+                    self.detail_key(step(code));
+                } else {
+                    self.list_key(step(code));
+                }
+            }
+            return true;
+        }
+        if self.tasks_view.detail.is_some() && self.tab == Tab::Tasks {
+            return false;
+        }
+        match super::render::hit::hit(self, ev.column, ev.row) {
+            Hit::Tab(tab) => self.switch_tab(tab.index()),
+            Hit::Row(i) => self.select_row(i),
+            Hit::Body | Hit::Nothing => return false,
+        }
+        true
+    }
+
+    /// A key for the current screen's list (the wheel's steps).
+    fn list_key(&mut self, key: KeyEvent) {
+        match self.tab {
+            Tab::Tasks => self.tasks_key(key),
+            Tab::Functions => self.functions_key(key),
+            Tab::Events => self.events_key(key),
+            Tab::Workers => self.workers_key(key),
+            Tab::Overview => {}
+        }
+    }
+
+    /// Selects row `i` of the current screen's list (a click).
+    fn select_row(&mut self, i: usize) {
+        match self.tab {
+            Tab::Workers => self.workers_selected = i,
+            Tab::Functions => self.functions.selected = i,
+            Tab::Tasks => {
+                // Row 0 is the newest: selecting it follows the newest, as `g` does.
+                let id = self.tasks.iter(self.tasks_view.filter).nth(i).map(|r| r.id);
+                self.tasks_view.selected = id.filter(|_| i > 0);
+            }
+            Tab::Overview | Tab::Events => {}
         }
     }
 
@@ -467,6 +555,7 @@ impl App {
         match action {
             Pending::Quit => self.quit = true,
             Pending::DiscardForm => self.functions.form = None,
+            Pending::Drain(worker) => self.outbox.push(Command::DrainWorker(worker)),
         }
     }
 
@@ -474,7 +563,46 @@ impl App {
         match action {
             Pending::Quit => self.notify("still running", false),
             Pending::DiscardForm => self.notify("kept the form", false),
+            Pending::Drain(worker) => self.notify(format!("{worker} not drained"), false),
         }
+    }
+
+    /// The Workers screen: move the selection, `D` drains the selected worker after a y/n.
+    fn workers_key(&mut self, key: KeyEvent) {
+        let last = self.workers.len().saturating_sub(1);
+        let sel = self.workers_selected.min(last);
+        self.workers_selected = match key.code {
+            KeyCode::Down | KeyCode::Char('j') => (sel + 1).min(last),
+            KeyCode::Up | KeyCode::Char('k') => sel.saturating_sub(1),
+            KeyCode::PageDown => (sel + PAGE).min(last),
+            KeyCode::PageUp => sel.saturating_sub(PAGE),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => last,
+            _ => sel,
+        };
+        if key.code == KeyCode::Char('D') {
+            match self.selected_worker().map(|w| (w.info.id.clone(), w.info.mode)) {
+                Some((_, WorkerMode::Local)) => self.notify(
+                    "a local pool cannot be drained apart from its dispatcher: stop the dispatcher",
+                    true,
+                ),
+                Some((id, _)) => {
+                    self.confirm = Some(Confirm {
+                        prompt: format!(
+                            "drain worker {id}? it finishes its running tasks, takes no new ones and leaves. y/n"
+                        ),
+                        action: Pending::Drain(id),
+                    })
+                }
+                None => self.notify("no worker selected", true),
+            }
+        }
+    }
+
+    /// The worker the Workers screen highlights.
+    pub fn selected_worker(&self) -> Option<&super::workers::WorkerRow> {
+        let last = self.workers.len().checked_sub(1)?;
+        self.workers.nth(self.workers_selected.min(last))
     }
 
     fn switch_tab(&mut self, i: usize) {

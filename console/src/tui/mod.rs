@@ -19,7 +19,10 @@ use std::io::IsTerminal;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use ratatui::crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use ratatui::crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, KeyEventKind,
+};
+use ratatui::crossterm::execute;
 use ratatui::DefaultTerminal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -96,8 +99,9 @@ pub fn endpoints(config: &Config) -> Result<Endpoints, Error> {
     })
 }
 
-/// Runs the console until the operator quits. The terminal is restored on every way out;
-/// `ratatui::init` also restores it before a panic message is printed.
+/// Runs the console until the operator quits. The terminal is restored on every way out, mouse
+/// capture included; `ratatui::init` also restores it before a panic message is printed, and
+/// the hook installed here turns mouse capture off first.
 pub async fn run(config: Config) -> Result<(), Error> {
     let endpoints = endpoints(&config)?;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
@@ -108,12 +112,29 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let mut app = App::new(&config.redis_url, &config.gateway_url, now_ms());
     app.supervised = config.supervised;
     let result = match ratatui::try_init() {
-        Ok(mut terminal) => event_loop(&mut terminal, app, rx, &net).await,
+        Ok(mut terminal) => {
+            mouse_capture_off_on_panic();
+            match execute!(std::io::stdout(), EnableMouseCapture) {
+                Ok(()) => event_loop(&mut terminal, app, rx, &net).await,
+                Err(e) => Err(e.into()),
+            }
+        }
         // Raw mode may be on even though the rest failed.
         Err(e) => Err(e.into()),
     };
+    let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     result
+}
+
+/// Wraps the panic hook (ratatui's, which restores the terminal) so that mouse capture is
+/// turned off too: a shell left capturing the mouse prints escape codes on every move.
+fn mouse_capture_off_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        previous(info);
+    }));
 }
 
 async fn event_loop(
@@ -139,6 +160,7 @@ async fn event_loop(
                     app.on_key(k);
                     redraw = true;
                 }
+                Some(Ok(TermEvent::Mouse(m))) => redraw = app.on_mouse(m),
                 Some(Ok(TermEvent::Resize(..))) => redraw = true,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),

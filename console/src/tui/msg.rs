@@ -75,6 +75,8 @@ pub enum Update {
     Invoked(Result<TaskId, String>),
     InvokeResult(ResultReply),
     TaskDetail(TaskId, Result<TaskRecord, String>),
+    /// The gateway's answer to a drain: the worker id, or why it was refused.
+    Drained(String, Result<(), String>),
 }
 
 /// From the state to the network tasks: each is run without the UI waiting for it.
@@ -94,4 +96,6 @@ pub enum Command {
     RefreshFunctions,
     /// Read these task hashes (function name, attempts, times) for the task list.
     Enrich(Vec<TaskId>),
+    /// `POST /workers/{id}/drain`.
+    DrainWorker(String),
 }

@@ -27,7 +27,9 @@
 //!
 //! Cancels (`cancels`): every dispatcher subscribes to the cancels channel and kills the tasks
 //! it runs whose ids are published there ([`Executor::cancel`]); the run then ends through
-//! the same finish path as any other, FAILED with error type `Cancelled`.
+//! the same finish path as any other, FAILED with error type `Cancelled`. The same listener
+//! hears drains (an operator's `POST /workers/{id}/drain`) and hands them to
+//! [`Executor::drain`]: remote workers are drained, a local pool is not (see there).
 
 mod cancels;
 mod local;
@@ -66,6 +68,13 @@ pub trait Executor: Send + Sync + 'static {
     /// Kills the run of task `task` if it is on one of this executor's slots; that run then
     /// ends `Cancelled`. Returns whether it was found. Never waits.
     fn cancel(&self, task: TaskId) -> bool;
+    /// Drains worker `worker` if it is one of this executor's: no new task goes to it, it is
+    /// announced `draining`, and it is told to finish its tasks and leave. Returns whether it
+    /// was found. A local pool is never drained this way (the gateway refuses it): stopping
+    /// its dispatcher drains it.
+    fn drain(&self, _worker: &str) -> bool {
+        false
+    }
 }
 
 /// The right to run one job now.

@@ -472,6 +472,9 @@ impl Enricher {
                     None,
                     String::from_utf8_lossy(&raw).into_owned(),
                 ),
+                // `faas up`'s reports of daemons it restarted are for the console, which reads
+                // Redis itself; the API's stream keeps to tasks and workers.
+                Event::Daemon { .. } => {}
             }
         }
     }

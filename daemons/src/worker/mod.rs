@@ -16,6 +16,10 @@
 //! logged as an error and retried with back-off, and no task is taken from it meanwhile. Each
 //! result carries the lease its task came with.
 //!
+//! A `drain` from the dispatcher (an operator drains this worker) takes the SIGTERM path: the
+//! same shutdown token is cancelled, so the worker says `leaving`, finishes its running tasks
+//! within `drain_grace` (handing back the rest), says `bye` and exits 0.
+//!
 //! A `cancel` from the dispatcher kills the task's process group in the pool (`Pool::cancel`);
 //! the task's result then says `Cancelled`. Each task runs in a `task` span (`task_id`,
 //! `attempt`, `worker`) and the link to the dispatcher in a `connection` span (`dispatcher`,
@@ -76,6 +80,8 @@ struct Core {
     running: Mutex<HashSet<TaskId>>,
     outbox: mpsc::UnboundedSender<ToDispatcher>,
     host: String,
+    /// The shutdown token of [`run`]: a `drain` from the dispatcher cancels it, as SIGTERM does.
+    leave: CancellationToken,
 }
 
 impl Core {
@@ -184,6 +190,18 @@ impl Core {
         }
     }
 
+    /// A `drain` from the dispatcher: leave as on SIGTERM (finish the running tasks, `bye`).
+    fn drain(&self) {
+        if !self.leave.is_cancelled() {
+            info!(
+                event = "drain_requested",
+                running = self.busy(),
+                "the dispatcher asks this worker to drain and leave"
+            );
+            self.leave.cancel();
+        }
+    }
+
     fn unfinished(&self) -> Vec<TaskId> {
         self.running
             .lock()
@@ -219,6 +237,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<(), W
         running: Mutex::default(),
         outbox,
         host,
+        leave: shutdown.clone(),
     });
     // Every line about the link to the dispatcher says where it is and which worker this is
     // (`dispatcher` names a dispatcher, as in the registry; its address is `endpoint`).

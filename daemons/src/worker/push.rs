@@ -1,5 +1,6 @@
 //! Push mode's transport: one DEALER socket; the dispatcher sends tasks (and cancels) while
-//! this worker has free slots, unasked, and acknowledges heartbeats, `leaving` and `bye`.
+//! this worker has free slots, unasked, and acknowledges heartbeats, `leaving` and `bye`; a
+//! `drain` comes unasked too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,6 +134,7 @@ impl Push {
                 core.start(t, None);
             }
             Ok(ToWorker::Cancel { task_id }) => core.cancel(task_id),
+            Ok(ToWorker::Drain) => core.drain(),
             Ok(ToWorker::Welcome { heartbeat_ms, .. }) => {
                 self.heartbeat = Duration::from_millis(heartbeat_ms.max(50));
             }

@@ -106,6 +106,10 @@ pub async fn command(client: GatewayClient, cmd: Command, tx: mpsc::Sender<Updat
             Err(_) => return,
         },
         Command::Enrich(_) => return,
+        Command::DrainWorker(worker) => {
+            let r = bounded(client.drain_worker(&worker)).await;
+            Update::Drained(worker, r.map(drop).map_err(|e| e.to_string()))
+        }
     };
     let _ = tx.send(update).await;
 }

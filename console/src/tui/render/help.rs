@@ -19,7 +19,15 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
                 "quit (under faas up: asks, as it stops the platform)",
             ),
             ("Esc, q", "in a view (details, help): step back"),
+            ("mouse", "click a tab or a row; the wheel scrolls"),
         ],
+    ),
+    (
+        "Workers",
+        &[(
+            "↑ ↓ / D",
+            "select / drain: it finishes its tasks and leaves (asks)",
+        )],
     ),
     (
         "Tasks",

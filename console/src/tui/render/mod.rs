@@ -25,6 +25,7 @@ mod forms;
 mod functions;
 mod header;
 mod help;
+pub mod hit;
 mod overview;
 mod tasks;
 mod workers;
@@ -44,6 +45,8 @@ pub const MIN_HEIGHT: u16 = 15;
 
 pub fn render(app: &App, f: &mut Frame) {
     let area = f.area();
+    // The mouse is mapped back through this frame's layout (`hit`).
+    app.area.set(area);
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         too_small(app, f, area);
         return;
