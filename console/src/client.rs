@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use faas_protocol::api::{
     ErrorReply, ExecuteBatch, ExecuteBatchReply, ExecuteFunction, ExecuteFunctionReply,
-    RegisterFunction, RegisterFunctionReply, ResultReply, StatusReply,
+    RegisterFunction, RegisterFunctionReply, ResultReply, StatusReply, TaskList,
 };
 use faas_protocol::model::{FunctionSummary, TaskRecord, WorkerInfo};
 use faas_protocol::{FunctionId, TaskId};
@@ -132,6 +132,14 @@ impl GatewayClient {
 
     pub async fn task(&self, task: TaskId) -> Result<TaskRecord> {
         self.get(&format!("/tasks/{task}")).await
+    }
+
+    /// One page of `GET /tasks`, newest first.
+    pub async fn list_tasks(&self, query: &[(&str, String)]) -> Result<TaskList> {
+        let mut url = reqwest::Url::parse(&format!("{}/tasks", self.base))
+            .map_err(|e| ClientError::Decode(format!("bad gateway URL: {e}")))?;
+        url.query_pairs_mut().extend_pairs(query);
+        self.send(self.http.get(url)).await
     }
 
     pub async fn functions(&self) -> Result<Vec<FunctionSummary>> {

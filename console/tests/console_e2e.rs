@@ -305,6 +305,59 @@ async fn under_faas_up_q_asks_and_n_keeps_the_platform_running() {
     assert!(!up().await, "the gateway is gone with it");
 }
 
+/// A failure from before the console started is in the gateway's history, not in any event
+/// the console saw: `/` finds it even with a hundred newer tasks above it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_from_before_the_console_started_is_found_with_search() {
+    let stack = Stack::start(Mode::Local).await;
+    let divide = stack
+        .register_source("divide", "def divide(a, b):\n    return a / b\n", "divide")
+        .await;
+    let failed = stack.execute_json(divide, json!([1, 0]), json!({})).await;
+    assert_eq!(stack.wait_result(failed).await["status"], "FAILED");
+    let add = stack
+        .register_source("add", "def add(a, b):\n    return a + b\n", "add")
+        .await;
+    let executions: Vec<_> = (0..120)
+        .map(|i| json!({"function_id": add.to_string(), "args": [i, 1], "kwargs": {}}))
+        .collect();
+    let (status, reply) = stack
+        .post_json("/execute_batch", json!({ "executions": executions }))
+        .await;
+    assert!(status.is_success(), "{status}: {reply}");
+
+    let c = Console::start(&stack);
+    c.wait_for(&["gateway ● connected"]).await;
+    c.keys(&["3"]);
+    // The history's first page fills the list; the failure is far below the newest.
+    c.wait_for(&["Tasks, newest first", " add ", "older ↓"])
+        .await;
+    assert!(!c.screen().contains("ZeroDivisionError"));
+
+    c.keys(&["/"]);
+    c.wait_for(&["Enter search"]).await;
+    c.type_text("zerodiv");
+    c.keys(&["Enter"]);
+    let screen = c
+        .wait_for(&["search: zerodiv", "1 shown", "ZeroDivisionError"])
+        .await;
+    let row = screen
+        .lines()
+        .find(|l| l.contains("ZeroDivisionError"))
+        .unwrap();
+    assert!(row.contains("divide") && row.contains("FAILED"), "{row}");
+    assert!(row.contains(&failed.to_string()[..8]), "{row}");
+
+    // Its detail opens from the found row.
+    c.keys(&["Enter"]);
+    c.wait_for(&["division by zero"]).await;
+    c.keys(&["q"]);
+    c.wait_until("the detail closed", |s| !s.contains("division by zero"))
+        .await;
+    c.keys(&["q"]);
+    assert_exited_and_restored(&c).await;
+}
+
 #[test]
 fn without_a_terminal_it_exits_with_a_clear_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_faas-console"))

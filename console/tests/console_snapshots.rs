@@ -5,7 +5,7 @@
 use faas_console::tui::app::App;
 use faas_console::tui::msg::{Link, Snapshot, Stats, TaskInfo, Update};
 use faas_console::tui::render::render;
-use faas_protocol::api::ResultReply;
+use faas_protocol::api::{ResultReply, TaskErrorBrief, TaskSummary};
 use faas_protocol::event::{Event, WorkerState};
 use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerInfo, WorkerMode};
 use faas_protocol::{FunctionFormat, TaskId, TaskStatus};
@@ -174,6 +174,30 @@ fn busy_app() -> App {
         ],
     );
     task(&mut app, 4, "add", &[(TaskStatus::Queued, T0 - 100)]);
+    // Below the live rows, one from the gateway's history: it failed before the console started.
+    app.apply(Update::TaskPage {
+        generation: app.tasks.history.generation,
+        page: Ok((
+            vec![TaskSummary {
+                task_id: id(0x10),
+                function_id: id(0xf2),
+                function_name: "resize_image".into(),
+                status: TaskStatus::Failed,
+                worker: Some("w-pull-1".into()),
+                attempts: 3,
+                max_attempts: 3,
+                created_at: T0 - 600_000,
+                started_at: Some(T0 - 599_000),
+                finished_at: Some(T0 - 569_000),
+                error: Some(TaskErrorBrief {
+                    kind: "TimeoutError".into(),
+                    message: "ran past 30s".into(),
+                }),
+                retry_of: None,
+            }],
+            None,
+        )),
+    });
     app.take_commands();
     app
 }

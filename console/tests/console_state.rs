@@ -3,10 +3,10 @@
 
 use faas_console::tui::app::{App, Tab};
 use faas_console::tui::forms::Form;
-use faas_console::tui::msg::{Command, Link, Snapshot, Stats, TaskInfo, Update};
-use faas_console::tui::tasks::TASK_LIST_CAP;
+use faas_console::tui::msg::{Command, Link, Snapshot, Stats, TaskInfo, TaskQuery, Update};
+use faas_console::tui::tasks::{Search, FIRST_PAGE, NEXT_PAGE, SEARCH_PAGE, TASK_LIST_CAP};
 use faas_console::tui::workers::{Health, LATE_AFTER_MS, LOST_AFTER_MS};
-use faas_protocol::api::ResultReply;
+use faas_protocol::api::{ResultReply, TaskErrorBrief, TaskSummary};
 use faas_protocol::event::{Event, WorkerState};
 use faas_protocol::model::{FunctionSummary, TaskError, WorkerInfo, WorkerMode};
 use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
@@ -341,7 +341,12 @@ fn the_task_selection_stays_on_its_task_as_new_ones_arrive() {
     assert_eq!(app.tasks_view.selected, Some(ids[1]));
     app.apply(task_event(TaskId::new(), TaskStatus::Queued, T0 + 9));
     assert_eq!(app.tasks_view.selected, Some(ids[1]));
-    assert_eq!(app.selected_task_index(), 2, "moved down with its task");
+    assert_eq!(
+        app.selected_task_index(),
+        1,
+        "the rows stay put: the new task waits above"
+    );
+    assert_eq!(app.tasks.new_above(), 1);
     app.on_key(key(KeyCode::End));
     assert_eq!(app.tasks_view.selected, Some(ids[0]));
     app.on_key(ch('g'));
@@ -703,4 +708,309 @@ fn the_events_timeline_keeps_what_an_operator_looks_for() {
     assert_eq!(app.timeline_scroll, 5, "stops at the oldest");
     app.on_key(ch('g'));
     assert_eq!(app.timeline_scroll, 0);
+}
+
+/// A task as `GET /tasks` lists it.
+fn summary(
+    id: TaskId,
+    function: &str,
+    status: TaskStatus,
+    worker: &str,
+    error: Option<&str>,
+) -> TaskSummary {
+    TaskSummary {
+        task_id: id,
+        function_id: FunctionId::new(),
+        function_name: function.into(),
+        status,
+        worker: Some(worker.into()),
+        attempts: 1,
+        max_attempts: 3,
+        created_at: T0 - 60_000,
+        started_at: Some(T0 - 59_000),
+        finished_at: Some(T0 - 58_000),
+        error: error.map(|e| TaskErrorBrief {
+            kind: e.into(),
+            message: "boom".into(),
+        }),
+        retry_of: None,
+    }
+}
+
+fn page(
+    tasks: Vec<TaskSummary>,
+    next: Option<&str>,
+) -> Result<(Vec<TaskSummary>, Option<String>), String> {
+    Ok((tasks, next.map(str::to_owned)))
+}
+
+fn list_commands(app: &mut App) -> Vec<TaskQuery> {
+    app.take_commands()
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::ListTasks(q) => Some(q),
+            _ => None,
+        })
+        .collect()
+}
+
+fn gateway_up(app: &mut App) {
+    app.apply(Update::Gateway(Link::Up { since_ms: T0 }));
+}
+
+#[test]
+fn the_history_is_read_a_page_at_a_time_as_the_selection_nears_its_end() {
+    let mut app = app();
+    app.tick(T0 + 200);
+    assert!(
+        list_commands(&mut app).is_empty(),
+        "not before the gateway is up"
+    );
+    gateway_up(&mut app);
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].cursor, None);
+    assert_eq!(asked[0].limit, FIRST_PAGE, "only the first page to open");
+    let generation = asked[0].generation;
+    app.tick(T0 + 400);
+    assert!(
+        list_commands(&mut app).is_empty(),
+        "one page in flight at a time"
+    );
+
+    let first: Vec<TaskId> = (0..FIRST_PAGE).map(|_| TaskId::new()).collect();
+    let tasks = first
+        .iter()
+        .map(|id| summary(*id, "add", TaskStatus::Completed, "w1", None))
+        .collect();
+    app.apply(Update::TaskPage {
+        generation,
+        page: page(tasks, Some("c1")),
+    });
+    let listed: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    assert_eq!(listed, first, "in the gateway's order, newest first");
+    assert_eq!(
+        app.tasks.get(&first[0]).unwrap().function.as_deref(),
+        Some("add")
+    );
+
+    // Scrolling: nothing until the selection nears the end, then the next page, once.
+    app.on_key(ch('3'));
+    app.on_key(key(KeyCode::PageDown));
+    assert!(list_commands(&mut app).is_empty());
+    for _ in 0..9 {
+        app.on_key(key(KeyCode::PageDown));
+    }
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].cursor.as_deref(), Some("c1"));
+    assert_eq!(asked[0].limit, NEXT_PAGE);
+    let older = TaskId::new();
+    app.apply(Update::TaskPage {
+        generation,
+        page: page(
+            vec![summary(older, "add", TaskStatus::Failed, "w1", Some("E"))],
+            None,
+        ),
+    });
+    assert_eq!(
+        app.visible_tasks().last().map(|r| r.id),
+        Some(older),
+        "appended below"
+    );
+    app.on_key(key(KeyCode::End));
+    assert!(
+        list_commands(&mut app).is_empty(),
+        "the history is all read"
+    );
+}
+
+#[test]
+fn new_tasks_wait_above_a_selected_row_and_come_in_when_following_the_newest() {
+    let mut app = app();
+    gateway_up(&mut app);
+    let generation = list_commands(&mut app)[0].generation;
+    let old: Vec<TaskId> = (0..3).map(|_| TaskId::new()).collect();
+    let tasks = old
+        .iter()
+        .map(|id| summary(*id, "add", TaskStatus::Completed, "w1", None))
+        .collect();
+    app.apply(Update::TaskPage {
+        generation,
+        page: page(tasks, None),
+    });
+    // Following the newest: a new task goes on top.
+    let a = TaskId::new();
+    app.apply(task_event(a, TaskStatus::Queued, T0));
+    assert_eq!(app.visible_tasks().next().map(|r| r.id), Some(a));
+
+    // A row selected: the rows stay put and the new ones are counted.
+    app.on_key(ch('3'));
+    app.on_key(ch('j'));
+    let selected = app.tasks_view.selected.unwrap();
+    let before: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    let (b, c) = (TaskId::new(), TaskId::new());
+    app.apply(task_event(b, TaskStatus::Queued, T0 + 1));
+    app.apply(task_event(c, TaskStatus::Queued, T0 + 2));
+    app.apply(task_event(b, TaskStatus::Running, T0 + 3));
+    let during: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    assert_eq!(during, before, "nothing moved");
+    assert_eq!(app.tasks.new_above(), 2);
+    assert_eq!(app.tasks_view.selected, Some(selected));
+    // Known tasks still change in place.
+    app.apply(task_event(a, TaskStatus::Running, T0 + 4));
+    assert_eq!(app.tasks.get(&a).unwrap().status, TaskStatus::Running);
+
+    // g: follow the newest again; the waiting tasks are merged on top, their events applied.
+    app.on_key(ch('g'));
+    assert_eq!(app.tasks.new_above(), 0);
+    let after: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    assert_eq!(&after[..2], &[c, b]);
+    assert_eq!(app.tasks.get(&b).unwrap().status, TaskStatus::Running);
+}
+
+#[test]
+fn the_filter_and_the_search_start_the_history_over_with_what_the_gateway_can_filter() {
+    let mut app = app();
+    app.apply(Update::Snapshot(Snapshot {
+        workers: vec![worker("w-push-1", 0, 2, T0)],
+        ..Snapshot::default()
+    }));
+    gateway_up(&mut app);
+    let first = list_commands(&mut app)[0].generation;
+
+    app.on_key(ch('3'));
+    app.on_key(ch('f'));
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].status, Some(TaskStatus::Queued), "status= is sent");
+    assert!(asked[0].generation > first);
+    // A page of the old query is dropped.
+    app.apply(Update::TaskPage {
+        generation: first,
+        page: page(
+            vec![summary(
+                TaskId::new(),
+                "add",
+                TaskStatus::Completed,
+                "w1",
+                None,
+            )],
+            None,
+        ),
+    });
+    assert_eq!(app.tasks.len(), 0, "a stale page is dropped");
+    app.on_key(ch('f'));
+    app.on_key(ch('f'));
+    app.on_key(ch('f'));
+    app.on_key(ch('f'));
+    assert_eq!(app.tasks_view.filter, None, "back to all");
+    list_commands(&mut app);
+
+    // A worker the console knows goes to the gateway; the error type is matched here.
+    app.on_key(ch('/'));
+    type_text(&mut app, "w-push-1 error:zerodiv");
+    assert!(app.tasks_view.search_input.is_some());
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.tab, Tab::Tasks, "typed digits did not switch screens");
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].worker.as_deref(), Some("w-push-1"));
+    assert_eq!(asked[0].limit, SEARCH_PAGE);
+    let hit = TaskId::new();
+    app.apply(Update::TaskPage {
+        generation: asked[0].generation,
+        page: page(
+            vec![
+                summary(
+                    TaskId::new(),
+                    "add",
+                    TaskStatus::Completed,
+                    "w-push-1",
+                    None,
+                ),
+                summary(
+                    hit,
+                    "divide",
+                    TaskStatus::Failed,
+                    "w-push-1",
+                    Some("ZeroDivisionError"),
+                ),
+                summary(
+                    TaskId::new(),
+                    "div",
+                    TaskStatus::Failed,
+                    "w-push-1",
+                    Some("ValueError"),
+                ),
+            ],
+            Some("c2"),
+        ),
+    });
+    let found: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    assert_eq!(found, vec![hit]);
+    assert_eq!(app.tasks.len(), 1, "rows that do not match are not kept");
+    // Fewer than a screenful matched: the next page is read at once.
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].cursor.as_deref(), Some("c2"));
+
+    // Esc clears the search and starts over.
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.tasks_view.search.is_empty());
+    assert_eq!(list_commands(&mut app)[0].worker, None);
+}
+
+#[test]
+fn a_search_matches_id_prefixes_functions_workers_and_error_types() {
+    let row = |id: &str, f: &str, w: &str, e: Option<&str>| {
+        let mut r = faas_console::tui::tasks::TaskRow::from(summary(
+            id.parse().unwrap(),
+            f,
+            TaskStatus::Failed,
+            w,
+            e,
+        ));
+        r.function = Some(f.into());
+        r
+    };
+    let r = row(
+        "1a2b3c4d-0000-4000-8000-000000000001",
+        "resize_image",
+        "w-push-2",
+        Some("TimeoutError"),
+    );
+    for (text, hit) in [
+        ("1a2b", true),
+        ("id:1a2b", true),
+        ("id:resize", false),
+        ("resize", true),
+        ("fn:IMAGE", true),
+        ("fn:w-push", false),
+        ("worker:push-2", true),
+        ("timeout", true),
+        ("error:timeout", true),
+        ("error:value", false),
+        ("resize timeout", true),
+        ("resize value", false),
+        ("", true),
+    ] {
+        assert_eq!(Search::parse(text).matches(&r), hit, "{text:?}");
+    }
+    // Exact names go to the gateway; a name two functions share does not.
+    let (f1, f2, f3) = (FunctionId::new(), FunctionId::new(), FunctionId::new());
+    let functions = [(f1, "add"), (f2, "mul"), (f3, "mul")];
+    let workers = ["w-1"];
+    assert_eq!(
+        Search::parse("fn:add worker:W-1").server_filters(&functions, &workers),
+        (Some(f1), Some("w-1".into()))
+    );
+    assert_eq!(
+        Search::parse("mul").server_filters(&functions, &workers),
+        (None, None)
+    );
+    assert_eq!(
+        Search::parse("ad").server_filters(&functions, &workers),
+        (None, None)
+    );
 }

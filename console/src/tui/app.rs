@@ -9,8 +9,9 @@ use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::forms::{Form, FormAction, InvokeForm, RegisterForm};
+use super::msg::TaskQuery;
 use super::msg::{Command, Link, Snapshot, Update};
-use super::tasks::TaskList;
+use super::tasks::{Search, TaskList, TaskRow, FIRST_PAGE, NEXT_PAGE, SEARCH_BUDGET, SEARCH_PAGE};
 use super::throughput::Throughput;
 use super::timeline::{Kind, Timeline};
 use super::workers::Workers;
@@ -19,6 +20,10 @@ use super::workers::Workers;
 const NOTICE_MS: u64 = 6_000;
 /// Rows a page key moves.
 const PAGE: usize = 10;
+/// A search keeps reading pages until this many rows match (a screenful), or its budget is spent.
+const SEARCH_WANT: usize = 60;
+/// After a failed first page of the task history, the wait before asking again.
+const PAGE_RETRY_MS: u64 = 3_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Tab {
@@ -109,10 +114,20 @@ impl Detail {
 
 #[derive(Clone, Debug, Default)]
 pub struct TasksView {
+    /// Sent to the gateway as `status=`.
     pub filter: Option<TaskStatus>,
-    /// The selected task; None follows the newest.
+    /// The applied `/` search.
+    pub search: Search,
+    /// The `/` prompt while it is being typed.
+    pub search_input: Option<String>,
+    /// The selected task; None follows the newest (and lets new tasks in on top).
     pub selected: Option<TaskId>,
     pub detail: Option<Detail>,
+    /// The first row the last drawing showed: only the renderer knows the height, and keeping
+    /// it makes the rows stay put while the selection moves inside the box.
+    pub offset: std::cell::Cell<usize>,
+    /// When the first page may be asked for again after a failure.
+    pub page_retry_at_ms: u64,
 }
 
 /// The last invocation made from the form, followed until its result arrives.
@@ -211,6 +226,11 @@ impl App {
             self.notice = None;
         }
         self.workers.prune(now_ms);
+        if self.tasks.history.next == super::tasks::Next::Start
+            && now_ms >= self.tasks_view.page_retry_at_ms
+        {
+            self.request_page();
+        }
         let ids = self.tasks.take_enrich();
         if !ids.is_empty() {
             self.outbox.push(Command::Enrich(ids));
@@ -245,6 +265,10 @@ impl App {
                 self.timeline
                     .on_link(Kind::Gateway, &self.links.gateway, &l, self.now_ms);
                 self.links.gateway = l;
+                // The history's first page as soon as the gateway answers.
+                if self.tasks.history.next == super::tasks::Next::Start {
+                    self.request_page();
+                }
             }
             Update::Event(ev) => self.on_event(ev),
             Update::Snapshot(s) => {
@@ -266,7 +290,89 @@ impl App {
                     d.record = Some(r);
                 }
             }
+            Update::TaskPage { generation, page } => {
+                let failed = page.is_err();
+                let search = &self.tasks_view.search;
+                if self.tasks.on_page(generation, page, |r| search.matches(r)) {
+                    if failed {
+                        self.tasks_view.page_retry_at_ms = self.now_ms + PAGE_RETRY_MS;
+                    } else {
+                        self.fill_search();
+                    }
+                }
+            }
         }
+    }
+
+    /// Asks for the next page of the task history, if one is due, none is in flight and the
+    /// gateway is up (otherwise `tick` asks once it is).
+    fn request_page(&mut self) {
+        if !self.links.gateway.is_up() {
+            return;
+        }
+        let Some((generation, cursor)) = self.tasks.page_due() else {
+            return;
+        };
+        let search = &self.tasks_view.search;
+        let limit = match (&cursor, search.is_empty()) {
+            (_, false) => SEARCH_PAGE,
+            (None, true) => FIRST_PAGE,
+            (Some(_), true) => NEXT_PAGE,
+        };
+        let functions: Vec<_> = self
+            .functions
+            .list
+            .iter()
+            .map(|f| (f.function_id, f.name.as_str()))
+            .collect();
+        let workers: Vec<_> = self.workers.iter().map(|w| w.info.id.as_str()).collect();
+        let (function_id, worker) = search.server_filters(&functions, &workers);
+        self.outbox.push(Command::ListTasks(TaskQuery {
+            generation,
+            status: self.tasks_view.filter,
+            function_id,
+            worker,
+            cursor,
+            limit,
+        }));
+        self.tasks.page_asked();
+    }
+
+    /// A search matched here reads on until a screenful matches or its budget is spent.
+    fn fill_search(&mut self) {
+        if !self.tasks_view.search.is_empty()
+            && self.tasks.history.scanned < SEARCH_BUDGET
+            && self.visible_tasks().take(SEARCH_WANT).count() < SEARCH_WANT
+        {
+            self.request_page();
+        }
+    }
+
+    /// The rows the Tasks screen lists: the status filter and the search applied, newest first.
+    pub fn visible_tasks(&self) -> impl Iterator<Item = &TaskRow> {
+        let search = &self.tasks_view.search;
+        self.tasks
+            .iter(self.tasks_view.filter)
+            .filter(move |r| search.matches(r))
+    }
+
+    /// Selects a task (holding the rows still) or follows the newest again (letting the tasks
+    /// that arrived meanwhile in, or reading the list again when too many did).
+    fn select_task(&mut self, id: Option<TaskId>) {
+        self.tasks_view.selected = id;
+        if self.tasks.hold(id.is_some()) {
+            self.reload_tasks();
+        }
+    }
+
+    /// Starts the task list over from the gateway's newest (a new filter or search).
+    fn reload_tasks(&mut self) {
+        self.tasks_view.selected = None;
+        self.tasks_view.offset.set(0);
+        self.tasks.hold(false);
+        self.tasks.reset();
+        self.tasks_view.page_retry_at_ms = 0;
+        self.request_page();
     }
 
     fn on_event(&mut self, ev: Event) {
@@ -284,7 +390,11 @@ impl App {
                     self.timeline
                         .on_failure(task_id, worker.as_deref(), error, at);
                 }
-                let finished = self.tasks.on_event(task_id, status, worker, at);
+                let error = outcome
+                    .as_ref()
+                    .and_then(|o| o.error.as_ref())
+                    .map(|e| e.kind.as_str());
+                let finished = self.tasks.on_event(task_id, status, worker, at, error);
                 if finished {
                     self.throughput
                         .record(self.now_ms, status == TaskStatus::Failed);
@@ -424,6 +534,10 @@ impl App {
             self.form_key(key);
             return;
         }
+        if self.tasks_view.search_input.is_some() {
+            self.search_key(key);
+            return;
+        }
         if self.help {
             // Every key closes help, `q` included: it steps back, it does not quit.
             self.help = false;
@@ -485,8 +599,7 @@ impl App {
     }
 
     fn tasks_key(&mut self, key: KeyEvent) {
-        let filter = self.tasks_view.filter;
-        let ids: Vec<TaskId> = self.tasks.iter(filter).map(|r| r.id).collect();
+        let ids: Vec<TaskId> = self.visible_tasks().map(|r| r.id).collect();
         let current = self
             .tasks_view
             .selected
@@ -494,28 +607,68 @@ impl App {
             .unwrap_or(0);
         let last = ids.len().saturating_sub(1);
         let to = |i: usize| ids.get(i.min(last)).copied();
-        match key.code {
-            KeyCode::Down | KeyCode::Char('j') => self.tasks_view.selected = to(current + 1),
-            KeyCode::Up | KeyCode::Char('k') => {
-                // Back at the top: follow the newest again.
-                self.tasks_view.selected = current.checked_sub(1).filter(|i| *i > 0).and_then(to)
-            }
-            KeyCode::PageDown => self.tasks_view.selected = to(current + PAGE),
-            KeyCode::PageUp => {
-                self.tasks_view.selected = current.checked_sub(PAGE).filter(|i| *i > 0).and_then(to)
-            }
-            KeyCode::Home | KeyCode::Char('g') => self.tasks_view.selected = None,
-            KeyCode::End | KeyCode::Char('G') => self.tasks_view.selected = to(last),
+        // Back at the top: follow the newest again.
+        let up = |by: usize| current.checked_sub(by).filter(|i| *i > 0).and_then(to);
+        let moved_to = match key.code {
+            KeyCode::Down | KeyCode::Char('j') => to(current + 1),
+            KeyCode::Up | KeyCode::Char('k') => up(1),
+            KeyCode::PageDown => to(current + PAGE),
+            KeyCode::PageUp => up(PAGE),
+            KeyCode::Home | KeyCode::Char('g') => None,
+            KeyCode::End | KeyCode::Char('G') => to(last),
             KeyCode::Char('f') => {
-                self.tasks_view.filter = next_filter(filter);
-                self.tasks_view.selected = None;
+                self.tasks_view.filter = next_filter(self.tasks_view.filter);
+                self.reload_tasks();
+                return;
+            }
+            KeyCode::Char('/') => {
+                self.tasks_view.search_input = Some(self.tasks_view.search.text.clone());
+                return;
+            }
+            KeyCode::Esc if !self.tasks_view.search.is_empty() => {
+                self.tasks_view.search = Search::default();
+                self.reload_tasks();
+                return;
             }
             KeyCode::Enter => {
                 if let Some(id) = ids.get(current).copied() {
                     self.tasks_view.detail = Some(Detail::new(id));
                     self.outbox.push(Command::FetchTask(id));
                 }
+                return;
             }
+            _ => return,
+        };
+        self.select_task(moved_to);
+        // Near the end of what is loaded: read the next page in the background.
+        let at = moved_to
+            .and_then(|s| ids.iter().position(|id| *id == s))
+            .unwrap_or(0);
+        if at + 2 * PAGE >= ids.len() {
+            self.request_page();
+        }
+    }
+
+    /// The `/` prompt: typing edits it, Enter searches (empty: no search), Esc keeps the
+    /// search there was.
+    fn search_key(&mut self, key: KeyEvent) {
+        let Some(input) = self.tasks_view.search_input.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Esc => self.tasks_view.search_input = None,
+            KeyCode::Enter => {
+                let search = Search::parse(input);
+                self.tasks_view.search_input = None;
+                if search != self.tasks_view.search {
+                    self.tasks_view.search = search;
+                    self.reload_tasks();
+                }
+            }
+            KeyCode::Backspace => {
+                input.pop();
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => input.push(c),
             _ => {}
         }
     }
@@ -525,10 +678,7 @@ impl App {
         let Some(sel) = self.tasks_view.selected else {
             return 0;
         };
-        self.tasks
-            .iter(self.tasks_view.filter)
-            .position(|r| r.id == sel)
-            .unwrap_or(0)
+        self.visible_tasks().position(|r| r.id == sel).unwrap_or(0)
     }
 
     fn detail_key(&mut self, key: KeyEvent) {

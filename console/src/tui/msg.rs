@@ -3,7 +3,7 @@
 //! Keeping them plain data is what lets the state and the key handling be tested without a
 //! terminal or a network: a test feeds `Update`s and keys and checks the `Command`s that come out.
 
-use faas_protocol::api::ResultReply;
+use faas_protocol::api::{ResultReply, TaskSummary};
 use faas_protocol::event::Event;
 use faas_protocol::model::{FunctionSummary, TaskRecord, WorkerInfo};
 use faas_protocol::{FunctionId, TaskId, TaskStatus};
@@ -75,6 +75,11 @@ pub enum Update {
     Invoked(Result<TaskId, String>),
     InvokeResult(ResultReply),
     TaskDetail(TaskId, Result<TaskRecord, String>),
+    /// A page of `GET /tasks` for the query of this generation: its tasks and `next_cursor`.
+    TaskPage {
+        generation: u64,
+        page: Result<(Vec<TaskSummary>, Option<String>), String>,
+    },
 }
 
 /// From the state to the network tasks: each is run without the UI waiting for it.
@@ -94,4 +99,18 @@ pub enum Command {
     RefreshFunctions,
     /// Read these task hashes (function name, attempts, times) for the task list.
     Enrich(Vec<TaskId>),
+    /// Read one page of the task history (`GET /tasks`).
+    ListTasks(TaskQuery),
+}
+
+/// One `GET /tasks` call: the filters the gateway applies, where to start, how many.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskQuery {
+    /// The task list's generation, handed back with the page.
+    pub generation: u64,
+    pub status: Option<TaskStatus>,
+    pub function_id: Option<FunctionId>,
+    pub worker: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: usize,
 }

@@ -105,6 +105,28 @@ pub async fn command(client: GatewayClient, cmd: Command, tx: mpsc::Sender<Updat
             // The health watch reports an unreachable gateway; nothing to add here.
             Err(_) => return,
         },
+        Command::ListTasks(q) => {
+            let mut query = vec![("limit", q.limit.to_string())];
+            if let Some(s) = q.status {
+                query.push(("status", s.to_string()));
+            }
+            if let Some(f) = q.function_id {
+                query.push(("function_id", f.to_string()));
+            }
+            if let Some(w) = q.worker {
+                query.push(("worker", w));
+            }
+            if let Some(c) = q.cursor {
+                query.push(("cursor", c));
+            }
+            Update::TaskPage {
+                generation: q.generation,
+                page: bounded(client.list_tasks(&query))
+                    .await
+                    .map(|p| (p.tasks, p.next_cursor))
+                    .map_err(|e| e.to_string()),
+            }
+        }
         Command::Enrich(_) => return,
     };
     let _ = tx.send(update).await;

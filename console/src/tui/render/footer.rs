@@ -26,6 +26,18 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
+    if let Some(input) = &app.tasks_view.search_input {
+        let line = Line::from(vec![
+            Span::styled(" / ", fmt::title()),
+            Span::raw(format!("{input}█")),
+            Span::styled(
+                "  Enter search · Esc keep · id: fn: worker: error: narrow a term",
+                fmt::dim(),
+            ),
+        ]);
+        f.render_widget(Paragraph::new(line), area);
+        return;
+    }
     let spans: Vec<Span> = keys(app)
         .iter()
         .flat_map(|(k, what)| {
@@ -70,7 +82,7 @@ fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
             ("↑↓", "select"),
             ("Enter", "detail"),
             ("f", "filter"),
-            ("g", "newest"),
+            ("/", "search"),
         ],
         Tab::Functions => vec![
             ("↑↓", "select"),
