@@ -358,6 +358,77 @@ async fn a_failure_from_before_the_console_started_is_found_with_search() {
     assert_exited_and_restored(&c).await;
 }
 
+/// The actions change the tasks on the server: `x` cancels a queued task, `r` runs the
+/// cancelled one again, `P` empties the queue; each asks first and says how it ended. No
+/// dispatcher runs, so submitted tasks stay QUEUED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_retry_and_purge_from_keys_change_the_tasks_on_the_server() {
+    let stack = Stack::builder(Mode::Local)
+        .without_dispatcher()
+        .start()
+        .await;
+    let add = stack
+        .register_source("add", "def add(a, b):\n    return a + b\n", "add")
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(stack.execute_json(add, json!([i, 1]), json!({})).await);
+    }
+    let newest = ids[2];
+    let short = |id: &faas_protocol::TaskId| id.to_string()[..8].to_owned();
+
+    let c = Console::start(&stack);
+    c.wait_for(&["gateway ● connected"]).await;
+    c.keys(&["3"]);
+    c.wait_for(&["3 shown", "QUEUED"]).await;
+
+    // x on the newest: the prompt names it; y cancels it on the server.
+    c.keys(&["x"]);
+    c.wait_for(&["cancel task", &short(&newest), "y/n"]).await;
+    c.keys(&["y"]);
+    c.wait_for(&[&format!("cancelled {}… (was QUEUED)", short(&newest))])
+        .await;
+    let task = stack.task(newest).await;
+    assert_eq!(task["status"], "FAILED", "{task}");
+    assert_eq!(task["error"]["type"], "Cancelled", "{task}");
+    // The row follows (the event came through Redis).
+    c.wait_for(&["Cancelled"]).await;
+
+    // r on the cancelled task: a new task that names the one it retries.
+    c.keys(&["r"]);
+    c.wait_for(&["retry task", &short(&newest), "y/n"]).await;
+    c.keys(&["y"]);
+    let screen = c
+        .wait_for(&[&format!("retried {}… as ", short(&newest))])
+        .await;
+    let (_, list) = stack.get_json("/tasks?limit=1").await;
+    let retry = &list["tasks"][0];
+    assert_eq!(retry["retry_of"], newest.to_string(), "{list}");
+    assert_eq!(retry["status"], "QUEUED");
+    let retry_id = retry["task_id"].as_str().unwrap();
+    assert!(
+        screen.contains(&format!("as {}…", &retry_id[..8])),
+        "{screen}"
+    );
+
+    // P: asks, n keeps the queue, y empties it.
+    c.keys(&["P"]);
+    c.wait_for(&["purge the queue", "y/n"]).await;
+    c.keys(&["n"]);
+    c.wait_for(&["the queue is as it was"]).await;
+    let (_, queued) = stack.get_json("/tasks?status=QUEUED").await;
+    assert_eq!(queued["tasks"].as_array().unwrap().len(), 3, "{queued}");
+    c.keys(&["P"]);
+    c.wait_for(&["purge the queue", "y/n"]).await;
+    c.keys(&["y"]);
+    c.wait_for(&["purged: 3 queued task(s) cancelled"]).await;
+    let (_, queued) = stack.get_json("/tasks?status=QUEUED").await;
+    assert_eq!(queued["tasks"], json!([]), "{queued}");
+
+    c.keys(&["q"]);
+    assert_exited_and_restored(&c).await;
+}
+
 #[test]
 fn without_a_terminal_it_exits_with_a_clear_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_faas-console"))

@@ -434,3 +434,10 @@ fn help() {
     press(&mut app, "?");
     assert_snapshot!(draw(&app).backend());
 }
+
+#[test]
+fn cancel_asks_in_the_footer_naming_the_task() {
+    let mut app = busy_app();
+    press(&mut app, "3jx");
+    assert_snapshot!(draw_at(&app, 80, 24).backend());
+}

@@ -3,7 +3,9 @@
 
 use faas_console::tui::app::{App, Tab};
 use faas_console::tui::forms::Form;
-use faas_console::tui::msg::{Command, Link, Snapshot, Stats, TaskInfo, TaskQuery, Update};
+use faas_console::tui::msg::{
+    Acted, ActionFailed, Command, Link, Snapshot, Stats, TaskInfo, TaskQuery, Update,
+};
 use faas_console::tui::tasks::{Search, FIRST_PAGE, NEXT_PAGE, SEARCH_PAGE, TASK_LIST_CAP};
 use faas_console::tui::workers::{Health, LATE_AFTER_MS, LOST_AFTER_MS};
 use faas_protocol::api::{ResultReply, TaskErrorBrief, TaskSummary};
@@ -1012,5 +1014,152 @@ fn a_search_matches_id_prefixes_functions_workers_and_error_types() {
     assert_eq!(
         Search::parse("ad").server_filters(&functions, &workers),
         (None, None)
+    );
+}
+
+fn prompt(app: &App) -> String {
+    app.confirm
+        .as_ref()
+        .map(|c| c.prompt.clone())
+        .unwrap_or_default()
+}
+
+fn notice(app: &App) -> (String, bool) {
+    let n = app.notice.as_ref().expect("a notice");
+    (n.text.clone(), n.error)
+}
+
+#[test]
+fn retry_and_cancel_ask_first_and_the_footer_says_how_they_ended() {
+    let mut app = app();
+    let (done, failed) = (TaskId::new(), TaskId::new());
+    app.apply(task_event(done, TaskStatus::Completed, T0));
+    app.apply(task_event(failed, TaskStatus::Failed, T0 + 1));
+    app.on_key(ch('3'));
+    // The newest row (the failed one) is highlighted: r asks, naming it.
+    app.on_key(ch('r'));
+    let p = prompt(&app);
+    assert!(
+        p.contains("retry task") && p.contains(&failed.to_string()[..8]),
+        "{p}"
+    );
+    assert!(p.contains("FAILED") && p.contains("y/n"), "{p}");
+    assert!(app.take_commands().is_empty(), "nothing before the answer");
+    app.on_key(ch('y'));
+    assert_eq!(app.take_commands(), vec![Command::Retry(failed)]);
+    let new = TaskId::new();
+    app.apply(Update::Acted(Ok(Acted::Retried { of: failed, new })));
+    let (text, error) = notice(&app);
+    assert_eq!(
+        text,
+        format!(
+            "retried {}… as {}…",
+            &failed.to_string()[..8],
+            &new.to_string()[..8]
+        )
+    );
+    assert!(!error);
+
+    // x on the completed one: n keeps it; y sends it, and the gateway's 409 is told plainly.
+    app.on_key(ch('j'));
+    app.on_key(ch('x'));
+    assert!(prompt(&app).contains("cancel task"), "{}", prompt(&app));
+    app.on_key(ch('n'));
+    assert!(app.take_commands().is_empty());
+    assert_eq!(notice(&app).0, "not cancelled");
+    app.on_key(ch('x'));
+    app.on_key(ch('y'));
+    assert_eq!(app.take_commands(), vec![Command::Cancel(done)]);
+    app.apply(Update::Acted(Err(ActionFailed {
+        action: "cancel",
+        http: Some(409),
+        conflict: Some(TaskStatus::Completed),
+        message: "already ended".into(),
+    })));
+    assert_eq!(
+        notice(&app),
+        ("cancel: already COMPLETED (409)".into(), true)
+    );
+
+    // The same keys in the detail view; R reloads it there.
+    app.on_key(key(KeyCode::Enter));
+    app.take_commands();
+    app.on_key(ch('R'));
+    assert_eq!(app.take_commands(), vec![Command::FetchTask(done)]);
+    app.on_key(ch('x'));
+    app.on_key(ch('y'));
+    assert_eq!(app.take_commands(), vec![Command::Cancel(done)]);
+    app.apply(Update::Acted(Ok(Acted::Cancelled {
+        task: done,
+        was: TaskStatus::Running,
+    })));
+    assert!(notice(&app).0.contains("(was RUNNING)"));
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::FetchTask(done)],
+        "the open detail is read again"
+    );
+    assert!(
+        app.tasks_view.detail.is_some(),
+        "y did not close the detail"
+    );
+}
+
+#[test]
+fn purge_asks_with_the_queue_depth_and_reports_how_many() {
+    let mut app = app();
+    app.apply(Update::Snapshot(Snapshot {
+        queue_len: 12,
+        pending: 2,
+        ..Snapshot::default()
+    }));
+    app.on_key(ch('P'));
+    let p = prompt(&app);
+    assert!(
+        p.contains("purge the queue") && p.contains("10 waiting"),
+        "{p}"
+    );
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.take_commands().is_empty(), "any key but y says no");
+    app.on_key(ch('P'));
+    app.on_key(ch('y'));
+    assert_eq!(app.take_commands(), vec![Command::Purge]);
+    app.apply(Update::Acted(Ok(Acted::Purged(10))));
+    assert_eq!(notice(&app).0, "purged: 10 queued task(s) cancelled");
+}
+
+#[test]
+fn d_deletes_the_selected_function_after_asking() {
+    let mut app = app();
+    let add = function("add", FunctionFormat::Source);
+    app.apply(Update::Functions(vec![add.clone()]));
+    app.on_key(ch('4'));
+    app.take_commands();
+    app.on_key(ch('d'));
+    let p = prompt(&app);
+    assert!(
+        p.contains("delete function add") && p.contains("queued tasks are cancelled"),
+        "{p}"
+    );
+    app.on_key(ch('y'));
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::DeleteFunction(add.function_id)]
+    );
+    app.apply(Update::Acted(Ok(Acted::Deleted {
+        function: add.function_id,
+        cancelled: 3,
+    })));
+    assert_eq!(notice(&app).0, "deleted add: 3 queued task(s) cancelled");
+    assert!(app.functions.list.is_empty());
+    app.apply(Update::Acted(Err(ActionFailed {
+        action: "delete",
+        http: Some(404),
+        conflict: None,
+        message: "unknown function".into(),
+    })));
+    assert_eq!(
+        notice(&app),
+        ("delete: unknown function (404)".into(), true)
     );
 }

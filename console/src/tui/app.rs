@@ -10,7 +10,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::forms::{Form, FormAction, InvokeForm, RegisterForm};
 use super::msg::TaskQuery;
-use super::msg::{Command, Link, Snapshot, Update};
+use super::msg::{Acted, ActionFailed, Command, Link, Snapshot, Update};
 use super::tasks::{Search, TaskList, TaskRow, FIRST_PAGE, NEXT_PAGE, SEARCH_BUDGET, SEARCH_PAGE};
 use super::throughput::Throughput;
 use super::timeline::{Kind, Timeline};
@@ -160,6 +160,14 @@ pub enum Pending {
     Quit,
     /// Close the open form, losing what was typed.
     DiscardForm,
+    /// Run an ended task again as a new task.
+    Retry(TaskId),
+    /// Cancel a queued or running task.
+    Cancel(TaskId),
+    /// Cancel every queued task.
+    Purge,
+    /// Delete a function (its queued tasks are cancelled).
+    DeleteFunction(FunctionId),
 }
 
 /// A question in the footer. Only `y` answers yes: any other key answers no, so a stray key
@@ -290,6 +298,7 @@ impl App {
                     d.record = Some(r);
                 }
             }
+            Update::Acted(r) => self.on_acted(r),
             Update::TaskPage { generation, page } => {
                 let failed = page.is_err();
                 let search = &self.tasks_view.search;
@@ -300,6 +309,58 @@ impl App {
                         self.fill_search();
                     }
                 }
+            }
+        }
+    }
+
+    /// The footer says how an action ended.
+    fn on_acted(&mut self, r: Result<Acted, ActionFailed>) {
+        match r {
+            Ok(Acted::Retried { of, new }) => {
+                self.notify(format!("retried {} as {}", short(of), short(new)), false)
+            }
+            Ok(Acted::Cancelled { task, was }) => {
+                self.notify(format!("cancelled {} (was {was})", short(task)), false);
+                if self
+                    .tasks_view
+                    .detail
+                    .as_ref()
+                    .is_some_and(|d| d.id == task)
+                {
+                    self.outbox.push(Command::FetchTask(task));
+                }
+            }
+            Ok(Acted::Purged(n)) => {
+                self.notify(format!("purged: {n} queued task(s) cancelled"), false)
+            }
+            Ok(Acted::Deleted {
+                function,
+                cancelled,
+            }) => {
+                let name = self
+                    .functions
+                    .list
+                    .iter()
+                    .find(|f| f.function_id == function)
+                    .map_or_else(|| short(function), |f| f.name.clone());
+                self.functions.list.retain(|f| f.function_id != function);
+                self.select_function(None);
+                self.notify(
+                    format!("deleted {name}: {cancelled} queued task(s) cancelled"),
+                    false,
+                );
+                self.outbox.push(Command::RefreshFunctions);
+            }
+            Err(e) => {
+                let text = match (e.conflict, e.http) {
+                    (Some(s), Some(code)) if s.is_terminal() => {
+                        format!("{}: already {s} ({code})", e.action)
+                    }
+                    (Some(s), Some(code)) => format!("{}: still {s} ({code})", e.action),
+                    (None, Some(code)) => format!("{}: {} ({code})", e.action, e.message),
+                    _ => format!("{} failed: {}", e.action, e.message),
+                };
+                self.notify(text, true);
             }
         }
     }
@@ -550,6 +611,7 @@ impl App {
         match key.code {
             KeyCode::Char('q') => self.request_quit(),
             KeyCode::Char('?') => self.help = true,
+            KeyCode::Char('P') => self.ask_purge(),
             KeyCode::Tab | KeyCode::Right => self.switch_tab(self.tab.index() + 1),
             KeyCode::BackTab | KeyCode::Left => {
                 self.switch_tab(self.tab.index() + Tab::ALL.len() - 1)
@@ -581,14 +643,68 @@ impl App {
         match action {
             Pending::Quit => self.quit = true,
             Pending::DiscardForm => self.functions.form = None,
+            Pending::Retry(id) => self.outbox.push(Command::Retry(id)),
+            Pending::Cancel(id) => self.outbox.push(Command::Cancel(id)),
+            Pending::Purge => self.outbox.push(Command::Purge),
+            Pending::DeleteFunction(id) => self.outbox.push(Command::DeleteFunction(id)),
         }
     }
 
     fn declined(&mut self, action: Pending) {
-        match action {
-            Pending::Quit => self.notify("still running", false),
-            Pending::DiscardForm => self.notify("kept the form", false),
+        let text = match action {
+            Pending::Quit => "still running",
+            Pending::DiscardForm => "kept the form",
+            Pending::Retry(_) => "not retried",
+            Pending::Cancel(_) => "not cancelled",
+            Pending::Purge => "the queue is as it was",
+            Pending::DeleteFunction(_) => "not deleted",
+        };
+        self.notify(text, false);
+    }
+
+    fn ask(&mut self, prompt: String, action: Pending) {
+        self.confirm = Some(Confirm { prompt, action });
+    }
+
+    /// How the prompts name a task: its short id, function and status as the list knows them.
+    fn task_label(&self, id: TaskId) -> String {
+        match self.tasks.get(&id) {
+            Some(t) => format!(
+                "{} ({}, {})",
+                short(id),
+                t.function.as_deref().unwrap_or("?"),
+                t.status
+            ),
+            None => short(id),
         }
+    }
+
+    fn ask_retry(&mut self, id: TaskId) {
+        let prompt = format!(
+            "retry task {}? it runs again as a new task y/n",
+            self.task_label(id)
+        );
+        self.ask(prompt, Pending::Retry(id));
+    }
+
+    fn ask_cancel(&mut self, id: TaskId) {
+        let prompt = format!(
+            "cancel task {}? it ends FAILED (Cancelled), a running one is killed y/n",
+            self.task_label(id)
+        );
+        self.ask(prompt, Pending::Cancel(id));
+    }
+
+    fn ask_purge(&mut self) {
+        let queued = self
+            .snapshot
+            .as_ref()
+            .map(|s| format!(" ({} waiting now)", s.queue_len.saturating_sub(s.pending)))
+            .unwrap_or_default();
+        let prompt = format!(
+            "purge the queue? every QUEUED task{queued} is cancelled, running ones go on y/n"
+        );
+        self.ask(prompt, Pending::Purge);
     }
 
     fn switch_tab(&mut self, i: usize) {
@@ -634,6 +750,18 @@ impl App {
                 if let Some(id) = ids.get(current).copied() {
                     self.tasks_view.detail = Some(Detail::new(id));
                     self.outbox.push(Command::FetchTask(id));
+                }
+                return;
+            }
+            KeyCode::Char('r') => {
+                if let Some(id) = ids.get(current).copied() {
+                    self.ask_retry(id);
+                }
+                return;
+            }
+            KeyCode::Char('x') => {
+                if let Some(id) = ids.get(current).copied() {
+                    self.ask_cancel(id);
                 }
                 return;
             }
@@ -696,10 +824,19 @@ impl App {
             KeyCode::PageUp => detail.scroll_by(-(PAGE as i32)),
             KeyCode::Home | KeyCode::Char('g') => detail.scroll = 0,
             KeyCode::End | KeyCode::Char('G') => detail.scroll = detail.max_scroll.get(),
-            KeyCode::Char('r') => {
+            KeyCode::Char('R') => {
                 let id = detail.id;
                 self.outbox.push(Command::FetchTask(id));
             }
+            KeyCode::Char('r') => {
+                let id = detail.id;
+                self.ask_retry(id);
+            }
+            KeyCode::Char('x') => {
+                let id = detail.id;
+                self.ask_cancel(id);
+            }
+            KeyCode::Char('P') => self.ask_purge(),
             _ => {}
         }
     }
@@ -739,6 +876,16 @@ impl App {
                 None => self.notify("no function selected: press n to register one", true),
             },
             KeyCode::Char('r') => self.outbox.push(Command::RefreshFunctions),
+            KeyCode::Char('d') => {
+                if let Some(f) = self.selected_function() {
+                    let (id, name) = (f.function_id, f.name.clone());
+                    let prompt = format!(
+                        "delete function {name} ({})? new calls get 404, its queued tasks are cancelled y/n",
+                        short(id)
+                    );
+                    self.ask(prompt, Pending::DeleteFunction(id));
+                }
+            }
             _ => {}
         }
     }
@@ -778,6 +925,15 @@ impl App {
                 self.outbox.push(cmd);
             }
         }
+    }
+}
+
+/// An id's first 8 characters: enough to tell tasks apart in a footer.
+pub fn short(id: impl std::fmt::Display) -> String {
+    let id = id.to_string();
+    match id.get(..8) {
+        Some(head) if id.len() > 8 => format!("{head}…"),
+        _ => id,
     }
 }
 

@@ -75,6 +75,8 @@ pub enum Update {
     Invoked(Result<TaskId, String>),
     InvokeResult(ResultReply),
     TaskDetail(TaskId, Result<TaskRecord, String>),
+    /// What an operator's action (retry, cancel, purge, delete) came to.
+    Acted(Result<Acted, ActionFailed>),
     /// A page of `GET /tasks` for the query of this generation: its tasks and `next_cursor`.
     TaskPage {
         generation: u64,
@@ -101,6 +103,61 @@ pub enum Command {
     Enrich(Vec<TaskId>),
     /// Read one page of the task history (`GET /tasks`).
     ListTasks(TaskQuery),
+    /// The operator's actions, each confirmed first.
+    Retry(TaskId),
+    Cancel(TaskId),
+    Purge,
+    DeleteFunction(FunctionId),
+}
+
+/// A done action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Acted {
+    Retried {
+        of: TaskId,
+        new: TaskId,
+    },
+    Cancelled {
+        task: TaskId,
+        was: TaskStatus,
+    },
+    Purged(u64),
+    Deleted {
+        function: FunctionId,
+        cancelled: u64,
+    },
+}
+
+/// A refused or failed action: what was tried, the HTTP status and, for a 409, the status the
+/// task was in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionFailed {
+    /// "retry", "cancel", "purge", "delete".
+    pub action: &'static str,
+    pub http: Option<u16>,
+    pub conflict: Option<TaskStatus>,
+    pub message: String,
+}
+
+impl ActionFailed {
+    pub fn new(action: &'static str, e: &crate::client::ClientError) -> Self {
+        let (http, conflict) = match e {
+            crate::client::ClientError::Api {
+                status, conflict, ..
+            } => (Some(status.as_u16()), *conflict),
+            _ => (None, None),
+        };
+        let message = match e {
+            crate::client::ClientError::Api { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        Self {
+            action,
+            http,
+            conflict,
+            message,
+        }
+    }
 }
 
 /// One `GET /tasks` call: the filters the gateway applies, where to start, how many.

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::Backoff;
 use crate::client::{ClientError, GatewayClient};
-use crate::tui::msg::{Command, Link, Update};
+use crate::tui::msg::{Acted, ActionFailed, Command, Link, Update};
 use crate::tui::now_ms;
 
 /// How often the gateway's health is checked.
@@ -127,6 +127,39 @@ pub async fn command(client: GatewayClient, cmd: Command, tx: mpsc::Sender<Updat
                     .map_err(|e| e.to_string()),
             }
         }
+        Command::Retry(id) => Update::Acted(
+            bounded(client.retry_task(id))
+                .await
+                .map(|r| Acted::Retried {
+                    of: id,
+                    new: r.task_id,
+                })
+                .map_err(|e| e.failed("retry")),
+        ),
+        Command::Cancel(id) => Update::Acted(
+            bounded(client.cancel_task(id))
+                .await
+                .map(|r| Acted::Cancelled {
+                    task: id,
+                    was: r.was,
+                })
+                .map_err(|e| e.failed("cancel")),
+        ),
+        Command::Purge => Update::Acted(
+            bounded(client.purge_queue())
+                .await
+                .map(|r| Acted::Purged(r.purged))
+                .map_err(|e| e.failed("purge")),
+        ),
+        Command::DeleteFunction(id) => Update::Acted(
+            bounded(client.delete_function(id))
+                .await
+                .map(|r| Acted::Deleted {
+                    function: id,
+                    cancelled: r.cancelled,
+                })
+                .map_err(|e| e.failed("delete")),
+        ),
         Command::Enrich(_) => return,
     };
     let _ = tx.send(update).await;
@@ -163,6 +196,20 @@ async fn bounded<T>(fut: impl Future<Output = Result<T, ClientError>>) -> Result
     match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
         Ok(r) => r.map_err(BoundedError::Client),
         Err(_) => Err(BoundedError::Timeout),
+    }
+}
+
+impl BoundedError {
+    fn failed(&self, action: &'static str) -> ActionFailed {
+        match self {
+            BoundedError::Client(e) => ActionFailed::new(action, e),
+            BoundedError::Timeout => ActionFailed {
+                action,
+                http: None,
+                conflict: None,
+                message: self.to_string(),
+            },
+        }
     }
 }
 

@@ -19,6 +19,7 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
                 "quit (under faas up: asks, as it stops the platform)",
             ),
             ("Esc, q", "in a view (details, help): step back"),
+            ("P", "purge the queue: cancel every QUEUED task (asks)"),
         ],
     ),
     (
@@ -32,8 +33,12 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
             ("f", "filter: all, QUEUED, RUNNING, COMPLETED, FAILED"),
             ("/", "search by id prefix, function, worker, error type"),
             ("Esc", "clear the search"),
+            ("r / x", "retry / cancel the selected task (asks)"),
             ("Enter", "details: args, result, error, timings"),
-            ("Esc, q / r", "close / reload the details"),
+            (
+                "Esc, q / R",
+                "close / reload the details (r, x work there too)",
+            ),
         ],
     ),
     (
@@ -42,6 +47,7 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
             ("↑ ↓", "select a function"),
             ("n", "register a function from Python source"),
             ("i, Enter", "invoke the selected function with JSON args"),
+            ("d", "delete the selected function (asks)"),
             ("r", "reload the list"),
         ],
     ),
