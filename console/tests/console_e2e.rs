@@ -354,6 +354,25 @@ async fn a_failure_from_before_the_console_started_is_found_with_search() {
     c.keys(&["q"]);
     c.wait_until("the detail closed", |s| !s.contains("division by zero"))
         .await;
+
+    // The Functions screen says which function fails, and its view lists the failure.
+    c.keys(&["4"]);
+    let screen = c
+        .wait_for(&["FAILED %", "100.0 %", "ZeroDivisionError"])
+        .await;
+    let row = screen.lines().find(|l| l.contains("100.0 %")).unwrap();
+    assert!(row.contains("divide"), "{row}");
+    // Newest first: add, then divide.
+    c.keys(&["j", "Enter"]);
+    c.wait_for(&[
+        "Function divide",
+        "Recent failures",
+        "ZeroDivisionError: division by zero",
+    ])
+    .await;
+    c.keys(&["Escape"]);
+    c.wait_until("the view closed", |s| !s.contains("Recent failures"))
+        .await;
     c.keys(&["q"]);
     assert_exited_and_restored(&c).await;
 }

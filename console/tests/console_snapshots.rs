@@ -5,7 +5,9 @@
 use faas_console::tui::app::App;
 use faas_console::tui::msg::{Link, Snapshot, Stats, TaskInfo, Update};
 use faas_console::tui::render::render;
-use faas_protocol::api::{ResultReply, TaskErrorBrief, TaskSummary};
+use faas_protocol::api::{
+    FunctionDetail, FunctionStats, Percentiles, ResultReply, TaskErrorBrief, TaskSummary,
+};
 use faas_protocol::event::{Event, WorkerState};
 use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerInfo, WorkerMode};
 use faas_protocol::{FunctionFormat, TaskId, TaskStatus};
@@ -440,4 +442,76 @@ fn cancel_asks_in_the_footer_naming_the_task() {
     let mut app = busy_app();
     press(&mut app, "3jx");
     assert_snapshot!(draw_at(&app, 80, 24).backend());
+}
+
+/// The function list with its health columns, sorted by the share failed.
+fn with_function_stats(app: &mut App) -> FunctionSummary {
+    let add = with_functions(app);
+    let pct = |p50: u64, samples: u64| Percentiles {
+        p50,
+        p95: p50 * 3,
+        p99: p50 * 5,
+        samples,
+    };
+    app.apply(Update::FunctionStats(vec![FunctionDetail {
+        function_id: add.function_id,
+        name: add.name.clone(),
+        format: add.format,
+        entrypoint: Some("add".into()),
+        created_at: add.created_at,
+        stats: FunctionStats {
+            invocations: 12_345,
+            completed: 12_000,
+            failed: 300,
+            cancelled: 45,
+            run_ms: Some(pct(12, 1_000)),
+            queue_wait_ms: Some(pct(3, 1_000)),
+            last_failure_at: Some(T0 - 90_000),
+            last_failure_type: Some("ZeroDivisionError".into()),
+        },
+    }]));
+    add
+}
+
+#[test]
+fn functions_with_their_health_sorted_by_the_share_failed() {
+    let mut app = busy_app();
+    press(&mut app, "4");
+    with_function_stats(&mut app);
+    press(&mut app, "sss");
+    assert_eq!(app.functions.sort.column(), "FAILED %");
+    assert_snapshot!(
+        "functions_health_at_160x45",
+        draw_at(&app, 160, 45).backend()
+    );
+    assert_snapshot!("functions_health_at_80x24", draw_at(&app, 80, 24).backend());
+}
+
+#[test]
+fn a_function_with_its_recent_failures() {
+    let mut app = busy_app();
+    press(&mut app, "4");
+    let add = with_function_stats(&mut app);
+    app.on_key(key(KeyCode::Enter));
+    app.apply(Update::FunctionFailures(
+        add.function_id,
+        Ok(vec![TaskSummary {
+            task_id: id(0x21),
+            function_id: add.function_id,
+            function_name: "add".into(),
+            status: TaskStatus::Failed,
+            worker: Some("w-push-1".into()),
+            attempts: 1,
+            max_attempts: 1,
+            created_at: T0 - 91_000,
+            started_at: Some(T0 - 90_500),
+            finished_at: Some(T0 - 90_000),
+            error: Some(TaskErrorBrief {
+                kind: "ZeroDivisionError".into(),
+                message: "division by zero".into(),
+            }),
+            retry_of: None,
+        }]),
+    ));
+    assert_snapshot!(draw(&app).backend());
 }

@@ -3,12 +3,15 @@
 
 use faas_console::tui::app::{App, Tab};
 use faas_console::tui::forms::Form;
+use faas_console::tui::functions::{Sort, STATS_EVERY_MS};
 use faas_console::tui::msg::{
     Acted, ActionFailed, Command, Link, Snapshot, Stats, TaskInfo, TaskQuery, Update,
 };
 use faas_console::tui::tasks::{Search, FIRST_PAGE, NEXT_PAGE, SEARCH_PAGE, TASK_LIST_CAP};
 use faas_console::tui::workers::{Health, LATE_AFTER_MS, LOST_AFTER_MS};
-use faas_protocol::api::{ResultReply, TaskErrorBrief, TaskSummary};
+use faas_protocol::api::{
+    FunctionDetail, FunctionStats, Percentiles, ResultReply, TaskErrorBrief, TaskSummary,
+};
 use faas_protocol::event::{Event, WorkerState};
 use faas_protocol::model::{FunctionSummary, TaskError, WorkerInfo, WorkerMode};
 use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
@@ -1161,5 +1164,171 @@ fn d_deletes_the_selected_function_after_asking() {
     assert_eq!(
         notice(&app),
         ("delete: unknown function (404)".into(), true)
+    );
+}
+
+fn detail(f: &FunctionSummary, runs: u64, failed: u64, p50: u64) -> FunctionDetail {
+    let pct = |p50: u64| Percentiles {
+        p50,
+        p95: p50 * 2,
+        p99: p50 * 3,
+        samples: runs,
+    };
+    FunctionDetail {
+        function_id: f.function_id,
+        name: f.name.clone(),
+        format: f.format,
+        entrypoint: Some(f.name.clone()),
+        created_at: f.created_at,
+        stats: FunctionStats {
+            invocations: runs,
+            completed: runs - failed,
+            failed,
+            cancelled: 0,
+            run_ms: Some(pct(p50)),
+            queue_wait_ms: Some(pct(1)),
+            last_failure_at: (failed > 0).then_some(T0 - 1_000),
+            last_failure_type: (failed > 0).then(|| "ValueError".to_owned()),
+        },
+    }
+}
+
+fn stats_commands(app: &mut App) -> Vec<Command> {
+    app.take_commands()
+        .into_iter()
+        .filter(|c| matches!(c, Command::FunctionStats(_) | Command::FunctionFailures(_)))
+        .collect()
+}
+
+#[test]
+fn function_statistics_are_read_only_while_the_screen_is_shown_one_round_at_a_time() {
+    let mut app = app();
+    gateway_up(&mut app);
+    let (a, b) = (
+        function("add", FunctionFormat::Source),
+        function("slow", FunctionFormat::Source),
+    );
+    app.apply(Update::Functions(vec![a.clone(), b.clone()]));
+    app.tick(T0 + 10_000);
+    assert!(stats_commands(&mut app).is_empty(), "not on another screen");
+
+    app.on_key(ch('4'));
+    let asked = stats_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let Command::FunctionStats(ids) = &asked[0] else {
+        panic!("{asked:?}")
+    };
+    assert_eq!(ids.len(), 2);
+    app.tick(T0 + 10_000 + STATS_EVERY_MS * 2);
+    assert!(stats_commands(&mut app).is_empty(), "one round at a time");
+    app.apply(Update::FunctionStats(vec![
+        detail(&a, 100, 0, 5),
+        detail(&b, 10, 5, 900),
+    ]));
+    app.tick(T0 + 10_000 + STATS_EVERY_MS * 2 + 1);
+    assert_eq!(stats_commands(&mut app).len(), 1, "the next round when due");
+    app.apply(Update::FunctionStats(vec![]));
+    app.on_key(ch('1'));
+    app.tick(T0 + 60_000);
+    assert!(
+        stats_commands(&mut app).is_empty(),
+        "nothing once the screen is left"
+    );
+}
+
+#[test]
+fn s_cycles_the_sort_column_and_the_selection_stays_on_its_function() {
+    let mut app = app();
+    let mut old = function("zeta_old", FunctionFormat::Source);
+    old.created_at = T0 - 100;
+    let busy = function("busy", FunctionFormat::Source);
+    let mut failing = function("failing", FunctionFormat::Source);
+    failing.created_at = T0 - 50;
+    app.apply(Update::Functions(vec![
+        old.clone(),
+        busy.clone(),
+        failing.clone(),
+    ]));
+    app.apply(Update::FunctionStats(vec![
+        detail(&busy, 1_000, 1, 10),
+        detail(&failing, 20, 10, 5),
+        // zeta_old has no statistics yet: it sorts last.
+    ]));
+    app.on_key(ch('4'));
+    app.take_commands();
+    let names =
+        |app: &App| -> Vec<String> { app.functions.list.iter().map(|f| f.name.clone()).collect() };
+    assert_eq!(app.functions.sort, Sort::Newest);
+    assert_eq!(names(&app), ["busy", "failing", "zeta_old"]);
+    app.on_key(ch('j'));
+    assert_eq!(app.selected_function().unwrap().name, "failing");
+    app.on_key(ch('s'));
+    assert_eq!(app.functions.sort, Sort::Name);
+    assert_eq!(names(&app), ["busy", "failing", "zeta_old"]);
+    app.on_key(ch('s'));
+    assert_eq!(app.functions.sort, Sort::Runs);
+    assert_eq!(names(&app), ["busy", "failing", "zeta_old"]);
+    app.on_key(ch('s'));
+    assert_eq!(app.functions.sort, Sort::FailedShare);
+    assert_eq!(names(&app), ["failing", "busy", "zeta_old"]);
+    assert_eq!(
+        app.selected_function().unwrap().name,
+        "failing",
+        "the selection moved with its function"
+    );
+    app.on_key(ch('s'));
+    assert_eq!(app.functions.sort, Sort::P50);
+    assert_eq!(names(&app), ["busy", "failing", "zeta_old"]);
+}
+
+#[test]
+fn enter_opens_a_function_with_its_recent_failures_and_esc_or_q_steps_back() {
+    let mut app = app();
+    gateway_up(&mut app);
+    let f = function("divide", FunctionFormat::Source);
+    app.apply(Update::Functions(vec![f.clone()]));
+    app.on_key(ch('4'));
+    app.take_commands();
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        app.functions.form.is_none(),
+        "Enter opens the view, not the invoke form"
+    );
+    assert_eq!(
+        app.functions.view.as_ref().map(|v| v.id),
+        Some(f.function_id)
+    );
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::FunctionFailures(f.function_id)]
+    );
+    let failure = summary(
+        TaskId::new(),
+        "divide",
+        TaskStatus::Failed,
+        "w1",
+        Some("ZeroDivisionError"),
+    );
+    app.apply(Update::FunctionFailures(
+        f.function_id,
+        Ok(vec![failure.clone()]),
+    ));
+    let v = app.functions.view.as_ref().unwrap();
+    assert_eq!(v.failures, Some(Ok(vec![failure])));
+    // The next statistics round reads the failures again too.
+    app.apply(Update::FunctionStats(vec![detail(&f, 3, 1, 2)]));
+    app.tick(T0 + STATS_EVERY_MS);
+    let asked = stats_commands(&mut app);
+    assert!(
+        asked.contains(&Command::FunctionFailures(f.function_id)),
+        "{asked:?}"
+    );
+    app.on_key(ch('q'));
+    assert!(app.functions.view.is_none());
+    assert!(!app.quit, "q stepped back");
+    app.on_key(ch('i'));
+    assert!(
+        matches!(app.functions.form, Some(Form::Invoke(_))),
+        "i invokes"
     );
 }

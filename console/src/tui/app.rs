@@ -8,7 +8,12 @@ use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord};
 use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use std::collections::HashMap;
+
+use faas_protocol::api::FunctionStats;
+
 use super::forms::{Form, FormAction, InvokeForm, RegisterForm};
+use super::functions::{FunctionView, Sort, STATS_EVERY_MS};
 use super::msg::TaskQuery;
 use super::msg::{Acted, ActionFailed, Command, Link, Snapshot, Update};
 use super::tasks::{Search, TaskList, TaskRow, FIRST_PAGE, NEXT_PAGE, SEARCH_BUDGET, SEARCH_PAGE};
@@ -144,8 +149,17 @@ pub struct Invocation {
 
 #[derive(Clone, Debug, Default)]
 pub struct FunctionsView {
-    /// Newest first.
+    /// In the order of `sort`.
     pub list: Vec<FunctionSummary>,
+    /// The last statistics read of each function.
+    pub stats: HashMap<FunctionId, FunctionStats>,
+    pub sort: Sort,
+    /// A round of statistics is being read.
+    pub stats_in_flight: bool,
+    /// When the next round is due (while the screen is shown).
+    pub stats_due_ms: u64,
+    /// The function opened with Enter.
+    pub view: Option<FunctionView>,
     /// A list has arrived from the gateway at least once.
     pub loaded: bool,
     pub selected: usize,
@@ -239,6 +253,7 @@ impl App {
         {
             self.request_page();
         }
+        self.request_stats();
         let ids = self.tasks.take_enrich();
         if !ids.is_empty() {
             self.outbox.push(Command::Enrich(ids));
@@ -299,6 +314,26 @@ impl App {
                 }
             }
             Update::Acted(r) => self.on_acted(r),
+            Update::FunctionStats(details) => {
+                self.functions.stats_in_flight = false;
+                for d in details {
+                    if let Some(v) = self
+                        .functions
+                        .view
+                        .as_mut()
+                        .filter(|v| v.id == d.function_id)
+                    {
+                        v.detail = Some(d.clone());
+                    }
+                    self.functions.stats.insert(d.function_id, d.stats);
+                }
+                self.resort_functions();
+            }
+            Update::FunctionFailures(id, r) => {
+                if let Some(v) = self.functions.view.as_mut().filter(|v| v.id == id) {
+                    v.failures = Some(r);
+                }
+            }
             Update::TaskPage { generation, page } => {
                 let failed = page.is_err();
                 let search = &self.tasks_view.search;
@@ -496,12 +531,44 @@ impl App {
             .filter(|i| i.task_id == Some(id))
     }
 
-    fn on_functions(&mut self, mut list: Vec<FunctionSummary>) {
+    fn on_functions(&mut self, list: Vec<FunctionSummary>) {
         let selected = self.selected_function().map(|f| f.function_id);
-        list.sort_by_key(|f| std::cmp::Reverse(f.created_at));
         self.functions.list = list;
         self.functions.loaded = true;
+        self.sort_functions(selected);
+    }
+
+    /// Sorts the function list by the chosen column; the selection stays on its function.
+    fn resort_functions(&mut self) {
+        let selected = self.selected_function().map(|f| f.function_id);
+        self.sort_functions(selected);
+    }
+
+    fn sort_functions(&mut self, selected: Option<FunctionId>) {
+        let fns = &mut self.functions;
+        fns.sort.apply(&mut fns.list, &fns.stats);
         self.select_function(selected);
+    }
+
+    /// A round of function statistics while the Functions screen is shown, one at a time; the
+    /// open function view's failures are read again with it.
+    fn request_stats(&mut self) {
+        let fns = &mut self.functions;
+        if self.tab != Tab::Functions
+            || fns.stats_in_flight
+            || fns.list.is_empty()
+            || self.now_ms < fns.stats_due_ms
+            || !self.links.gateway.is_up()
+        {
+            return;
+        }
+        fns.stats_in_flight = true;
+        fns.stats_due_ms = self.now_ms + STATS_EVERY_MS;
+        let ids = fns.list.iter().map(|f| f.function_id).collect();
+        self.outbox.push(Command::FunctionStats(ids));
+        if let Some(v) = &fns.view {
+            self.outbox.push(Command::FunctionFailures(v.id));
+        }
     }
 
     fn select_function(&mut self, id: Option<FunctionId>) {
@@ -608,6 +675,16 @@ impl App {
             self.detail_key(key);
             return;
         }
+        if self.tab == Tab::Functions && self.functions.view.is_some() {
+            // The function view steps back on Esc, q, Enter; its data refreshes on its own.
+            if matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter | KeyCode::Char('q')
+            ) {
+                self.functions.view = None;
+            }
+            return;
+        }
         match key.code {
             KeyCode::Char('q') => self.request_quit(),
             KeyCode::Char('?') => self.help = true,
@@ -711,6 +788,9 @@ impl App {
         self.tab = Tab::ALL[i % Tab::ALL.len()];
         if self.tab == Tab::Functions {
             self.outbox.push(Command::RefreshFunctions);
+            // Fresh statistics at once, then every few seconds while shown.
+            self.functions.stats_due_ms = 0;
+            self.request_stats();
         }
     }
 
@@ -864,7 +944,17 @@ impl App {
             KeyCode::Char('n') => {
                 self.functions.form = Some(Form::Register(RegisterForm::default()))
             }
-            KeyCode::Char('i') | KeyCode::Enter => match self.selected_function() {
+            KeyCode::Enter => {
+                if let Some(id) = self.selected_function().map(|f| f.function_id) {
+                    self.functions.view = Some(FunctionView::new(id));
+                    self.outbox.push(Command::FunctionFailures(id));
+                }
+            }
+            KeyCode::Char('s') => {
+                self.functions.sort = self.functions.sort.next();
+                self.resort_functions();
+            }
+            KeyCode::Char('i') => match self.selected_function() {
                 Some(f) if f.format == FunctionFormat::Source => {
                     let form = InvokeForm::new(f.clone());
                     self.functions.form = Some(Form::Invoke(form));

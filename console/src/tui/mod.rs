@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod forms;
+pub mod functions;
 pub mod msg;
 pub mod net;
 pub mod render;

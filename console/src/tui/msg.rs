@@ -3,7 +3,7 @@
 //! Keeping them plain data is what lets the state and the key handling be tested without a
 //! terminal or a network: a test feeds `Update`s and keys and checks the `Command`s that come out.
 
-use faas_protocol::api::{ResultReply, TaskSummary};
+use faas_protocol::api::{FunctionDetail, ResultReply, TaskSummary};
 use faas_protocol::event::Event;
 use faas_protocol::model::{FunctionSummary, TaskRecord, WorkerInfo};
 use faas_protocol::{FunctionId, TaskId, TaskStatus};
@@ -75,6 +75,10 @@ pub enum Update {
     Invoked(Result<TaskId, String>),
     InvokeResult(ResultReply),
     TaskDetail(TaskId, Result<TaskRecord, String>),
+    /// One round of function statistics (the functions whose read failed are left out).
+    FunctionStats(Vec<FunctionDetail>),
+    /// A function's recent failures, for its view.
+    FunctionFailures(FunctionId, Result<Vec<TaskSummary>, String>),
     /// What an operator's action (retry, cancel, purge, delete) came to.
     Acted(Result<Acted, ActionFailed>),
     /// A page of `GET /tasks` for the query of this generation: its tasks and `next_cursor`.
@@ -103,6 +107,10 @@ pub enum Command {
     Enrich(Vec<TaskId>),
     /// Read one page of the task history (`GET /tasks`).
     ListTasks(TaskQuery),
+    /// Read the statistics of these functions (`GET /functions/{id}` each).
+    FunctionStats(Vec<FunctionId>),
+    /// Read a function's recent failures (`GET /tasks?function_id=..&status=FAILED`).
+    FunctionFailures(FunctionId),
     /// The operator's actions, each confirmed first.
     Retry(TaskId),
     Cancel(TaskId),

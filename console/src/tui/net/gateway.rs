@@ -5,11 +5,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use faas_protocol::model::FunctionSummary;
-use faas_protocol::FunctionFormat;
+use faas_protocol::{FunctionFormat, TaskStatus};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::Backoff;
 use crate::client::{ClientError, GatewayClient};
+use crate::tui::functions::RECENT_FAILURES;
 use crate::tui::msg::{Acted, ActionFailed, Command, Link, Update};
 use crate::tui::now_ms;
 
@@ -19,6 +21,8 @@ const HEALTH_EVERY: Duration = Duration::from_secs(2);
 const FUNCTIONS_EVERY: u32 = 5;
 /// Bound of one request: the client itself only bounds connecting.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Function statistics read at once (one request per function).
+const STATS_CONCURRENCY: usize = 8;
 /// How long one `GET /result?wait=` long-poll holds; repeated until the task is terminal.
 const RESULT_WAIT: Duration = Duration::from_secs(20);
 
@@ -160,6 +164,32 @@ pub async fn command(client: GatewayClient, cmd: Command, tx: mpsc::Sender<Updat
                 })
                 .map_err(|e| e.failed("delete")),
         ),
+        Command::FunctionStats(ids) => {
+            let reads = futures::stream::iter(ids)
+                .map(|id| {
+                    let client = client.clone();
+                    async move { bounded(client.function(id)).await.ok() }
+                })
+                .buffer_unordered(STATS_CONCURRENCY)
+                .filter_map(|d| async move { d })
+                .collect()
+                .await;
+            Update::FunctionStats(reads)
+        }
+        Command::FunctionFailures(id) => {
+            let query = [
+                ("function_id", id.to_string()),
+                ("status", TaskStatus::Failed.to_string()),
+                ("limit", RECENT_FAILURES.to_string()),
+            ];
+            Update::FunctionFailures(
+                id,
+                bounded(client.list_tasks(&query))
+                    .await
+                    .map(|p| p.tasks)
+                    .map_err(|e| e.to_string()),
+            )
+        }
         Command::Enrich(_) => return,
     };
     let _ = tx.send(update).await;

@@ -97,8 +97,11 @@ fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
             ("r", "retry"),
             ("x", "cancel"),
         ],
+        Tab::Functions if app.functions.view.is_some() => vec![("Esc/q", "close")],
         Tab::Functions => vec![
             ("↑↓", "select"),
+            ("Enter", "open"),
+            ("s", "sort"),
             ("n", "new"),
             ("i", "invoke"),
             ("d", "delete"),

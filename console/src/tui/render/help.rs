@@ -46,7 +46,9 @@ const KEYS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("↑ ↓", "select a function"),
             ("n", "register a function from Python source"),
-            ("i, Enter", "invoke the selected function with JSON args"),
+            ("Enter", "open: statistics and recent failures"),
+            ("s", "sort by the next column (runs, failed %, p50, …)"),
+            ("i", "invoke the selected function with JSON args"),
             ("d", "delete the selected function (asks)"),
             ("r", "reload the list"),
         ],

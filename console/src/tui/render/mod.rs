@@ -67,6 +67,11 @@ pub fn render(app: &App, f: &mut Frame) {
             detail::render(f, popup(body, 90, 90), d, app);
         }
     }
+    if app.tab == Tab::Functions {
+        if let Some(v) = &app.functions.view {
+            functions::render_view(f, popup(body, 90, 90), v, app);
+        }
+    }
     if let Some(form) = &app.functions.form {
         forms::render(f, body, form);
     }
