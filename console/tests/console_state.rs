@@ -1332,3 +1332,28 @@ fn enter_opens_a_function_with_its_recent_failures_and_esc_or_q_steps_back() {
         "i invokes"
     );
 }
+
+#[test]
+fn only_a_change_asks_for_a_redraw_before_the_idle_second() {
+    let mut app = app();
+    app.take_dirty();
+    let snap = Snapshot {
+        queue_len: 3,
+        ..Snapshot::default()
+    };
+    app.apply(Update::Snapshot(snap.clone()));
+    assert!(app.take_dirty(), "a new poll result");
+    app.apply(Update::Snapshot(snap));
+    assert!(!app.take_dirty(), "the same poll result again");
+    app.tick(T0 + 200);
+    assert!(!app.take_dirty(), "a tick alone");
+    app.apply(task_event(TaskId::new(), TaskStatus::Queued, T0));
+    assert!(app.take_dirty(), "an event");
+    app.on_key(ch('P'));
+    app.on_key(ch('y'));
+    app.apply(Update::Acted(Ok(Acted::Purged(0))));
+    app.take_dirty();
+    app.tick(T0 + 60_000);
+    assert!(app.notice.is_none());
+    assert!(app.take_dirty(), "the notice went away");
+}

@@ -223,6 +223,8 @@ pub struct App {
     pub timeline_scroll: usize,
     pub notice: Option<Notice>,
     outbox: Vec<Command>,
+    /// Something changed since the last drawing (an update, a notice gone).
+    dirty: bool,
 }
 
 impl App {
@@ -236,6 +238,11 @@ impl App {
         app
     }
 
+    /// Whether anything changed since the last call: the loop skips drawing an idle tick.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
     /// Commands queued since the last call, oldest first.
     pub fn take_commands(&mut self) -> Vec<Command> {
         std::mem::take(&mut self.outbox)
@@ -246,6 +253,7 @@ impl App {
         self.now_ms = now_ms;
         if self.notice.as_ref().is_some_and(|n| n.until_ms <= now_ms) {
             self.notice = None;
+            self.dirty = true;
         }
         self.workers.prune(now_ms);
         if self.tasks.history.next == super::tasks::Next::Start
@@ -269,6 +277,8 @@ impl App {
     }
 
     pub fn apply(&mut self, update: Update) {
+        // A poll that found everything as it was changes nothing on screen.
+        self.dirty |= !matches!(&update, Update::Snapshot(s) if self.snapshot.as_ref() == Some(s));
         match update {
             Update::RedisEvents(l) => {
                 let before = self.links.redis();
