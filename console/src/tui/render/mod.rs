@@ -11,7 +11,7 @@
 //! │  the selected tab: overview.rs | workers.rs | tasks.rs | functions.rs | events.rs │
 //! │                                                                               │
 //! │        overlays on top: detail.rs (a task) · forms.rs (register/invoke)       │
-//! │                         help.rs (keys)                                         │
+//! │                         functions.rs' view (a function) · help.rs (keys)      │
 //! ├───────────────────────────────────────────────────────────────────────────────┤
 //! │ keys of the current screen                               notice   footer.rs   │
 //! └───────────────────────────────────────────────────────────────────────────────┘
