@@ -828,6 +828,18 @@ fn the_history_is_read_a_page_at_a_time_as_the_selection_nears_its_end() {
         list_commands(&mut app).is_empty(),
         "the history is all read"
     );
+
+    // The gateway went away and came back: events may have been missed, so the list is read
+    // again from the top, unless a row is selected (the operator is reading it).
+    app.on_key(ch('g'));
+    app.apply(Update::Gateway(Link::Down {
+        retry_at_ms: T0 + 500,
+        error: "refused".into(),
+    }));
+    gateway_up(&mut app);
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(asked[0].generation > generation && asked[0].cursor.is_none());
 }
 
 #[test]

@@ -2,21 +2,20 @@
 //! `on_key` takes keys, `tick` moves the clock. Nothing here does I/O; what should happen on
 //! the network is queued as `Command`s for the loop to hand to the network tasks.
 
-use faas_protocol::api::ResultReply;
+use std::collections::HashMap;
+
+use faas_protocol::api::{FunctionStats, ResultReply};
 use faas_protocol::event::Event;
 use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord};
 use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use std::collections::HashMap;
-
-use faas_protocol::api::FunctionStats;
-
 use super::forms::{Form, FormAction, InvokeForm, RegisterForm};
 use super::functions::{FunctionView, Sort, STATS_EVERY_MS};
-use super::msg::TaskQuery;
-use super::msg::{Acted, ActionFailed, Command, Link, Snapshot, Update};
-use super::tasks::{Search, TaskList, TaskRow, FIRST_PAGE, NEXT_PAGE, SEARCH_BUDGET, SEARCH_PAGE};
+use super::msg::{Acted, ActionFailed, Command, Link, Snapshot, TaskQuery, Update};
+use super::tasks::{
+    Next, Search, TaskList, TaskRow, FIRST_PAGE, NEXT_PAGE, SEARCH_BUDGET, SEARCH_PAGE,
+};
 use super::throughput::Throughput;
 use super::timeline::{Kind, Timeline};
 use super::workers::Workers;
@@ -256,9 +255,7 @@ impl App {
             self.dirty = true;
         }
         self.workers.prune(now_ms);
-        if self.tasks.history.next == super::tasks::Next::Start
-            && now_ms >= self.tasks_view.page_retry_at_ms
-        {
+        if self.tasks.history.next == Next::Start && now_ms >= self.tasks_view.page_retry_at_ms {
             self.request_page();
         }
         self.request_stats();
@@ -297,9 +294,14 @@ impl App {
             Update::Gateway(l) => {
                 self.timeline
                     .on_link(Kind::Gateway, &self.links.gateway, &l, self.now_ms);
+                let back = matches!(self.links.gateway, Link::Down { .. }) && l.is_up();
                 self.links.gateway = l;
-                // The history's first page as soon as the gateway answers.
-                if self.tasks.history.next == super::tasks::Next::Start {
+                if back && self.tasks_view.selected.is_none() {
+                    // Events were missed while it was away (and Redis may have come back
+                    // empty): the history is read again, unless the operator is reading it.
+                    self.reload_tasks();
+                } else if self.tasks.history.next == Next::Start {
+                    // The history's first page as soon as the gateway answers.
                     self.request_page();
                 }
             }
