@@ -515,3 +515,57 @@ fn a_function_with_its_recent_failures() {
     ));
     assert_snapshot!(draw(&app).backend());
 }
+
+#[test]
+fn new_tasks_above_a_selected_row_are_counted_not_shown() {
+    let mut app = busy_app();
+    press(&mut app, "3jj");
+    for n in 0x30..0x33 {
+        app.apply(Update::Event(Event::Task {
+            task_id: id(n),
+            function_id: None,
+            status: TaskStatus::Queued,
+            worker: None,
+            at: T0,
+            outcome: None,
+        }));
+    }
+    assert_snapshot!(draw_at(&app, 80, 24).backend());
+}
+
+#[test]
+fn the_search_prompt_and_a_search_applied() {
+    let mut app = busy_app();
+    press(&mut app, "3/timeout");
+    assert_snapshot!("search_prompt", draw_at(&app, 80, 24).backend());
+    app.on_key(key(KeyCode::Enter));
+    // The search starts the history over; the gateway's page is matched here.
+    let summary = |n: u8, status: TaskStatus, error: Option<&str>| TaskSummary {
+        task_id: id(n),
+        function_id: id(0xf2),
+        function_name: "resize_image".into(),
+        status,
+        worker: Some("w-pull-1".into()),
+        attempts: 1,
+        max_attempts: 3,
+        created_at: T0 - 600_000,
+        started_at: Some(T0 - 599_000),
+        finished_at: Some(T0 - 569_000),
+        error: error.map(|kind| TaskErrorBrief {
+            kind: kind.into(),
+            message: "ran past 30s".into(),
+        }),
+        retry_of: None,
+    };
+    app.apply(Update::TaskPage {
+        generation: app.tasks.history.generation,
+        page: Ok((
+            vec![
+                summary(0x11, TaskStatus::Completed, None),
+                summary(0x10, TaskStatus::Failed, Some("TimeoutError")),
+            ],
+            None,
+        )),
+    });
+    assert_snapshot!("search_applied", draw_at(&app, 80, 24).backend());
+}
