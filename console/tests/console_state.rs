@@ -7,7 +7,7 @@ use faas_console::tui::functions::{Sort, STATS_EVERY_MS};
 use faas_console::tui::msg::{
     Acted, ActionFailed, Command, Link, Snapshot, Stats, TaskInfo, TaskQuery, Update,
 };
-use faas_console::tui::tasks::{Search, FIRST_PAGE, NEXT_PAGE, SEARCH_PAGE, TASK_LIST_CAP};
+use faas_console::tui::tasks::{Next, Search, FIRST_PAGE, NEXT_PAGE, SEARCH_PAGE, TASK_LIST_CAP};
 use faas_console::tui::workers::{Health, LATE_AFTER_MS, LOST_AFTER_MS};
 use faas_protocol::api::{
     FunctionDetail, FunctionStats, Percentiles, ResultReply, TaskErrorBrief, TaskSummary,
@@ -119,6 +119,13 @@ fn a_terminal_status_is_final_even_against_late_events() {
 #[test]
 fn the_task_list_is_bounded() {
     let mut app = app();
+    // The history's first page said there is more.
+    gateway_up(&mut app);
+    let generation = list_commands(&mut app)[0].generation;
+    app.apply(Update::TaskPage {
+        generation,
+        page: page(vec![], Some("c1")),
+    });
     let first = TaskId::new();
     app.apply(task_event(first, TaskStatus::Queued, T0));
     for i in 0..TASK_LIST_CAP as u64 {
@@ -126,6 +133,14 @@ fn the_task_list_is_bounded() {
     }
     assert_eq!(app.tasks.len(), TASK_LIST_CAP);
     assert!(app.tasks.get(&first).is_none(), "the oldest fell off");
+    // Reading on from the old cursor would leave a hole: g reads the list again instead.
+    assert_eq!(app.tasks.history.next, Next::Dropped);
+    app.on_key(ch('3'));
+    app.on_key(ch('g'));
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].cursor, None);
+    assert_eq!(app.tasks.len(), 0, "started over");
 }
 
 #[test]

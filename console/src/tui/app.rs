@@ -860,6 +860,11 @@ impl App {
             _ => return,
         };
         self.select_task(moved_to);
+        if moved_to.is_none() && self.tasks.history.next == Next::Dropped {
+            // Back at the top of a list whose end fell off: read it again, so it has no hole.
+            self.reload_tasks();
+            return;
+        }
         // Near the end of what is loaded: read the next page in the background.
         let at = moved_to
             .and_then(|s| ids.iter().position(|id| *id == s))
