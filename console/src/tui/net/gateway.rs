@@ -1,5 +1,7 @@
 //! The gateway side: a health watch that keeps the connection indicator and the function list
-//! current, and the one-shot HTTP requests behind the forms and the task detail.
+//! current, and the one-shot HTTP requests behind the forms, the task detail, the pages of the
+//! task history, the operator's actions (retry, cancel, purge, delete) and the function
+//! statistics (one request per function, a few at a time).
 
 use std::future::Future;
 use std::time::Duration;
