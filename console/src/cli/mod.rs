@@ -138,7 +138,9 @@ fn describe_client_error(e: &ClientError) -> String {
             }
             format!("cannot reach the gateway at {url}: {cause}\n(is it running? `faas up` starts one; --gateway or FAAS_GATEWAY_URL point elsewhere)")
         }
-        ClientError::Api { status, message } if status.as_u16() == 401 => {
+        ClientError::Api {
+            status, message, ..
+        } if status.as_u16() == 401 => {
             format!("{message} (HTTP 401): pass the gateway's token with --token or FAAS_TOKEN")
         }
         other => other.to_string(),

@@ -3,10 +3,13 @@
 //! Data flows one way: network tasks (`net`) → `Update`s on a channel → the state (`app::App`)
 //! → `render`. The loop owns the state and selects on keys first (`biased`), then the redraw
 //! tick, then updates, so keys stay responsive however many events arrive; events are applied
-//! as they come but drawn only on the tick, never once per event.
+//! as they come but drawn only on the tick, never once per event. A tick with nothing new
+//! (`App::take_dirty`) draws only once a second, for the clock-driven parts (ages, the chart's
+//! window): an idle console costs next to nothing.
 
 pub mod app;
 pub mod forms;
+pub mod functions;
 pub mod msg;
 pub mod net;
 pub mod render;
@@ -34,6 +37,8 @@ use net::{Endpoints, Net};
 
 /// Redraw period: fast enough to feel live, slow enough that a flood of events costs nothing.
 pub const TICK: Duration = Duration::from_millis(200);
+/// Redraw period when nothing changed but the clock.
+const IDLE_REDRAW: Duration = Duration::from_secs(1);
 /// Updates waiting for the UI; a full queue holds back the network tasks, not the keys.
 const UPDATE_QUEUE: usize = 16 * 1024;
 /// Most updates applied between two looks at the keyboard.
@@ -151,6 +156,7 @@ async fn event_loop(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut batch = Vec::with_capacity(UPDATE_BATCH);
+    let mut last_draw = std::time::Instant::now();
     loop {
         let mut redraw = false;
         tokio::select! {
@@ -172,7 +178,7 @@ async fn event_loop(
             _ = int.recv() => return Ok(()),
             _ = tick.tick() => {
                 app.tick(now_ms());
-                redraw = true;
+                redraw = app.take_dirty() || last_draw.elapsed() >= IDLE_REDRAW;
             }
             n = updates.recv_many(&mut batch, UPDATE_BATCH) => {
                 if n == 0 {
@@ -191,6 +197,7 @@ async fn event_loop(
         }
         if redraw {
             terminal.draw(|f| render::render(&app, f))?;
+            last_draw = std::time::Instant::now();
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Where a mouse click or wheel lands: the inverse of the layout the renderers draw, kept next
 //! to them so the two agree. A pure function of the state and the screen size the last frame
-//! had (`App::area`), so the mouse handling is tested without a terminal.
+//! had (`App::area`, and the offset the task table scrolled to), so the mouse handling is tested
+//! without a terminal.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 
@@ -48,19 +49,29 @@ pub fn hit(app: &App, x: u16, y: u16) -> Hit {
     if !(body.y..body.y + body.height).contains(&y) {
         return Hit::Nothing;
     }
-    // The list's box: the whole body, or the left half on the Functions screen.
-    let (list, selected, len) = match app.tab {
-        Tab::Workers => (body, app.workers_selected, app.workers.len()),
+    // The list's box, and the first row it showed in the last frame.
+    let (list, first, len) = match app.tab {
+        Tab::Workers => {
+            let len = app.workers.len();
+            let visible = body.height.saturating_sub(3) as usize;
+            let first = first_visible(app.workers_selected.min(len.saturating_sub(1)), visible);
+            (body, first, len)
+        }
+        // The task table keeps its scroll offset between frames (tasks.rs stores it).
         Tab::Tasks => (
             body,
-            app.selected_task_index(),
-            app.tasks.iter(app.tasks_view.filter).count(),
+            app.tasks_view.offset.get(),
+            app.visible_tasks().count(),
         ),
+        // The list above the last invocation's box (functions.rs' layout).
         Tab::Functions => {
-            let [left, _] =
-                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            let [list, _] =
+                Layout::vertical([Constraint::Min(6), Constraint::Length(body.height / 3)])
                     .areas(body);
-            (left, app.functions.selected, app.functions.list.len())
+            let len = app.functions.list.len();
+            let visible = list.height.saturating_sub(3) as usize;
+            let first = first_visible(app.functions.selected.min(len.saturating_sub(1)), visible);
+            (list, first, len)
         }
         Tab::Overview | Tab::Events => return Hit::Body,
     };
@@ -73,7 +84,7 @@ pub fn hit(app: &App, x: u16, y: u16) -> Hit {
     if y < first_y || y >= first_y + visible as u16 {
         return Hit::Body;
     }
-    let i = first_visible(selected.min(len.saturating_sub(1)), visible) + (y - first_y) as usize;
+    let i = first + (y - first_y) as usize;
     if i < len {
         Hit::Row(i)
     } else {
