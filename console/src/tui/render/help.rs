@@ -119,27 +119,31 @@ fn lines(
 pub fn render(f: &mut Frame, body: Rect) {
     let col = column_width();
     let gap = 2;
-    let two = body.width >= 2 * col + gap + 2;
-    let area = if two {
-        body.centered(
-            Constraint::Length(2 * col + gap + 2),
-            Constraint::Percentage(100),
-        )
-    } else {
-        body.centered(Constraint::Percentage(80), Constraint::Percentage(100))
-    };
-    f.render_widget(Clear, area);
-    let mut block = Block::bordered().title("Keys");
     let sections: Vec<usize> = KEYS.iter().map(|(_, keys)| keys.len() + 1).collect();
     let total: usize = sections.iter().sum::<usize>() + sections.len() - 1;
+    let two = body.width >= 2 * col + gap + 2;
+    // The left column takes whole sections until it holds half of the lines.
+    let mut left = KEYS.len();
+    let mut rows = total;
     if two {
-        // The left column takes whole sections until it holds half of the lines.
-        let mut left = 0;
         let mut taken = 0;
+        left = 0;
         while left < KEYS.len() && taken < total / 2 {
             taken += sections[left] + 1;
             left += 1;
         }
+        rows = taken.saturating_sub(1).max(total - taken);
+    }
+    // As tall as the keys need, as far as the body goes.
+    let height = Constraint::Length((rows as u16 + 2).min(body.height));
+    let area = if two {
+        body.centered(Constraint::Length(2 * col + gap + 2), height)
+    } else {
+        body.centered(Constraint::Percentage(80), height)
+    };
+    f.render_widget(Clear, area);
+    let mut block = Block::bordered().title("Keys");
+    if two {
         let inner = block.inner(area);
         f.render_widget(block, area);
         let [a, _, b] = Layout::horizontal([
