@@ -232,7 +232,7 @@ fn clicking_a_row_selects_it_and_the_wheel_scrolls() {
     // Pointer moves change nothing and need no redraw.
     assert!(!app.on_mouse(mouse(MouseEventKind::Moved, 10, 6)));
 
-    // Functions: the list is the left half; the right half is the invocation panel.
+    // Functions: the list spans the width; the invocation panel is the bottom third.
     let list: Vec<FunctionSummary> = (0..3)
         .map(|i| FunctionSummary {
             function_id: FunctionId::new(),
@@ -245,8 +245,11 @@ fn clicking_a_row_selects_it_and_the_wheel_scrolls() {
     app.on_key(ch('4'));
     assert!(app.on_mouse(click(5, 4 + 2)));
     assert_eq!(app.selected_function().unwrap().name, "f2");
-    assert!(!app.on_mouse(click(120, 4)), "the invocation panel");
+    // At 160x45 the body is rows 2-43: the list rows 2-29, the invocation panel 30-43.
+    assert!(!app.on_mouse(click(120, 35)), "the invocation panel");
     assert_eq!(app.functions.selected, 2);
+    assert!(app.on_mouse(click(120, 4 + 1)), "the list's right side");
+    assert_eq!(app.selected_function().unwrap().name, "f1");
 
     // Tasks: newest first; clicking row 0 follows the newest again.
     let ids: Vec<TaskId> = (0..3).map(|_| TaskId::new()).collect();
@@ -265,6 +268,27 @@ fn clicking_a_row_selects_it_and_the_wheel_scrolls() {
     assert_eq!(app.tasks_view.selected, Some(ids[1]));
     app.on_mouse(click(5, 4));
     assert_eq!(app.tasks_view.selected, None);
+
+    // A scrolled table: rows map through the offset the last frame scrolled to.
+    let more: Vec<TaskId> = (0..40).map(|_| TaskId::new()).collect();
+    for (i, id) in more.iter().enumerate() {
+        app.apply(Update::Event(Event::Task {
+            task_id: *id,
+            function_id: None,
+            status: TaskStatus::Queued,
+            worker: None,
+            at: T0 + 10 + i as u64,
+            outcome: None,
+        }));
+    }
+    let shown: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    app.tasks_view.offset.set(20);
+    assert!(app.on_mouse(click(5, 4 + 2)));
+    assert_eq!(app.tasks_view.selected, Some(shown[22]));
+    // The / prompt takes keys only.
+    app.on_key(ch('/'));
+    assert!(!app.on_mouse(click(5, 4 + 3)));
+    assert_eq!(app.tasks_view.selected, Some(shown[22]));
 }
 
 #[test]
