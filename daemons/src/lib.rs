@@ -90,13 +90,14 @@
 //! | `task_cancelled` | info | dispatcher (local), worker | `task_id`, `pid` | its process group was killed |
 //! | `child_died` | warn | dispatcher (local), worker | `task_id`, `pid`, `how` | a child died running a task |
 //! | `worker_key_permissions` | warn | dispatcher, worker | `path` | the key file is readable by others |
+//! | `redis_unreachable` | warn | gateway, dispatcher (the store) | `url`, `error` | Redis does not answer at start; retrying |
+//! | `redis_circuit_open` | warn | gateway, dispatcher (the store) | `failures` | Redis stopped answering: commands fail fast, a probe goes out every few seconds |
+//! | `redis_circuit_closed` | info | gateway, dispatcher (the store) | | Redis answers again |
+//! | `redis_epoch_changed` | warn | gateway, dispatcher (the store) | `epoch` | Redis lost or replaced its data; caches emptied |
 //!
 //! At debug level a few more are named because tests wait for them: `task_received` (worker),
 //! `hello_unanswered` (pull worker), `handshake_unanswered` and `dispatcher_unreachable` (push
-//! worker), `registry_update_failed` (dispatcher). The [`store`]'s own lines (`redis not
-//! reachable yet`, the circuit breaker opening and closing) do not carry an `event` yet; they
-//! are told apart by `target` (`faas_daemons::store`, `faas_daemons::store::guard`) and fields
-//! (`url`; `failures`).
+//! worker), `registry_update_failed` (dispatcher).
 
 /// Retry delays with jitter: one policy, shared with the console and the CLI.
 pub use faas_protocol::backoff;
@@ -122,7 +123,7 @@ pub fn now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    /// The `event = "..."` names logged under `src`, outside the store.
+    /// The `event = "..."` names logged under `src`.
     fn logged_events() -> std::collections::BTreeSet<String> {
         fn walk(dir: &std::path::Path, out: &mut std::collections::BTreeSet<String>) {
             for entry in std::fs::read_dir(dir).expect("read src") {

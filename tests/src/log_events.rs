@@ -107,21 +107,13 @@ impl LogEvent {
 }
 
 /// The store's "redis not reachable yet" warning: a daemon waiting for Redis at start.
-///
-/// The store (`faas_daemons::store`) does not name its log events yet, so its lines are told
-/// apart by module, level and fields; the names it is to get (`redis_unreachable`,
-/// `redis_circuit_open`) are matched too, so these keep working when it does.
 pub fn redis_unreachable(e: &LogEvent) -> bool {
     e.is("redis_unreachable")
-        || (e.target == "faas_daemons::store" && e.level == "WARN" && e.field("url").is_some())
 }
 
-/// The store's circuit breaker opening (see [`redis_unreachable`] for how it is matched).
+/// The store's circuit breaker opening: Redis stopped answering.
 pub fn redis_circuit_open(e: &LogEvent) -> bool {
     e.is("redis_circuit_open")
-        || (e.target == "faas_daemons::store::guard"
-            && e.level == "WARN"
-            && e.value("failures").is_some())
 }
 
 /// Renders a log for people: JSON lines compactly, anything else as it is. A JSON line behind

@@ -239,7 +239,7 @@ impl Store {
             match attempt {
                 Ok(conn) => break conn,
                 Err(e) => {
-                    warn!(error = %e, %url, "redis not reachable yet; retrying");
+                    warn!(event = "redis_unreachable", error = %e, %url, "redis not reachable yet; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(backoff.next_delay()) => {}
                         () = shutdown.cancelled() => return Ok(None),
