@@ -203,6 +203,18 @@ async fn an_idle_drained_worker_leaves_at_once(mode: Mode) {
         "the idle worker did not leave ({status:?}):\n{}",
         stack.worker(1).log_tail(30)
     );
+    // Both sides log the drain under its event name, the dispatcher naming the worker.
+    assert!(
+        stack.worker(1).logged(|e| e.is("drain_requested")),
+        "{}",
+        stack.worker(1).log_tail(30)
+    );
+    let dispatcher = stack.dispatcher().expect("a dispatcher");
+    assert!(
+        dispatcher.logged(|e| e.is("drain_requested") && e.field("worker") == Some(&drained)),
+        "{}",
+        dispatcher.log_tail(30)
+    );
     let left = stack.wait_registered_workers(1, BOUND).await;
     assert!(!left.contains_key(&drained));
     stack.worker(0).assert_running();
