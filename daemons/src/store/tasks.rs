@@ -166,10 +166,7 @@ impl Store {
         }
         // Only the sparse statuses have an index (index_lib.lua); COMPLETED is checked on the
         // hashes of whichever index is walked.
-        if let Some(s) = filter
-            .status
-            .filter(|s| faas_protocol::keys::status_indexed(*s))
-        {
+        if let Some(s) = filter.status.filter(|s| faas_protocol::keys::status_indexed(*s)) {
             call.key(k.tasks_by_status(s));
             any = true;
         }
