@@ -3,20 +3,25 @@
 use std::time::Duration;
 
 use faas_protocol::api::{
-    ErrorReply, ExecuteBatch, ExecuteBatchReply, ExecuteFunction, ExecuteFunctionReply,
-    RegisterFunction, RegisterFunctionReply, ResultReply, StatusReply,
+    CancelReply, ConflictReply, DeleteFunctionReply, ErrorReply, ExecuteBatch, ExecuteBatchReply,
+    ExecuteFunction, ExecuteFunctionReply, FunctionDetail, PurgeQueue, PurgeReply,
+    RegisterFunction, RegisterFunctionReply, ResultReply, RetryReply, StatusReply, TaskList,
 };
 use faas_protocol::model::{FunctionSummary, TaskRecord, WorkerInfo};
-use faas_protocol::{FunctionId, TaskId};
+use faas_protocol::{FunctionId, TaskId, TaskStatus};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The gateway answered with an error body.
+    /// The gateway answered with an error body; a 409 also says the task's status.
     #[error("{message} (HTTP {status})")]
-    Api { status: StatusCode, message: String },
+    Api {
+        status: StatusCode,
+        message: String,
+        conflict: Option<TaskStatus>,
+    },
     #[error("cannot reach the gateway at {url}: {source}")]
     Unreachable {
         url: String,
@@ -134,6 +139,47 @@ impl GatewayClient {
         self.get(&format!("/tasks/{task}")).await
     }
 
+    /// `POST /workers/{id}/drain`: the worker finishes its tasks and leaves.
+    pub async fn drain_worker(&self, worker: &str) -> Result<faas_protocol::api::DrainReply> {
+        let path = format!("/workers/{}/drain", path_segment(worker));
+        self.post(&path, &serde_json::json!({})).await
+    }
+
+    /// One page of `GET /tasks`, newest first.
+    pub async fn list_tasks(&self, query: &[(&str, String)]) -> Result<TaskList> {
+        let mut url = reqwest::Url::parse(&format!("{}/tasks", self.base))
+            .map_err(|e| ClientError::Decode(format!("bad gateway URL: {e}")))?;
+        url.query_pairs_mut().extend_pairs(query);
+        self.send(self.http.get(url)).await
+    }
+
+    /// Cancels a QUEUED or RUNNING task; a 409 carries the status it had already ended with.
+    pub async fn cancel_task(&self, task: TaskId) -> Result<CancelReply> {
+        self.post(&format!("/tasks/{task}/cancel"), &serde_json::json!({}))
+            .await
+    }
+
+    /// Runs an ended task again as a new task.
+    pub async fn retry_task(&self, task: TaskId) -> Result<RetryReply> {
+        self.post(&format!("/tasks/{task}/retry"), &serde_json::json!({}))
+            .await
+    }
+
+    /// Cancels every QUEUED task.
+    pub async fn purge_queue(&self) -> Result<PurgeReply> {
+        self.post("/queue/purge", &PurgeQueue { confirm: true })
+            .await
+    }
+
+    /// A function's metadata and statistics.
+    pub async fn function(&self, function: FunctionId) -> Result<FunctionDetail> {
+        self.get(&format!("/functions/{function}")).await
+    }
+
+    pub async fn delete_function(&self, function: FunctionId) -> Result<DeleteFunctionReply> {
+        self.delete(&format!("/functions/{function}")).await
+    }
+
     pub async fn functions(&self) -> Result<Vec<FunctionSummary>> {
         self.get("/functions").await
     }
@@ -216,9 +262,31 @@ impl GatewayClient {
 }
 
 /// The gateway's `{"error"}` message of a refused request, or its body as text.
+/// Percent-encodes `s` as one URL path segment (a worker id is free text).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 fn api_error(status: reqwest::StatusCode, body: &[u8]) -> ClientError {
     let message = serde_json::from_slice::<ErrorReply>(body)
         .map(|e| e.error)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
-    ClientError::Api { status, message }
+    let conflict = (status == StatusCode::CONFLICT)
+        .then(|| serde_json::from_slice::<ConflictReply>(body).ok())
+        .flatten()
+        .map(|c| c.status);
+    ClientError::Api {
+        status,
+        message,
+        conflict,
+    }
 }

@@ -305,6 +305,149 @@ async fn under_faas_up_q_asks_and_n_keeps_the_platform_running() {
     assert!(!up().await, "the gateway is gone with it");
 }
 
+/// A failure from before the console started is in the gateway's history, not in any event
+/// the console saw: `/` finds it even with a hundred newer tasks above it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_from_before_the_console_started_is_found_with_search() {
+    let stack = Stack::start(Mode::Local).await;
+    let divide = stack
+        .register_source("divide", "def divide(a, b):\n    return a / b\n", "divide")
+        .await;
+    let failed = stack.execute_json(divide, json!([1, 0]), json!({})).await;
+    assert_eq!(stack.wait_result(failed).await["status"], "FAILED");
+    let add = stack
+        .register_source("add", "def add(a, b):\n    return a + b\n", "add")
+        .await;
+    let executions: Vec<_> = (0..120)
+        .map(|i| json!({"function_id": add.to_string(), "args": [i, 1], "kwargs": {}}))
+        .collect();
+    let (status, reply) = stack
+        .post_json("/execute_batch", json!({ "executions": executions }))
+        .await;
+    assert!(status.is_success(), "{status}: {reply}");
+
+    let c = Console::start(&stack);
+    c.wait_for(&["gateway ● connected"]).await;
+    c.keys(&["3"]);
+    // The history's first page fills the list; the failure is far below the newest.
+    c.wait_for(&["Tasks, newest first", " add ", "older ↓"])
+        .await;
+    assert!(!c.screen().contains("ZeroDivisionError"));
+
+    c.keys(&["/"]);
+    c.wait_for(&["Enter search"]).await;
+    c.type_text("zerodiv");
+    c.keys(&["Enter"]);
+    let screen = c
+        .wait_for(&["search: zerodiv", "1 shown", "ZeroDivisionError"])
+        .await;
+    let row = screen
+        .lines()
+        .find(|l| l.contains("ZeroDivisionError"))
+        .unwrap();
+    assert!(row.contains("divide") && row.contains("FAILED"), "{row}");
+    assert!(row.contains(&failed.to_string()[..8]), "{row}");
+
+    // Its detail opens from the found row.
+    c.keys(&["Enter"]);
+    c.wait_for(&["division by zero"]).await;
+    c.keys(&["q"]);
+    c.wait_until("the detail closed", |s| !s.contains("division by zero"))
+        .await;
+
+    // The Functions screen says which function fails, and its view lists the failure.
+    c.keys(&["4"]);
+    let screen = c
+        .wait_for(&["FAILED %", "100.0 %", "ZeroDivisionError"])
+        .await;
+    let row = screen.lines().find(|l| l.contains("100.0 %")).unwrap();
+    assert!(row.contains("divide"), "{row}");
+    // Newest first: add, then divide.
+    c.keys(&["j", "Enter"]);
+    c.wait_for(&[
+        "Function divide",
+        "Recent failures",
+        "ZeroDivisionError: division by zero",
+    ])
+    .await;
+    c.keys(&["Escape"]);
+    c.wait_until("the view closed", |s| !s.contains("Recent failures"))
+        .await;
+    c.keys(&["q"]);
+    assert_exited_and_restored(&c).await;
+}
+
+/// The actions change the tasks on the server: `x` cancels a queued task, `r` runs the
+/// cancelled one again, `P` empties the queue; each asks first and says how it ended. No
+/// dispatcher runs, so submitted tasks stay QUEUED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_retry_and_purge_from_keys_change_the_tasks_on_the_server() {
+    let stack = Stack::builder(Mode::Local)
+        .without_dispatcher()
+        .start()
+        .await;
+    let add = stack
+        .register_source("add", "def add(a, b):\n    return a + b\n", "add")
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(stack.execute_json(add, json!([i, 1]), json!({})).await);
+    }
+    let newest = ids[2];
+    let short = |id: &faas_protocol::TaskId| id.to_string()[..8].to_owned();
+
+    let c = Console::start(&stack);
+    c.wait_for(&["gateway ● connected"]).await;
+    c.keys(&["3"]);
+    c.wait_for(&["3 shown", "QUEUED"]).await;
+
+    // x on the newest: the prompt names it; y cancels it on the server.
+    c.keys(&["x"]);
+    c.wait_for(&["cancel task", &short(&newest), "y/n"]).await;
+    c.keys(&["y"]);
+    c.wait_for(&[&format!("cancelled {}… (was QUEUED)", short(&newest))])
+        .await;
+    let task = stack.task(newest).await;
+    assert_eq!(task["status"], "FAILED", "{task}");
+    assert_eq!(task["error"]["type"], "Cancelled", "{task}");
+    // The row follows (the event came through Redis).
+    c.wait_for(&["Cancelled"]).await;
+
+    // r on the cancelled task: a new task that names the one it retries.
+    c.keys(&["r"]);
+    c.wait_for(&["retry task", &short(&newest), "y/n"]).await;
+    c.keys(&["y"]);
+    let screen = c
+        .wait_for(&[&format!("retried {}… as ", short(&newest))])
+        .await;
+    let (_, list) = stack.get_json("/tasks?limit=1").await;
+    let retry = &list["tasks"][0];
+    assert_eq!(retry["retry_of"], newest.to_string(), "{list}");
+    assert_eq!(retry["status"], "QUEUED");
+    let retry_id = retry["task_id"].as_str().unwrap();
+    assert!(
+        screen.contains(&format!("as {}…", &retry_id[..8])),
+        "{screen}"
+    );
+
+    // P: asks, n keeps the queue, y empties it.
+    c.keys(&["P"]);
+    c.wait_for(&["purge the queue", "y/n"]).await;
+    c.keys(&["n"]);
+    c.wait_for(&["the queue is as it was"]).await;
+    let (_, queued) = stack.get_json("/tasks?status=QUEUED").await;
+    assert_eq!(queued["tasks"].as_array().unwrap().len(), 3, "{queued}");
+    c.keys(&["P"]);
+    c.wait_for(&["purge the queue", "y/n"]).await;
+    c.keys(&["y"]);
+    c.wait_for(&["purged: 3 queued task(s) cancelled"]).await;
+    let (_, queued) = stack.get_json("/tasks?status=QUEUED").await;
+    assert_eq!(queued["tasks"], json!([]), "{queued}");
+
+    c.keys(&["q"]);
+    assert_exited_and_restored(&c).await;
+}
+
 #[test]
 fn without_a_terminal_it_exits_with_a_clear_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_faas-console"))
@@ -332,4 +475,64 @@ fn bad_configuration_exits_64() {
             .unwrap();
         assert_eq!(out.status.code(), Some(64), "{args:?}: {out:?}");
     }
+}
+
+/// `D` on the Workers screen drains the selected worker of a push stack: after the y/n that
+/// names it, its row says `draining` while its task finishes, then it is gone, and the Events
+/// screen tells both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d_drains_a_worker_that_shows_draining_then_leaves() {
+    let mut stack = faas_tests::Stack::builder(Mode::Push)
+        .procs(1)
+        .worker_processes(2)
+        .start()
+        .await;
+    let workers = stack
+        .wait_registered_workers(2, Duration::from_secs(30))
+        .await;
+    // The console lists workers by id: the first row is the first id.
+    let first = workers.keys().next().unwrap().clone();
+    let f = stack
+        .register_source(
+            "slow",
+            "import time\ndef slow(s):\n    time.sleep(s)\n    return s\n",
+            "slow",
+        )
+        .await;
+    // Long enough to see the drain while the drained worker's task runs.
+    let tasks = [
+        stack.execute_json(f, json!([12]), json!({})).await,
+        stack.execute_json(f, json!([12]), json!({})).await,
+    ];
+    let c = Console::start(&stack);
+    c.wait_for(&["redis ● connected", "gateway ● connected"])
+        .await;
+    c.keys(&["2"]);
+    c.wait_until("both workers busy", |s| {
+        s.contains("Workers (2)") && s.matches("1/1").count() == 2
+    })
+    .await;
+    c.keys(&["D"]);
+    c.wait_for(&[&format!("drain worker {first}")]).await;
+    c.keys(&["y"]);
+    let row = |screen: &str, state: &str| {
+        screen
+            .lines()
+            .any(|l| l.contains(&first) && l.contains("push") && l.contains(state))
+    };
+    c.wait_until("its row saying draining", |s| row(s, "draining"))
+        .await;
+    c.wait_until("its row gone", |s| {
+        s.contains("Workers (1)") && !s.lines().any(|l| l.contains(&first) && l.contains("push"))
+    })
+    .await;
+    for t in tasks {
+        assert_eq!(stack.wait_result(t).await["status"], "COMPLETED");
+    }
+    c.keys(&["5"]);
+    c.wait_for(&[&format!("{first} draining"), &format!("{first} left")])
+        .await;
+    stack.worker(1).assert_running();
+    c.keys(&["q"]);
+    assert_exited_and_restored(&c).await;
 }

@@ -5,7 +5,9 @@
 use faas_console::tui::app::App;
 use faas_console::tui::msg::{Link, Snapshot, Stats, TaskInfo, Update};
 use faas_console::tui::render::render;
-use faas_protocol::api::ResultReply;
+use faas_protocol::api::{
+    FunctionDetail, FunctionStats, Percentiles, ResultReply, TaskErrorBrief, TaskSummary,
+};
 use faas_protocol::event::{Event, WorkerState};
 use faas_protocol::model::{FunctionSummary, TaskError, TaskRecord, WorkerInfo, WorkerMode};
 use faas_protocol::{FunctionFormat, TaskId, TaskStatus};
@@ -59,6 +61,7 @@ fn worker(name: &str, mode: WorkerMode, busy: u32, slots: u32, age_ms: u64) -> W
         tasks_done: 1234,
         joined_at: T0 - 3_600_000,
         last_heartbeat: T0 - age_ms,
+        draining: false,
     }
 }
 
@@ -174,6 +177,30 @@ fn busy_app() -> App {
         ],
     );
     task(&mut app, 4, "add", &[(TaskStatus::Queued, T0 - 100)]);
+    // Below the live rows, one from the gateway's history: it failed before the console started.
+    app.apply(Update::TaskPage {
+        generation: app.tasks.history.generation,
+        page: Ok((
+            vec![TaskSummary {
+                task_id: id(0x10),
+                function_id: id(0xf2),
+                function_name: "resize_image".into(),
+                status: TaskStatus::Failed,
+                worker: Some("w-pull-1".into()),
+                attempts: 3,
+                max_attempts: 3,
+                created_at: T0 - 600_000,
+                started_at: Some(T0 - 599_000),
+                finished_at: Some(T0 - 569_000),
+                error: Some(TaskErrorBrief {
+                    kind: "TimeoutError".into(),
+                    message: "ran past 30s".into(),
+                }),
+                retry_of: None,
+            }],
+            None,
+        )),
+    });
     app.take_commands();
     app
 }
@@ -409,4 +436,164 @@ fn help() {
     let mut app = busy_app();
     press(&mut app, "?");
     assert_snapshot!(draw(&app).backend());
+}
+
+/// At 160x45 the keys are split in two columns, and every one of them is on the screen.
+#[test]
+fn help_in_two_columns_at_160x45() {
+    let mut app = busy_app();
+    press(&mut app, "?");
+    let terminal = draw_at(&app, 160, 45);
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    for last_of_each in [
+        "Overview, Workers",
+        "select / drain",
+        "close / reload",
+        "reload the list",
+        "newest / oldest",
+        "cancel (asks first",
+    ] {
+        assert!(screen.contains(last_of_each), "{last_of_each} not shown");
+    }
+    assert!(!screen.contains("more below"));
+    assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn cancel_asks_in_the_footer_naming_the_task() {
+    let mut app = busy_app();
+    press(&mut app, "3jx");
+    assert_snapshot!(draw_at(&app, 80, 24).backend());
+}
+
+/// The function list with its health columns, sorted by the share failed.
+fn with_function_stats(app: &mut App) -> FunctionSummary {
+    let add = with_functions(app);
+    let pct = |p50: u64, samples: u64| Percentiles {
+        p50,
+        p95: p50 * 3,
+        p99: p50 * 5,
+        samples,
+    };
+    app.apply(Update::FunctionStats(vec![FunctionDetail {
+        function_id: add.function_id,
+        name: add.name.clone(),
+        format: add.format,
+        entrypoint: Some("add".into()),
+        created_at: add.created_at,
+        stats: FunctionStats {
+            invocations: 12_345,
+            completed: 12_000,
+            failed: 300,
+            cancelled: 45,
+            run_ms: Some(pct(12, 1_000)),
+            queue_wait_ms: Some(pct(3, 1_000)),
+            last_failure_at: Some(T0 - 90_000),
+            last_failure_type: Some("ZeroDivisionError".into()),
+        },
+    }]));
+    add
+}
+
+#[test]
+fn functions_with_their_health_sorted_by_the_share_failed() {
+    let mut app = busy_app();
+    press(&mut app, "4");
+    with_function_stats(&mut app);
+    press(&mut app, "sss");
+    assert_eq!(app.functions.sort.column(), "FAILED %");
+    assert_snapshot!(
+        "functions_health_at_160x45",
+        draw_at(&app, 160, 45).backend()
+    );
+    assert_snapshot!("functions_health_at_80x24", draw_at(&app, 80, 24).backend());
+}
+
+#[test]
+fn a_function_with_its_recent_failures() {
+    let mut app = busy_app();
+    press(&mut app, "4");
+    let add = with_function_stats(&mut app);
+    app.on_key(key(KeyCode::Enter));
+    app.apply(Update::FunctionFailures(
+        add.function_id,
+        Ok(vec![TaskSummary {
+            task_id: id(0x21),
+            function_id: add.function_id,
+            function_name: "add".into(),
+            status: TaskStatus::Failed,
+            worker: Some("w-push-1".into()),
+            attempts: 1,
+            max_attempts: 1,
+            created_at: T0 - 91_000,
+            started_at: Some(T0 - 90_500),
+            finished_at: Some(T0 - 90_000),
+            error: Some(TaskErrorBrief {
+                kind: "ZeroDivisionError".into(),
+                message: "division by zero".into(),
+            }),
+            retry_of: None,
+        }]),
+    ));
+    assert_snapshot!(draw(&app).backend());
+}
+
+#[test]
+fn new_tasks_above_a_selected_row_are_counted_not_shown() {
+    let mut app = busy_app();
+    press(&mut app, "3jj");
+    for n in 0x30..0x33 {
+        app.apply(Update::Event(Event::Task {
+            task_id: id(n),
+            function_id: None,
+            status: TaskStatus::Queued,
+            worker: None,
+            at: T0,
+            outcome: None,
+        }));
+    }
+    assert_snapshot!(draw_at(&app, 80, 24).backend());
+}
+
+#[test]
+fn the_search_prompt_and_a_search_applied() {
+    let mut app = busy_app();
+    press(&mut app, "3/timeout");
+    assert_snapshot!("search_prompt", draw_at(&app, 80, 24).backend());
+    app.on_key(key(KeyCode::Enter));
+    // The search starts the history over; the gateway's page is matched here.
+    let summary = |n: u8, status: TaskStatus, error: Option<&str>| TaskSummary {
+        task_id: id(n),
+        function_id: id(0xf2),
+        function_name: "resize_image".into(),
+        status,
+        worker: Some("w-pull-1".into()),
+        attempts: 1,
+        max_attempts: 3,
+        created_at: T0 - 600_000,
+        started_at: Some(T0 - 599_000),
+        finished_at: Some(T0 - 569_000),
+        error: error.map(|kind| TaskErrorBrief {
+            kind: kind.into(),
+            message: "ran past 30s".into(),
+        }),
+        retry_of: None,
+    };
+    app.apply(Update::TaskPage {
+        generation: app.tasks.history.generation,
+        page: Ok((
+            vec![
+                summary(0x11, TaskStatus::Completed, None),
+                summary(0x10, TaskStatus::Failed, Some("TimeoutError")),
+            ],
+            None,
+        )),
+    });
+    assert_snapshot!("search_applied", draw_at(&app, 80, 24).backend());
 }

@@ -3,10 +3,15 @@
 
 use faas_console::tui::app::{App, Tab};
 use faas_console::tui::forms::Form;
-use faas_console::tui::msg::{Command, Link, Snapshot, Stats, TaskInfo, Update};
-use faas_console::tui::tasks::TASK_LIST_CAP;
+use faas_console::tui::functions::{Sort, STATS_EVERY_MS};
+use faas_console::tui::msg::{
+    Acted, ActionFailed, Command, Link, Snapshot, Stats, TaskInfo, TaskQuery, Update,
+};
+use faas_console::tui::tasks::{Next, Search, FIRST_PAGE, NEXT_PAGE, SEARCH_PAGE, TASK_LIST_CAP};
 use faas_console::tui::workers::{Health, LATE_AFTER_MS, LOST_AFTER_MS};
-use faas_protocol::api::ResultReply;
+use faas_protocol::api::{
+    FunctionDetail, FunctionStats, Percentiles, ResultReply, TaskErrorBrief, TaskSummary,
+};
 use faas_protocol::event::{Event, WorkerState};
 use faas_protocol::model::{FunctionSummary, TaskError, WorkerInfo, WorkerMode};
 use faas_protocol::{FunctionFormat, FunctionId, TaskId, TaskStatus};
@@ -64,6 +69,7 @@ fn worker(id: &str, busy: u32, slots: u32, last_heartbeat: u64) -> WorkerInfo {
         tasks_done: 3,
         joined_at: T0 - 60_000,
         last_heartbeat,
+        draining: false,
     }
 }
 
@@ -114,6 +120,13 @@ fn a_terminal_status_is_final_even_against_late_events() {
 #[test]
 fn the_task_list_is_bounded() {
     let mut app = app();
+    // The history's first page said there is more.
+    gateway_up(&mut app);
+    let generation = list_commands(&mut app)[0].generation;
+    app.apply(Update::TaskPage {
+        generation,
+        page: page(vec![], Some("c1")),
+    });
     let first = TaskId::new();
     app.apply(task_event(first, TaskStatus::Queued, T0));
     for i in 0..TASK_LIST_CAP as u64 {
@@ -121,6 +134,14 @@ fn the_task_list_is_bounded() {
     }
     assert_eq!(app.tasks.len(), TASK_LIST_CAP);
     assert!(app.tasks.get(&first).is_none(), "the oldest fell off");
+    // Reading on from the old cursor would leave a hole: g reads the list again instead.
+    assert_eq!(app.tasks.history.next, Next::Dropped);
+    app.on_key(ch('3'));
+    app.on_key(ch('g'));
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].cursor, None);
+    assert_eq!(app.tasks.len(), 0, "started over");
 }
 
 #[test]
@@ -341,7 +362,12 @@ fn the_task_selection_stays_on_its_task_as_new_ones_arrive() {
     assert_eq!(app.tasks_view.selected, Some(ids[1]));
     app.apply(task_event(TaskId::new(), TaskStatus::Queued, T0 + 9));
     assert_eq!(app.tasks_view.selected, Some(ids[1]));
-    assert_eq!(app.selected_task_index(), 2, "moved down with its task");
+    assert_eq!(
+        app.selected_task_index(),
+        1,
+        "the rows stay put: the new task waits above"
+    );
+    assert_eq!(app.tasks.new_above(), 1);
     app.on_key(key(KeyCode::End));
     assert_eq!(app.tasks_view.selected, Some(ids[0]));
     app.on_key(ch('g'));
@@ -703,4 +729,659 @@ fn the_events_timeline_keeps_what_an_operator_looks_for() {
     assert_eq!(app.timeline_scroll, 5, "stops at the oldest");
     app.on_key(ch('g'));
     assert_eq!(app.timeline_scroll, 0);
+}
+
+/// A task as `GET /tasks` lists it.
+fn summary(
+    id: TaskId,
+    function: &str,
+    status: TaskStatus,
+    worker: &str,
+    error: Option<&str>,
+) -> TaskSummary {
+    TaskSummary {
+        task_id: id,
+        function_id: FunctionId::new(),
+        function_name: function.into(),
+        status,
+        worker: Some(worker.into()),
+        attempts: 1,
+        max_attempts: 3,
+        created_at: T0 - 60_000,
+        started_at: Some(T0 - 59_000),
+        finished_at: Some(T0 - 58_000),
+        error: error.map(|e| TaskErrorBrief {
+            kind: e.into(),
+            message: "boom".into(),
+        }),
+        retry_of: None,
+    }
+}
+
+fn page(
+    tasks: Vec<TaskSummary>,
+    next: Option<&str>,
+) -> Result<(Vec<TaskSummary>, Option<String>), String> {
+    Ok((tasks, next.map(str::to_owned)))
+}
+
+fn list_commands(app: &mut App) -> Vec<TaskQuery> {
+    app.take_commands()
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::ListTasks(q) => Some(q),
+            _ => None,
+        })
+        .collect()
+}
+
+fn gateway_up(app: &mut App) {
+    app.apply(Update::Gateway(Link::Up { since_ms: T0 }));
+}
+
+#[test]
+fn the_history_is_read_a_page_at_a_time_as_the_selection_nears_its_end() {
+    let mut app = app();
+    app.tick(T0 + 200);
+    assert!(
+        list_commands(&mut app).is_empty(),
+        "not before the gateway is up"
+    );
+    gateway_up(&mut app);
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].cursor, None);
+    assert_eq!(asked[0].limit, FIRST_PAGE, "only the first page to open");
+    let generation = asked[0].generation;
+    app.tick(T0 + 400);
+    assert!(
+        list_commands(&mut app).is_empty(),
+        "one page in flight at a time"
+    );
+
+    let first: Vec<TaskId> = (0..FIRST_PAGE).map(|_| TaskId::new()).collect();
+    let tasks = first
+        .iter()
+        .map(|id| summary(*id, "add", TaskStatus::Completed, "w1", None))
+        .collect();
+    app.apply(Update::TaskPage {
+        generation,
+        page: page(tasks, Some("c1")),
+    });
+    let listed: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    assert_eq!(listed, first, "in the gateway's order, newest first");
+    assert_eq!(
+        app.tasks.get(&first[0]).unwrap().function.as_deref(),
+        Some("add")
+    );
+
+    // Scrolling: nothing until the selection nears the end, then the next page, once.
+    app.on_key(ch('3'));
+    app.on_key(key(KeyCode::PageDown));
+    assert!(list_commands(&mut app).is_empty());
+    for _ in 0..9 {
+        app.on_key(key(KeyCode::PageDown));
+    }
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].cursor.as_deref(), Some("c1"));
+    assert_eq!(asked[0].limit, NEXT_PAGE);
+    let older = TaskId::new();
+    app.apply(Update::TaskPage {
+        generation,
+        page: page(
+            vec![summary(older, "add", TaskStatus::Failed, "w1", Some("E"))],
+            None,
+        ),
+    });
+    assert_eq!(
+        app.visible_tasks().last().map(|r| r.id),
+        Some(older),
+        "appended below"
+    );
+    app.on_key(key(KeyCode::End));
+    assert!(
+        list_commands(&mut app).is_empty(),
+        "the history is all read"
+    );
+
+    // The gateway went away and came back: events may have been missed, so the list is read
+    // again from the top, unless a row is selected (the operator is reading it).
+    app.on_key(ch('g'));
+    app.apply(Update::Gateway(Link::Down {
+        retry_at_ms: T0 + 500,
+        error: "refused".into(),
+    }));
+    gateway_up(&mut app);
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(asked[0].generation > generation && asked[0].cursor.is_none());
+}
+
+#[test]
+fn new_tasks_wait_above_a_selected_row_and_come_in_when_following_the_newest() {
+    let mut app = app();
+    gateway_up(&mut app);
+    let generation = list_commands(&mut app)[0].generation;
+    let old: Vec<TaskId> = (0..3).map(|_| TaskId::new()).collect();
+    let tasks = old
+        .iter()
+        .map(|id| summary(*id, "add", TaskStatus::Completed, "w1", None))
+        .collect();
+    app.apply(Update::TaskPage {
+        generation,
+        page: page(tasks, None),
+    });
+    // Following the newest: a new task goes on top.
+    let a = TaskId::new();
+    app.apply(task_event(a, TaskStatus::Queued, T0));
+    assert_eq!(app.visible_tasks().next().map(|r| r.id), Some(a));
+
+    // A row selected: the rows stay put and the new ones are counted.
+    app.on_key(ch('3'));
+    app.on_key(ch('j'));
+    let selected = app.tasks_view.selected.unwrap();
+    let before: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    let (b, c) = (TaskId::new(), TaskId::new());
+    app.apply(task_event(b, TaskStatus::Queued, T0 + 1));
+    app.apply(task_event(c, TaskStatus::Queued, T0 + 2));
+    app.apply(task_event(b, TaskStatus::Running, T0 + 3));
+    let during: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    assert_eq!(during, before, "nothing moved");
+    assert_eq!(app.tasks.new_above(), 2);
+    assert_eq!(app.tasks_view.selected, Some(selected));
+    // Known tasks still change in place.
+    app.apply(task_event(a, TaskStatus::Running, T0 + 4));
+    assert_eq!(app.tasks.get(&a).unwrap().status, TaskStatus::Running);
+
+    // g: follow the newest again; the waiting tasks are merged on top, their events applied.
+    app.on_key(ch('g'));
+    assert_eq!(app.tasks.new_above(), 0);
+    let after: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    assert_eq!(&after[..2], &[c, b]);
+    assert_eq!(app.tasks.get(&b).unwrap().status, TaskStatus::Running);
+}
+
+#[test]
+fn the_filter_and_the_search_start_the_history_over_with_what_the_gateway_can_filter() {
+    let mut app = app();
+    app.apply(Update::Snapshot(Snapshot {
+        workers: vec![worker("w-push-1", 0, 2, T0)],
+        ..Snapshot::default()
+    }));
+    gateway_up(&mut app);
+    let first = list_commands(&mut app)[0].generation;
+
+    app.on_key(ch('3'));
+    app.on_key(ch('f'));
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].status, Some(TaskStatus::Queued), "status= is sent");
+    assert!(asked[0].generation > first);
+    // A page of the old query is dropped.
+    app.apply(Update::TaskPage {
+        generation: first,
+        page: page(
+            vec![summary(
+                TaskId::new(),
+                "add",
+                TaskStatus::Completed,
+                "w1",
+                None,
+            )],
+            None,
+        ),
+    });
+    assert_eq!(app.tasks.len(), 0, "a stale page is dropped");
+    app.on_key(ch('f'));
+    app.on_key(ch('f'));
+    app.on_key(ch('f'));
+    app.on_key(ch('f'));
+    assert_eq!(app.tasks_view.filter, None, "back to all");
+    list_commands(&mut app);
+
+    // A worker the console knows goes to the gateway; the error type is matched here.
+    app.on_key(ch('/'));
+    type_text(&mut app, "w-push-1 error:zerodiv");
+    assert!(app.tasks_view.search_input.is_some());
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.tab, Tab::Tasks, "typed digits did not switch screens");
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].worker.as_deref(), Some("w-push-1"));
+    assert_eq!(asked[0].limit, SEARCH_PAGE);
+    let hit = TaskId::new();
+    app.apply(Update::TaskPage {
+        generation: asked[0].generation,
+        page: page(
+            vec![
+                summary(
+                    TaskId::new(),
+                    "add",
+                    TaskStatus::Completed,
+                    "w-push-1",
+                    None,
+                ),
+                summary(
+                    hit,
+                    "divide",
+                    TaskStatus::Failed,
+                    "w-push-1",
+                    Some("ZeroDivisionError"),
+                ),
+                summary(
+                    TaskId::new(),
+                    "div",
+                    TaskStatus::Failed,
+                    "w-push-1",
+                    Some("ValueError"),
+                ),
+            ],
+            Some("c2"),
+        ),
+    });
+    let found: Vec<TaskId> = app.visible_tasks().map(|r| r.id).collect();
+    assert_eq!(found, vec![hit]);
+    assert_eq!(app.tasks.len(), 1, "rows that do not match are not kept");
+    // Fewer than a screenful matched: the next page is read at once.
+    let asked = list_commands(&mut app);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].cursor.as_deref(), Some("c2"));
+
+    // Esc clears the search and starts over.
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.tasks_view.search.is_empty());
+    assert_eq!(list_commands(&mut app)[0].worker, None);
+}
+
+#[test]
+fn a_search_matches_id_prefixes_functions_workers_and_error_types() {
+    let row = |id: &str, f: &str, w: &str, e: Option<&str>| {
+        let mut r = faas_console::tui::tasks::TaskRow::from(summary(
+            id.parse().unwrap(),
+            f,
+            TaskStatus::Failed,
+            w,
+            e,
+        ));
+        r.function = Some(f.into());
+        r
+    };
+    let r = row(
+        "1a2b3c4d-0000-4000-8000-000000000001",
+        "resize_image",
+        "w-push-2",
+        Some("TimeoutError"),
+    );
+    for (text, hit) in [
+        ("1a2b", true),
+        ("id:1a2b", true),
+        ("id:resize", false),
+        ("resize", true),
+        ("fn:IMAGE", true),
+        ("fn:w-push", false),
+        ("worker:push-2", true),
+        ("timeout", true),
+        ("error:timeout", true),
+        ("error:value", false),
+        ("resize timeout", true),
+        ("resize value", false),
+        ("", true),
+    ] {
+        assert_eq!(Search::parse(text).matches(&r), hit, "{text:?}");
+    }
+    // Exact names go to the gateway; a name two functions share does not.
+    let (f1, f2, f3) = (FunctionId::new(), FunctionId::new(), FunctionId::new());
+    let functions = [(f1, "add"), (f2, "mul"), (f3, "mul")];
+    let workers = ["w-1"];
+    assert_eq!(
+        Search::parse("fn:add worker:W-1").server_filters(&functions, &workers),
+        (Some(f1), Some("w-1".into()))
+    );
+    assert_eq!(
+        Search::parse("mul").server_filters(&functions, &workers),
+        (None, None)
+    );
+    assert_eq!(
+        Search::parse("ad").server_filters(&functions, &workers),
+        (None, None)
+    );
+}
+
+fn prompt(app: &App) -> String {
+    app.confirm
+        .as_ref()
+        .map(|c| c.prompt.clone())
+        .unwrap_or_default()
+}
+
+fn notice(app: &App) -> (String, bool) {
+    let n = app.notice.as_ref().expect("a notice");
+    (n.text.clone(), n.error)
+}
+
+#[test]
+fn retry_and_cancel_ask_first_and_the_footer_says_how_they_ended() {
+    let mut app = app();
+    let (done, failed) = (TaskId::new(), TaskId::new());
+    app.apply(task_event(done, TaskStatus::Completed, T0));
+    app.apply(task_event(failed, TaskStatus::Failed, T0 + 1));
+    app.on_key(ch('3'));
+    // The newest row (the failed one) is highlighted: r asks, naming it.
+    app.on_key(ch('r'));
+    let p = prompt(&app);
+    assert!(
+        p.contains("retry task") && p.contains(&failed.to_string()[..8]),
+        "{p}"
+    );
+    assert!(p.contains("FAILED") && p.contains("y/n"), "{p}");
+    assert!(app.take_commands().is_empty(), "nothing before the answer");
+    app.on_key(ch('y'));
+    assert_eq!(app.take_commands(), vec![Command::Retry(failed)]);
+    let new = TaskId::new();
+    app.apply(Update::Acted(Ok(Acted::Retried { of: failed, new })));
+    let (text, error) = notice(&app);
+    assert_eq!(
+        text,
+        format!(
+            "retried {}… as {}…",
+            &failed.to_string()[..8],
+            &new.to_string()[..8]
+        )
+    );
+    assert!(!error);
+
+    // x on the completed one: n keeps it; y sends it, and the gateway's 409 is told plainly.
+    app.on_key(ch('j'));
+    app.on_key(ch('x'));
+    assert!(prompt(&app).contains("cancel task"), "{}", prompt(&app));
+    app.on_key(ch('n'));
+    assert!(app.take_commands().is_empty());
+    assert_eq!(notice(&app).0, "not cancelled");
+    app.on_key(ch('x'));
+    app.on_key(ch('y'));
+    assert_eq!(app.take_commands(), vec![Command::Cancel(done)]);
+    app.apply(Update::Acted(Err(ActionFailed {
+        action: "cancel",
+        http: Some(409),
+        conflict: Some(TaskStatus::Completed),
+        message: "already ended".into(),
+    })));
+    assert_eq!(
+        notice(&app),
+        ("cancel: already COMPLETED (409)".into(), true)
+    );
+
+    // The same keys in the detail view; R reloads it there.
+    app.on_key(key(KeyCode::Enter));
+    app.take_commands();
+    app.on_key(ch('R'));
+    assert_eq!(app.take_commands(), vec![Command::FetchTask(done)]);
+    app.on_key(ch('x'));
+    app.on_key(ch('y'));
+    assert_eq!(app.take_commands(), vec![Command::Cancel(done)]);
+    app.apply(Update::Acted(Ok(Acted::Cancelled {
+        task: done,
+        was: TaskStatus::Running,
+    })));
+    assert!(notice(&app).0.contains("(was RUNNING)"));
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::FetchTask(done)],
+        "the open detail is read again"
+    );
+    assert!(
+        app.tasks_view.detail.is_some(),
+        "y did not close the detail"
+    );
+}
+
+#[test]
+fn purge_asks_with_the_queue_depth_and_reports_how_many() {
+    let mut app = app();
+    app.apply(Update::Snapshot(Snapshot {
+        queue_len: 12,
+        pending: 2,
+        ..Snapshot::default()
+    }));
+    app.on_key(ch('P'));
+    let p = prompt(&app);
+    assert!(
+        p.contains("purge the queue") && p.contains("10 waiting"),
+        "{p}"
+    );
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.take_commands().is_empty(), "any key but y says no");
+    app.on_key(ch('P'));
+    app.on_key(ch('y'));
+    assert_eq!(app.take_commands(), vec![Command::Purge]);
+    app.apply(Update::Acted(Ok(Acted::Purged(10))));
+    assert_eq!(notice(&app).0, "purged: 10 queued task(s) cancelled");
+}
+
+#[test]
+fn d_deletes_the_selected_function_after_asking() {
+    let mut app = app();
+    let add = function("add", FunctionFormat::Source);
+    app.apply(Update::Functions(vec![add.clone()]));
+    app.on_key(ch('4'));
+    app.take_commands();
+    app.on_key(ch('d'));
+    let p = prompt(&app);
+    assert!(
+        p.contains("delete function add") && p.contains("queued tasks are cancelled"),
+        "{p}"
+    );
+    app.on_key(ch('y'));
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::DeleteFunction(add.function_id)]
+    );
+    app.apply(Update::Acted(Ok(Acted::Deleted {
+        function: add.function_id,
+        cancelled: 3,
+    })));
+    assert_eq!(notice(&app).0, "deleted add: 3 queued task(s) cancelled");
+    assert!(app.functions.list.is_empty());
+    app.apply(Update::Acted(Err(ActionFailed {
+        action: "delete",
+        http: Some(404),
+        conflict: None,
+        message: "unknown function".into(),
+    })));
+    assert_eq!(
+        notice(&app),
+        ("delete: unknown function (404)".into(), true)
+    );
+}
+
+fn detail(f: &FunctionSummary, runs: u64, failed: u64, p50: u64) -> FunctionDetail {
+    let pct = |p50: u64| Percentiles {
+        p50,
+        p95: p50 * 2,
+        p99: p50 * 3,
+        samples: runs,
+    };
+    FunctionDetail {
+        function_id: f.function_id,
+        name: f.name.clone(),
+        format: f.format,
+        entrypoint: Some(f.name.clone()),
+        created_at: f.created_at,
+        stats: FunctionStats {
+            invocations: runs,
+            completed: runs - failed,
+            failed,
+            cancelled: 0,
+            run_ms: Some(pct(p50)),
+            queue_wait_ms: Some(pct(1)),
+            last_failure_at: (failed > 0).then_some(T0 - 1_000),
+            last_failure_type: (failed > 0).then(|| "ValueError".to_owned()),
+        },
+    }
+}
+
+fn stats_commands(app: &mut App) -> Vec<Command> {
+    app.take_commands()
+        .into_iter()
+        .filter(|c| matches!(c, Command::FunctionStats(_) | Command::FunctionFailures(_)))
+        .collect()
+}
+
+#[test]
+fn function_statistics_are_read_only_while_the_screen_is_shown_one_round_at_a_time() {
+    let mut app = app();
+    gateway_up(&mut app);
+    let (a, b) = (
+        function("add", FunctionFormat::Source),
+        function("slow", FunctionFormat::Source),
+    );
+    app.apply(Update::Functions(vec![a.clone(), b.clone()]));
+    app.tick(T0 + 10_000);
+    assert!(stats_commands(&mut app).is_empty(), "not on another screen");
+
+    app.on_key(ch('4'));
+    let asked = stats_commands(&mut app);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let Command::FunctionStats(ids) = &asked[0] else {
+        panic!("{asked:?}")
+    };
+    assert_eq!(ids.len(), 2);
+    app.tick(T0 + 10_000 + STATS_EVERY_MS * 2);
+    assert!(stats_commands(&mut app).is_empty(), "one round at a time");
+    app.apply(Update::FunctionStats(vec![
+        detail(&a, 100, 0, 5),
+        detail(&b, 10, 5, 900),
+    ]));
+    app.tick(T0 + 10_000 + STATS_EVERY_MS * 2 + 1);
+    assert_eq!(stats_commands(&mut app).len(), 1, "the next round when due");
+    app.apply(Update::FunctionStats(vec![]));
+    app.on_key(ch('1'));
+    app.tick(T0 + 60_000);
+    assert!(
+        stats_commands(&mut app).is_empty(),
+        "nothing once the screen is left"
+    );
+}
+
+#[test]
+fn s_cycles_the_sort_column_and_the_selection_stays_on_its_function() {
+    let mut app = app();
+    let mut old = function("zeta_old", FunctionFormat::Source);
+    old.created_at = T0 - 100;
+    let busy = function("busy", FunctionFormat::Source);
+    let mut failing = function("failing", FunctionFormat::Source);
+    failing.created_at = T0 - 50;
+    app.apply(Update::Functions(vec![
+        old.clone(),
+        busy.clone(),
+        failing.clone(),
+    ]));
+    app.apply(Update::FunctionStats(vec![
+        detail(&busy, 1_000, 1, 10),
+        detail(&failing, 20, 10, 5),
+        // zeta_old has no statistics yet: it sorts last.
+    ]));
+    app.on_key(ch('4'));
+    app.take_commands();
+    let names =
+        |app: &App| -> Vec<String> { app.functions.list.iter().map(|f| f.name.clone()).collect() };
+    assert_eq!(app.functions.sort, Sort::Newest);
+    assert_eq!(names(&app), ["busy", "failing", "zeta_old"]);
+    app.on_key(ch('j'));
+    assert_eq!(app.selected_function().unwrap().name, "failing");
+    app.on_key(ch('s'));
+    assert_eq!(app.functions.sort, Sort::Name);
+    assert_eq!(names(&app), ["busy", "failing", "zeta_old"]);
+    app.on_key(ch('s'));
+    assert_eq!(app.functions.sort, Sort::Runs);
+    assert_eq!(names(&app), ["busy", "failing", "zeta_old"]);
+    app.on_key(ch('s'));
+    assert_eq!(app.functions.sort, Sort::FailedShare);
+    assert_eq!(names(&app), ["failing", "busy", "zeta_old"]);
+    assert_eq!(
+        app.selected_function().unwrap().name,
+        "failing",
+        "the selection moved with its function"
+    );
+    app.on_key(ch('s'));
+    assert_eq!(app.functions.sort, Sort::P50);
+    assert_eq!(names(&app), ["busy", "failing", "zeta_old"]);
+}
+
+#[test]
+fn enter_opens_a_function_with_its_recent_failures_and_esc_or_q_steps_back() {
+    let mut app = app();
+    gateway_up(&mut app);
+    let f = function("divide", FunctionFormat::Source);
+    app.apply(Update::Functions(vec![f.clone()]));
+    app.on_key(ch('4'));
+    app.take_commands();
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        app.functions.form.is_none(),
+        "Enter opens the view, not the invoke form"
+    );
+    assert_eq!(
+        app.functions.view.as_ref().map(|v| v.id),
+        Some(f.function_id)
+    );
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::FunctionFailures(f.function_id)]
+    );
+    let failure = summary(
+        TaskId::new(),
+        "divide",
+        TaskStatus::Failed,
+        "w1",
+        Some("ZeroDivisionError"),
+    );
+    app.apply(Update::FunctionFailures(
+        f.function_id,
+        Ok(vec![failure.clone()]),
+    ));
+    let v = app.functions.view.as_ref().unwrap();
+    assert_eq!(v.failures, Some(Ok(vec![failure])));
+    // The next statistics round reads the failures again too.
+    app.apply(Update::FunctionStats(vec![detail(&f, 3, 1, 2)]));
+    app.tick(T0 + STATS_EVERY_MS);
+    let asked = stats_commands(&mut app);
+    assert!(
+        asked.contains(&Command::FunctionFailures(f.function_id)),
+        "{asked:?}"
+    );
+    app.on_key(ch('q'));
+    assert!(app.functions.view.is_none());
+    assert!(!app.quit, "q stepped back");
+    app.on_key(ch('i'));
+    assert!(
+        matches!(app.functions.form, Some(Form::Invoke(_))),
+        "i invokes"
+    );
+}
+
+#[test]
+fn only_a_change_asks_for_a_redraw_before_the_idle_second() {
+    let mut app = app();
+    app.take_dirty();
+    let snap = Snapshot {
+        queue_len: 3,
+        ..Snapshot::default()
+    };
+    app.apply(Update::Snapshot(snap.clone()));
+    assert!(app.take_dirty(), "a new poll result");
+    app.apply(Update::Snapshot(snap));
+    assert!(!app.take_dirty(), "the same poll result again");
+    app.tick(T0 + 200);
+    assert!(!app.take_dirty(), "a tick alone");
+    app.apply(task_event(TaskId::new(), TaskStatus::Queued, T0));
+    assert!(app.take_dirty(), "an event");
+    app.on_key(ch('P'));
+    app.on_key(ch('y'));
+    app.apply(Update::Acted(Ok(Acted::Purged(0))));
+    app.take_dirty();
+    app.tick(T0 + 60_000);
+    assert!(app.notice.is_none());
+    assert!(app.take_dirty(), "the notice went away");
 }

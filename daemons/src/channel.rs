@@ -79,7 +79,7 @@ impl ChannelKey {
             use std::os::unix::fs::PermissionsExt;
             if let Ok(meta) = std::fs::metadata(path) {
                 if meta.permissions().mode() & 0o077 != 0 {
-                    tracing::warn!(path = %path.display(), "the worker key file can be read by other users; `chmod 600` it");
+                    tracing::warn!(event = "worker_key_permissions", path = %path.display(), "the worker key file can be read by other users; `chmod 600` it");
                 }
             }
         }

@@ -16,7 +16,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`). With [`LogFormat::Json`] each line
+/// is one JSON object whose `fields.event` is the stable name listed in the crate docs' log
+/// events table.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -41,22 +43,27 @@ pub fn raise_nofile_limit() -> u64 {
     let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok(limits) => limits,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot read the open-file limit");
+            tracing::warn!(event = "nofile_unreadable", error = %e, "cannot read the open-file limit");
             return 1024;
         }
     };
     let target = hard.min(NOFILE_CEILING);
     if soft >= target {
-        tracing::info!(limit = soft, "open-file limit");
+        tracing::info!(event = "nofile_limit", limit = soft, "open-file limit");
         return soft;
     }
     match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
         Ok(()) => {
-            tracing::info!(limit = target, was = soft, "raised the open-file limit");
+            tracing::info!(
+                event = "nofile_raised",
+                limit = target,
+                was = soft,
+                "raised the open-file limit"
+            );
             target
         }
         Err(e) => {
-            tracing::warn!(limit = soft, error = %e, "cannot raise the open-file limit");
+            tracing::warn!(event = "nofile_raise_failed", limit = soft, error = %e, "cannot raise the open-file limit");
             soft
         }
     }

@@ -21,7 +21,6 @@
 //! Without an installed recorder (unit tests) every function here is a no-op, so code can call
 //! them unconditionally.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::header::CONTENT_TYPE;
@@ -211,8 +210,11 @@ pub async fn serve(
             source,
         })?;
     let handle = install()?;
-    let local: Option<SocketAddr> = listener.local_addr().ok();
-    info!(addr = ?local, "serving metrics on /metrics");
+    // The bound address (`:0` resolved), like the gateway's `listening` event.
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_owned(), |a| a.to_string());
+    info!(event = "metrics_listening", addr = %local, "serving metrics on /metrics");
     let app = Router::new().route(
         "/metrics",
         get(move || {
@@ -226,7 +228,7 @@ pub async fn serve(
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
         {
-            warn!(error = %e, "metrics listener failed");
+            warn!(event = "metrics_failed", error = %e, "metrics listener failed");
         }
     }))
 }

@@ -30,6 +30,8 @@ fn send_logged(state: NotifyState<'_>, name: &str) {
     }
     match sd_notify::notify(&[state]) {
         Ok(()) => debug!(state = name, "notified systemd"),
-        Err(e) => warn!(error = %e, state = name, "cannot notify systemd"),
+        Err(e) => {
+            warn!(event = "systemd_notify_failed", error = %e, state = name, "cannot notify systemd")
+        }
     }
 }

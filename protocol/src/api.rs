@@ -157,6 +157,19 @@ pub struct CancelReply {
     pub was: TaskStatus,
 }
 
+/// `POST /workers/{id}/drain`, 202: the drain was handed to the dispatchers; the one that owns
+/// the worker stops giving it tasks and tells it to finish its running ones and leave. The
+/// worker shows `draining` in the registry and on the events channel, then leaves.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainReply {
+    pub worker: String,
+    /// The dispatcher that owns the worker (as the registry names it).
+    pub dispatcher: String,
+    /// Always `draining`.
+    pub state: crate::event::WorkerState,
+}
+
 /// 409: the task is in a state the request does not apply to (its status says which).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

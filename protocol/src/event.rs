@@ -29,8 +29,10 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outcome: Option<EventOutcome>,
     },
-    /// A worker joined, left (said bye), was lost (missed heartbeats), or beat its heart
-    /// (published at most every few seconds, with its current load).
+    /// A worker joined, is draining (an operator's `POST /workers/{id}/drain`, or the worker's
+    /// own SIGTERM: it takes no new tasks and finishes what it runs), left (said bye), was lost
+    /// (missed heartbeats), or beat its heart (published at most every few seconds, with its
+    /// current load).
     Worker {
         worker: String,
         state: WorkerState,
@@ -40,6 +42,28 @@ pub enum Event {
         slots: u32,
         at: u64,
     },
+    /// A daemon that `faas up` supervises died and was started again, or left by itself on
+    /// purpose (a drained worker: exit 0, not restarted). Published by `faas up`, which is the
+    /// one that knows; the console's Events timeline shows it.
+    Daemon {
+        /// As `faas up` names it: `redis`, `gateway`, `dispatcher`, `worker-1`, ...
+        name: String,
+        state: DaemonState,
+        /// How it ended: `exit code 3`, `killed by SIGKILL`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit: Option<String>,
+        at: u64,
+    },
+}
+
+/// What became of a supervised daemon ([`Event::Daemon`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaemonState {
+    /// It died unexpectedly and was started again.
+    Restarted,
+    /// It exited cleanly by itself (a drained worker) and is not restarted.
+    Exited,
 }
 
 /// The result part of a terminal [`Event::Task`].
@@ -56,11 +80,14 @@ pub struct EventOutcome {
 /// every subscriber receives every event, so big results are read from the task instead.
 pub const EVENT_OUTCOME_MAX: usize = 16 * 1024;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerState {
     Joined,
     Heartbeat,
+    /// Takes no new tasks, finishes its running ones, then leaves (`Left`).
+    Draining,
     Left,
     Lost,
 }
@@ -70,7 +97,7 @@ impl Event {
     pub fn task_id(&self) -> Option<TaskId> {
         match self {
             Event::Task { task_id, .. } => Some(*task_id),
-            Event::Worker { .. } => None,
+            Event::Worker { .. } | Event::Daemon { .. } => None,
         }
     }
 }
@@ -118,6 +145,19 @@ mod tests {
     }
 
     #[test]
+    fn daemon_event_bytes_are_pinned() {
+        let ev = Event::Daemon {
+            name: "dispatcher".into(),
+            state: DaemonState::Restarted,
+            exit: Some("killed by SIGKILL".into()),
+            at: 9,
+        };
+        let raw = r#"{"type":"daemon","name":"dispatcher","state":"restarted","exit":"killed by SIGKILL","at":9}"#;
+        assert_eq!(serde_json::to_string(&ev).unwrap(), raw);
+        assert_eq!(serde_json::from_str::<Event>(raw).unwrap(), ev);
+    }
+
+    #[test]
     fn worker_event_bytes_are_pinned() {
         let ev = Event::Worker {
             worker: "w1".into(),
@@ -129,6 +169,17 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&ev).unwrap(),
             r#"{"type":"worker","worker":"w1","state":"lost","busy":1,"slots":4,"at":9}"#
+        );
+        let draining = Event::Worker {
+            worker: "w1".into(),
+            state: WorkerState::Draining,
+            busy: 1,
+            slots: 4,
+            at: 9,
+        };
+        assert_eq!(
+            serde_json::to_string(&draining).unwrap(),
+            r#"{"type":"worker","worker":"w1","state":"draining","busy":1,"slots":4,"at":9}"#
         );
     }
 }

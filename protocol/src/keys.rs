@@ -9,6 +9,7 @@
 //! | `{p}:events`         | pub/sub | JSON `event::Event`s: every status change, workers      |
 //! | `{p}:finished`       | pub/sub | the terminal task events only (what result waiters need) |
 //! | `{p}:cancels`        | pub/sub | ids of cancelled tasks: the dispatcher running one kills it |
+//! | `{p}:drains`         | pub/sub | ids of workers an operator drains: the dispatcher owning one stops feeding it and tells it to leave |
 //! | `{p}:workers`        | hash    | worker id → JSON worker info                           |
 //! | `{p}:stats`          | hash    | counters: submitted, completed, failed (cancelled included), cancelled, requeued |
 //! | `{p}:tasks`          | zset    | every task id, scored by created_at (ms): `GET /tasks`  |
@@ -140,6 +141,12 @@ impl Keys {
         format!("{}:cancels", self.prefix)
     }
 
+    /// Ids (plain text) of workers to drain (`POST /workers/{id}/drain`): the dispatcher that
+    /// owns one gives it no new task and tells it to finish its running tasks and leave.
+    pub fn drains(&self) -> String {
+        format!("{}:drains", self.prefix)
+    }
+
     pub fn workers(&self) -> String {
         format!("{}:workers", self.prefix)
     }
@@ -215,6 +222,7 @@ mod tests {
         assert_eq!(k.queue(), "faas:queue");
         assert_eq!(Keys::new("x").events(), "x:events");
         assert_eq!(Keys::new("x").finished(), "x:finished");
+        assert_eq!(Keys::new("x").drains(), "x:drains");
         // The Lua scripts build these from the root (index_lib.lua): keep both in step.
         let f: FunctionId = "0b6f8a52-3f43-4a7e-9b59-5d1c0f6a9a10".parse().unwrap();
         assert_eq!(k.root(), "faas:");

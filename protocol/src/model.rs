@@ -266,6 +266,11 @@ pub struct WorkerInfo {
     /// Unix times in milliseconds.
     pub joined_at: u64,
     pub last_heartbeat: u64,
+    /// Draining: takes no new tasks and leaves once its running ones end (an operator's drain
+    /// or the worker's own SIGTERM). Left out of the JSON while false, so older readers and
+    /// writers agree.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
 }
 
 #[cfg(test)]

@@ -19,6 +19,13 @@
 //! worker beats again at once to collect any further one. A worker of before `cancel` cannot
 //! read it (logs it, or rebuilds its REQ socket) and runs the task to its end, as before.
 //!
+//! `drain` (dispatcher → worker) asks a worker to leave the way SIGTERM makes it leave: say
+//! `leaving`, finish the tasks it runs (within its drain grace), say `bye` and exit. An operator
+//! asked for it (`POST /workers/{id}/drain`); the dispatcher gives the worker no new task from
+//! then on. A push worker gets it at once; a pull worker gets it as the answer to its next
+//! poll or control request (in place of `no_work` or `ack`). A worker of before `drain` cannot
+//! read it and keeps running, without new tasks from that dispatcher.
+//!
 //! Every `task` carries a lease (the task's attempt number) that its `result` echoes; the
 //! dispatcher records a result only while the task still runs under that lease. With a worker
 //! key these frames travel sealed by `faas_daemons::channel` (Noise), never in the clear.
@@ -89,6 +96,9 @@ pub enum ToWorker {
     Cancel {
         task_id: TaskId,
     },
+    /// Leave as on SIGTERM: no new tasks, finish the running ones, `bye`, exit. In pull mode it
+    /// stands in for the answer to a poll or a control request.
+    Drain,
     /// The message was not accepted; `rejoin` says the worker should say hello again (the
     /// dispatcher does not know it, e.g. after a dispatcher restart).
     Refused {
@@ -274,6 +284,7 @@ mod tests {
             }),
             json!({"v": 2, "type": "cancel", "task_id": TASK})
         );
+        assert_eq!(json_of(&ToWorker::Drain), json!({"v": 2, "type": "drain"}));
         assert_eq!(
             json_of(&ToWorker::NoWork),
             json!({"v": 2, "type": "no_work"})

@@ -1,4 +1,9 @@
 //! A child process held by a guard: output captured to a log file, stopped on drop.
+//!
+//! Daemons are started with JSON logs (`FAAS_LOG_FORMAT=json`), so tests read what they logged
+//! as [`LogEvent`]s and match the stable `event` name and fields (see the table in
+//! `faas_daemons`' crate docs), never the wording of a message. Failure output renders those
+//! lines compactly for people.
 
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
@@ -9,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+use crate::log_events::{render_log, LogEvent};
+use crate::wait_until;
 
 /// How long a daemon gets to shut down cleanly on SIGTERM before it is SIGKILLed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -59,6 +67,11 @@ impl Daemon {
         }
         // Logs are read in files and terminals alike: no colour escapes.
         cmd.env("NO_COLOR", "1");
+        // Tests match logged events by name and field ([`Daemon::events`]), so daemons log JSON
+        // unless the caller chose a format (a non-daemon program ignores the variable).
+        if !env.iter().any(|(k, _)| k == "FAAS_LOG_FORMAT") {
+            cmd.env("FAAS_LOG_FORMAT", "json");
+        }
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot start {name} ({}): {e}",
@@ -88,12 +101,11 @@ impl Daemon {
         &self.log
     }
 
-    /// The last `lines` lines of the daemon's log.
+    /// The last `lines` lines of the daemon's log, JSON log lines rendered compactly for people.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read(&self.log).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
+        let text = self.log();
         let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        render_log(&all[all.len().saturating_sub(lines)..].join("\n"))
     }
 
     /// `Some(status)` once the process has exited (it is reaped then).
@@ -149,14 +161,34 @@ impl Daemon {
         }
     }
 
-    /// The whole log so far.
+    /// The whole log so far, as written: JSON log lines, and whatever the process printed
+    /// before its logging was set up (a usage error's message, for one).
     pub fn log(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
 
-    /// How many lines of the log so far contain `needle`.
-    pub fn log_lines_with(&self, needle: &str) -> usize {
-        self.log().lines().filter(|l| l.contains(needle)).count()
+    /// Every event logged so far (lines that are not JSON log lines are left out).
+    pub fn events(&self) -> Vec<LogEvent> {
+        self.log().lines().filter_map(LogEvent::parse).collect()
+    }
+
+    /// Whether an event matching `pred` was logged, e.g. `d.logged(|e| e.is("worker_joined"))`.
+    pub fn logged(&self, pred: impl Fn(&LogEvent) -> bool) -> bool {
+        self.events().iter().any(pred)
+    }
+
+    /// How many logged events match `pred`.
+    pub fn count_events(&self, pred: impl Fn(&LogEvent) -> bool) -> usize {
+        self.events().iter().filter(|e| pred(e)).count()
+    }
+
+    /// Waits (bounded) until an event matching `pred` has been logged; returns whether one was.
+    pub async fn wait_for_event(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&LogEvent) -> bool,
+    ) -> bool {
+        wait_until(timeout, async || self.logged(&pred)).await
     }
 
     /// CPU time (user + system) the process has used so far, from `/proc/PID/stat`.

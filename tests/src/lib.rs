@@ -6,6 +6,7 @@
 //! dispatch mode by [`per_mode!`], like apalis's `generic_storage_test!`.
 
 mod daemon;
+mod log_events;
 mod paths;
 mod python;
 mod redis;
@@ -15,13 +16,12 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 pub use daemon::{cpu_time, process_gone, Daemon};
+pub use log_events::{redis_circuit_open, redis_unreachable, render_log, LogEvent};
 pub use paths::{bin, workspace_root, TestDir};
 pub use python::{dill_repr, python, python_json, run_python, run_python_with_stdin, DILL_PRELUDE};
 pub use redis::{ping, RedisGuard, Resp};
 pub use reqwest::StatusCode;
-pub use stack::{
-    is_terminal, worker_joined_line, Mode, Stack, StackBuilder, FAST_DISPATCHER, FAST_WORKER,
-};
+pub use stack::{is_terminal, Mode, Stack, StackBuilder, FAST_DISPATCHER, FAST_WORKER};
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held. The bounded
 /// replacement for sleeping "long enough" before checking an eventual condition.

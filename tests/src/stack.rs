@@ -24,12 +24,6 @@ const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// platform's own mode type, under the short name the tests use.
 pub use faas_protocol::model::WorkerMode as Mode;
 
-/// The structured field a worker logs each time it (re)joins a dispatcher (`joined=DISPATCHER`,
-/// when the dispatcher's welcome came), the same in push and pull.
-pub fn worker_joined_line(_mode: Mode) -> &'static str {
-    "joined="
-}
-
 /// Dispatcher flags for fault tests: workers are lost after 0.9 s of silence and a dead
 /// dispatcher's entries are reclaimed after 2 s, so kills are noticed quickly.
 pub const FAST_DISPATCHER: &[&str] = &["--heartbeat-ms", "300", "--reclaim-after-ms", "2000"];

@@ -125,7 +125,7 @@ async fn a_killed_dispatcher_is_replaced_and_loses_nothing(mode: Mode) {
                 worker.log_tail(30)
             );
             assert!(
-                worker.log_lines_with(faas_tests::worker_joined_line(mode)) >= 2,
+                worker.count_events(|e| e.is("joined")) >= 2,
                 "worker {i} never rejoined:\n{}",
                 worker.log_tail(30)
             );

@@ -287,10 +287,7 @@ async fn tasks_survive_a_cut_worker_link_across_namespaces(mode: Mode) {
     let wa = worker(&a, "wa");
     let _wb = worker(&b, "wb");
     let joined = |d: &Daemon, id: &str| {
-        d.log()
-            .lines()
-            .filter(|l| l.contains("worker joined") && l.contains(&format!("worker={id}")))
-            .count()
+        d.count_events(|e| e.is("worker_joined") && e.field("worker") == Some(id))
     };
     let both = wait_until(Duration::from_secs(30), async || {
         joined(&dispatcher, "wa") >= 1 && joined(&dispatcher, "wb") >= 1
@@ -329,13 +326,11 @@ async fn tasks_survive_a_cut_worker_link_across_namespaces(mode: Mode) {
         }
     }
     net.link_a("down").expect("cut the link");
-    let lost = wait_until(Duration::from_secs(30), async || {
-        dispatcher
-            .log()
-            .lines()
-            .any(|l| l.contains("worker lost") && l.contains("worker=wa"))
-    })
-    .await;
+    let lost = dispatcher
+        .wait_for_event(Duration::from_secs(30), |e| {
+            e.is("worker_lost") && e.field("worker") == Some("wa")
+        })
+        .await;
     assert!(
         lost,
         "wa was not declared lost:\n{}",
@@ -384,7 +379,7 @@ async fn tasks_survive_a_cut_worker_link_across_namespaces(mode: Mode) {
     assert!(summary["workers"]["wb"].as_u64() > Some(0), "{summary}");
     assert!(
         summary["attempts"]["2"].as_u64().unwrap_or(0) > 0
-            || dispatcher.log().contains("re-queueing"),
+            || dispatcher.logged(|e| e.is("requeued")),
         "{summary}"
     );
     dispatcher.assert_running();

@@ -108,8 +108,7 @@ async fn watch_prints_the_events_of_a_run() {
                 stack.wait_result(t).await;
                 if stack
                     .gateway()
-                    .log_lines_with("subscribed to events for /events")
-                    > 0
+                    .logged(|e| e.is("subscribed") && e.field("subscriber") == Some("events"))
                 {
                     break;
                 }

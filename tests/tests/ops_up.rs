@@ -255,6 +255,20 @@ async fn a_sigkilled_up_takes_its_daemons_with_it() {
 async fn up_restarts_a_daemon_that_dies() {
     let dir = TestDir::new();
     let mut up = Up::start(&dir, &[]).await;
+    // The restart is also reported on the events channel, for the console's timeline.
+    let log = std::fs::read_to_string(up.daemon.log_path()).unwrap();
+    let redis_url = log
+        .split("| redis ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no redis URL in the ready line:\n{log}"))
+        .to_owned();
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(faas_protocol::Keys::default().events())
+        .await
+        .unwrap();
     let old = up.children_named("faas-gateway");
     assert_eq!(old.len(), 1, "one gateway expected");
     nix::sys::signal::kill(
@@ -269,6 +283,27 @@ async fn up_restarts_a_daemon_that_dies() {
     })
     .await;
     assert!(back, "gateway not restarted:\n{}", up.daemon.log_tail(30));
+    let mut messages = pubsub.on_message();
+    let mut heard = Vec::new();
+    let reported = wait_until(UP_TIMEOUT, async || {
+        let Ok(Some(msg)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            futures::StreamExt::next(&mut messages),
+        )
+        .await
+        else {
+            return false;
+        };
+        let payload: String = msg.get_payload().unwrap();
+        let ev = serde_json::from_str::<faas_protocol::event::Event>(&payload);
+        heard.push(payload);
+        matches!(ev, Ok(faas_protocol::event::Event::Daemon { name, state, exit, .. })
+            if name == "gateway"
+                && state == faas_protocol::event::DaemonState::Restarted
+                && exit.as_deref() == Some("killed by SIGKILL"))
+    })
+    .await;
+    assert!(reported, "no restart event; heard {heard:?}");
     up.run_a_task().await;
     let log = std::fs::read_to_string(up.daemon.log_path()).unwrap();
     assert!(log.contains("gateway exited unexpectedly"), "{log}");

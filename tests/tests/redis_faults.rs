@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use faas_tests::{assert_json_error, free_port, wait_until, within, Mode, Resp, Stack, StatusCode};
+use faas_tests::{
+    assert_json_error, free_port, redis_circuit_open, redis_unreachable, wait_until, within, Mode,
+    Resp, Stack, StatusCode,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
@@ -103,7 +106,7 @@ async fn a_stopped_redis_is_503_within_a_second_and_recovery_needs_no_restart() 
     stack.gateway().assert_running();
     stack.dispatcher().expect("dispatcher").assert_running();
     assert!(
-        stack.gateway().log_lines_with("redis circuit open") >= 1,
+        stack.gateway().logged(redis_circuit_open),
         "the breaker never opened:\n{}",
         stack.gateway().log_tail(20)
     );
@@ -178,10 +181,9 @@ async fn a_dispatcher_waiting_for_redis_stops_on_sigterm() {
     stack.redis().stop();
     stack.start_dispatcher();
     let dispatcher = stack.dispatcher().expect("dispatcher");
-    let waiting = wait_until(Duration::from_secs(20), async || {
-        dispatcher.log_lines_with("redis not reachable yet") >= 1
-    })
-    .await;
+    let waiting = dispatcher
+        .wait_for_event(Duration::from_secs(20), redis_unreachable)
+        .await;
     assert!(waiting, "{}", dispatcher.log_tail(20));
     dispatcher.signal(Signal::SIGTERM);
     let status = dispatcher.wait_exit(Duration::from_secs(5)).await;

@@ -484,7 +484,10 @@ async fn expired_tasks_leave_the_indexes_and_samples_stay_bounded() {
         true
     })
     .await;
-    assert!(swept, "expired tasks are still indexed after {round} rounds");
+    assert!(
+        swept,
+        "expired tasks are still indexed after {round} rounds"
+    );
 
     // 1,150 more runs: the samples list is trimmed back, and stats report the last 1,000.
     let _ = submit_batch(&stack, &f.to_string(), 1_150, 10_000).await;

@@ -10,7 +10,10 @@ use bytes::Bytes;
 use faas_daemons::channel::{tag, ChannelError, ChannelKey, Initiator, Link};
 use faas_protocol::worker_key::WorkerKey;
 use faas_protocol::TaskId;
-use faas_tests::{bin, connect_dealer, wait_until, Daemon, Mode, Stack, TestDir, FAST_DISPATCHER};
+use faas_tests::{
+    bin, connect_dealer, redis_unreachable, wait_until, Daemon, Mode, Stack, TestDir,
+    FAST_DISPATCHER,
+};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use zeromq::{DealerSocket, SocketRecv, SocketSend, ZmqMessage};
@@ -167,16 +170,15 @@ async fn real_result_and_worker_kept(stack: &mut Stack, tid: TaskId, worker: &st
         stack.registered_workers().await.contains_key(worker),
         "the real worker was evicted"
     );
-    let log = stack.dispatcher().expect("running").log();
-    let about_real = |what: &str| {
-        log.lines()
-            .any(|l| l.contains(what) && l.contains(&format!("worker={worker}")))
-    };
+    let dispatcher = stack.dispatcher().expect("running");
+    let about_real =
+        |event: &str| dispatcher.logged(|e| e.is(event) && e.field("worker") == Some(worker));
     assert!(
-        !about_real("worker left"),
-        "a spoofed bye was taken:\n{log}"
+        !about_real("worker_left"),
+        "a spoofed bye was taken:\n{}",
+        dispatcher.log_tail(30)
     );
-    assert!(!about_real("worker lost"), "{log}");
+    assert!(!about_real("worker_lost"), "{}", dispatcher.log_tail(30));
 }
 
 async fn a_rogue_without_the_key_gets_no_task_and_forges_nothing(mode: Mode) {
@@ -236,8 +238,12 @@ async fn a_rogue_without_the_key_gets_no_task_and_forges_nothing(mode: Mode) {
             );
         }
     }
-    let log = stack.dispatcher().expect("running").log();
-    assert!(log.contains("worker channel: refused"), "{log}");
+    let dispatcher = stack.dispatcher().expect("running");
+    assert!(
+        dispatcher.logged(|e| e.is("peer_refused") && e.field("reason").is_some()),
+        "{}",
+        dispatcher.log_tail(30)
+    );
 }
 
 async fn a_key_holder_speaks_only_for_the_worker_it_joined_as(mode: Mode) {
@@ -281,19 +287,21 @@ async fn a_key_holder_speaks_only_for_the_worker_it_joined_as(mode: Mode) {
 }
 
 /// A worker outside the stack's flags: `mode`, one process, against `port`, plus `extra`.
+/// It logs at debug level, so that a task it receives (`task_received`) would show.
 fn spawn_worker(dir: &TestDir, name: &str, mode: Mode, port: u16, extra: &[&str]) -> Daemon {
     let python = faas_tests::python().to_string_lossy().into_owned();
     let endpoint = format!("tcp://127.0.0.1:{port}");
     let mut args = vec![mode.as_str(), "1", &endpoint, "--python", &python];
     args.extend(extra);
-    Daemon::spawn(name, bin("faas-worker"), &args, &[], dir.path())
+    let env = [("RUST_LOG".to_owned(), "info,faas_daemons=debug".to_owned())];
+    Daemon::spawn(name, bin("faas-worker"), &args, &env, dir.path())
 }
 
 async fn a_worker_with_the_wrong_key_never_runs_a_task(mode: Mode) {
     let keys = TestDir::new();
     let key = key_file(keys.path(), "worker.key");
     let wrong = key_file(keys.path(), "wrong.key");
-    let mut stack = keyed_stack(mode, &key, 0).await;
+    let stack = keyed_stack(mode, &key, 0).await;
     let port = stack.dispatcher_port();
     let wrong = wrong.to_string_lossy().into_owned();
     let mut impostor = spawn_worker(
@@ -305,7 +313,9 @@ async fn a_worker_with_the_wrong_key_never_runs_a_task(mode: Mode) {
     );
     let fid = stack.register_source("slow", SLOW, "slow").await;
     let tid = stack.execute_json(fid, json!([0.0]), json!({})).await;
-    let said = wait_until(JOIN, async || impostor.log().contains("worker key differs")).await;
+    let said = impostor
+        .wait_for_event(JOIN, |e| e.is("worker_key_differs"))
+        .await;
     assert!(said, "no clear log line:\n{}", impostor.log_tail(20));
     // It keeps trying (with back-off), and gets nothing.
     impostor.assert_running();
@@ -320,11 +330,17 @@ async fn a_worker_with_the_wrong_key_never_runs_a_task(mode: Mode) {
     // A worker without any key is refused in words it can read, and stops.
     let mut keyless = spawn_worker(&keys, "keyless", mode, port, &[]);
     let exit = keyless.wait_exit(JOIN).await;
-    assert!(exit.is_some_and(|s| !s.success()), "{}", keyless.log());
     assert!(
-        keyless.log().contains("requires the worker key"),
+        exit.is_some_and(|s| !s.success()),
         "{}",
-        keyless.log()
+        keyless.log_tail(20)
+    );
+    assert!(
+        keyless.logged(
+            |e| e.is("refused") && e.field("reason").is_some_and(|r| r.contains("worker key"))
+        ),
+        "{}",
+        keyless.log_tail(20)
     );
     // An unreadable key file is a usage error.
     let mut unreadable = spawn_worker(
@@ -342,13 +358,30 @@ async fn a_worker_with_the_wrong_key_never_runs_a_task(mode: Mode) {
         unreadable.log()
     );
 
-    // The right key runs it.
-    stack.add_worker(port, &["--id", "real-9"]);
+    // The right key runs it, and its log says so: which makes the impostor's silence count.
+    let right = key.to_string_lossy().into_owned();
+    let real = spawn_worker(
+        &keys,
+        "real-9",
+        mode,
+        port,
+        &["--worker-key-file", &right, "--id", "real-9"],
+    );
     let reply = stack.wait_result_within(tid, Duration::from_secs(30)).await;
     assert_eq!(reply["status"], "COMPLETED", "{reply}");
     assert_eq!(stack.task(tid).await["worker"], "real-9");
+    let tid = tid.to_string();
+    assert!(
+        real.logged(|e| e.is("task_received") && e.field("task_id") == Some(tid.as_str())),
+        "{}",
+        real.log_tail(20)
+    );
     impostor.assert_running();
-    assert!(!impostor.log().contains("task received"));
+    assert!(
+        !impostor.logged(|e| e.is("task_received")),
+        "{}",
+        impostor.log_tail(20)
+    );
 }
 
 /// Sends SIGCONT on drop to the one process it stopped, so a failing test leaves nothing stopped.
@@ -399,14 +432,17 @@ async fn a_frozen_workers_late_result_is_dropped(mode: Mode) {
     assert_eq!(now["worker"], other, "{now}");
     // Back while attempt 2 still runs: attempt 1's result (its child finished meanwhile) is late.
     drop(frozen);
-    let dropped = wait_until(JOIN, async || {
-        stack
-            .dispatcher()
-            .expect("running")
-            .log()
-            .contains("late result dropped")
-    })
-    .await;
+    let late = |e: &faas_tests::LogEvent| {
+        e.is("late_result_dropped")
+            && e.field("task_id") == Some(tid.to_string().as_str())
+            && e.field("worker") == Some(first.as_str())
+            && e.number("attempt") == Some(1)
+    };
+    let dropped = stack
+        .dispatcher()
+        .expect("running")
+        .wait_for_event(JOIN, late)
+        .await;
     assert!(
         dropped,
         "{}",
@@ -444,9 +480,13 @@ async fn a_reachable_bind_without_a_key_is_refused_unless_insecure_is_said() {
     let mut args = base.to_vec();
     args.push("--insecure-no-worker-key");
     let mut d = Daemon::spawn("insecure", bin("faas-dispatcher"), &args, &[], dir.path());
-    let warned = wait_until(JOIN, async || d.log().contains("redis not reachable")).await;
-    assert!(warned, "{}", d.log());
-    assert!(d.log().contains("--insecure-no-worker-key"), "{}", d.log());
+    let waiting = d.wait_for_event(JOIN, redis_unreachable).await;
+    assert!(waiting, "{}", d.log_tail(20));
+    assert!(
+        d.logged(|e| e.is("insecure_worker_channel")),
+        "{}",
+        d.log_tail(20)
+    );
     d.stop();
 
     // A key file that is not a key is a usage error too.

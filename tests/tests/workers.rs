@@ -53,12 +53,12 @@ async fn a_worker_started_before_its_dispatcher_joins_when_it_comes(mode: Mode) 
     // Pull logs each failed hello; a push worker's connect retries silently inside the
     // zeromq crate, so for push "up and connecting" is the pool being ready.
     let retry = match mode {
-        Mode::Pull => "no answer to hello yet",
-        _ => "python pool started",
+        Mode::Pull => "hello_unanswered",
+        _ => "pool_started",
     };
     let tried = wait_until(JOIN, async || {
         stack.worker(w).assert_running();
-        stack.worker(w).log().contains(retry)
+        stack.worker(w).logged(|e| e.is(retry))
     })
     .await;
     assert!(
@@ -71,7 +71,11 @@ async fn a_worker_started_before_its_dispatcher_joins_when_it_comes(mode: Mode) 
     add_completes(&stack, 41).await;
     let worker = stack.worker(w);
     assert!(worker.exited().is_none(), "{}", worker.log_tail(20));
-    assert!(worker.log().contains(faas_tests::worker_joined_line(mode)));
+    assert!(
+        worker.logged(|e| e.is("joined") && e.field("dispatcher").is_some()),
+        "{}",
+        worker.log_tail(20)
+    );
 }
 
 async fn a_dispatcher_restart_is_survived_by_its_workers(mode: Mode) {
@@ -115,7 +119,7 @@ async fn a_dispatcher_restart_is_survived_by_its_workers(mode: Mode) {
             worker.log_tail(20)
         );
         assert!(
-            worker.log_lines_with(faas_tests::worker_joined_line(mode)) >= 2,
+            worker.count_events(|e| e.is("joined")) >= 2,
             "worker {i} did not say hello again:\n{}",
             worker.log_tail(20)
         );
@@ -200,15 +204,18 @@ async fn a_worker_of_the_other_mode_is_refused(mode: Mode) {
     let port = stack.dispatcher_port();
     let w = stack.add_worker_of(other(mode), port, &[]);
     let exit = stack.worker(w).wait_exit(JOIN).await;
-    let log = stack.worker(w).log();
+    let log = stack.worker(w).log_tail(20);
     assert!(
         exit.is_some_and(|s| !s.success()),
         "a {} worker against a {} dispatcher should exit non-zero, got {exit:?}:\n{log}",
         other(mode).as_str(),
         mode.as_str()
     );
+    // The reason is the dispatcher's, in words: it names the modes.
     assert!(
-        log.contains("refused"),
+        stack
+            .worker(w)
+            .logged(|e| e.is("refused") && e.field("reason").is_some_and(|r| r.contains("mode"))),
         "no clear reason in the log:\n{log}"
     );
     assert!(stack.registered_workers().await.is_empty());
@@ -234,7 +241,11 @@ async fn a_peer_of_another_protocol_version_is_refused() {
     );
     let dispatcher = stack.dispatcher().expect("running");
     dispatcher.assert_running();
-    assert!(dispatcher.log().contains("another protocol version"));
+    assert!(
+        dispatcher.logged(|e| e.is("message_refused") && e.field("reason") == Some("version")),
+        "{}",
+        dispatcher.log_tail(20)
+    );
 
     // The refusal is per message: the same peer speaking version 2 is welcome.
     let reply = exchange(&mut socket, &hello(2)).await;

@@ -168,6 +168,7 @@ pub async fn workers(c: &GatewayClient, json: bool) -> Result<i32, CliError> {
                 format!("{}/{}", w.busy, w.slots),
                 w.tasks_done.to_string(),
                 ago(w.last_heartbeat),
+                if w.draining { "draining" } else { "online" }.to_owned(),
             ]
         })
         .collect();
@@ -180,7 +181,8 @@ pub async fn workers(c: &GatewayClient, json: bool) -> Result<i32, CliError> {
                 "HOST:PID",
                 "BUSY/SLOTS",
                 "DONE",
-                "HEARTBEAT"
+                "HEARTBEAT",
+                "STATE"
             ],
             &rows
         )

@@ -94,6 +94,8 @@ pub enum Command {
     Function(ops::FunctionArg),
     /// Delete a function: later executions are refused, its queued tasks fail.
     Rm(ops::FunctionArg),
+    /// Drain a worker: it takes no new task, finishes its running ones and leaves.
+    Drain(ops::WorkerArg),
     /// Follow the gateway's live events, one line each (reconnects and resumes by itself).
     Watch(watch::WatchArgs),
     /// Write a new worker key file (mode 0600) for faas-dispatcher and faas-worker.
@@ -136,7 +138,9 @@ fn describe_client_error(e: &ClientError) -> String {
             }
             format!("cannot reach the gateway at {url}: {cause}\n(is it running? `faas up` starts one; --gateway or FAAS_GATEWAY_URL point elsewhere)")
         }
-        ClientError::Api { status, message } if status.as_u16() == 401 => {
+        ClientError::Api {
+            status, message, ..
+        } if status.as_u16() == 401 => {
             format!("{message} (HTTP 401): pass the gateway's token with --token or FAAS_TOKEN")
         }
         other => other.to_string(),
@@ -192,6 +196,7 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Purge(a) => ops::purge(&client, a, json).await,
         Command::Function(a) => ops::function(&client, a, json).await,
         Command::Rm(a) => ops::rm(&client, a, json).await,
+        Command::Drain(a) => ops::drain(&client, a, json).await,
         Command::Bench(mut a) => {
             a.json = json;
             crate::bench::run(a, client).await?;

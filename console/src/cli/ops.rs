@@ -1,7 +1,7 @@
 //! The operator subcommands over the gateway's task and function management routes: `tasks`
 //! (search with filters, paging with the gateway's cursor), `cancel`, `retry`, `purge --yes`,
-//! `function` (metadata and statistics) and `rm` (delete a function). Plain output for people,
-//! the gateway's JSON with `--json`.
+//! `function` (metadata and statistics), `rm` (delete a function) and `drain` (a worker finishes
+//! its tasks and leaves). Plain output for people, the gateway's JSON with `--json`.
 
 use clap::{Args, ValueEnum};
 use faas_protocol::{FunctionId, TaskId};
@@ -317,5 +317,39 @@ mod tests {
     fn query_values_are_encoded() {
         assert_eq!(encode("w-1.a_b~"), "w-1.a_b~");
         assert_eq!(encode("a&b=c d"), "a%26b%3Dc%20d");
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArg {
+    /// The worker id, as `faas workers` lists it.
+    pub worker: String,
+}
+
+/// `faas drain WORKER`: the worker's dispatcher stops giving it tasks, and the worker finishes
+/// the ones it runs and leaves (`POST /workers/{id}/drain`).
+pub async fn drain(c: &GatewayClient, a: WorkerArg, json: bool) -> Result<i32, CliError> {
+    if a.worker.trim().is_empty() {
+        return Err(CliError::Usage("the worker id is empty".into()));
+    }
+    let reply = c.drain_worker(&a.worker).await?;
+    if json {
+        print_json(&serde_json::to_value(&reply).unwrap_or_default());
+    } else {
+        println!(
+            "{} draining: it takes no new task, finishes its running ones and leaves (dispatcher {})",
+            reply.worker, reply.dispatcher
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod drain_tests {
+    #[test]
+    fn worker_ids_are_escaped_for_the_path() {
+        use crate::client::path_segment;
+        assert_eq!(path_segment("w-1.a_b~"), "w-1.a_b~");
+        assert_eq!(path_segment("h:1/x y"), "h%3A1%2Fx%20y");
     }
 }

@@ -3,7 +3,13 @@
 //! (SIGTERM, a bounded wait, then SIGKILL to its whole group).
 //!
 //! A daemon that exits with 64 (`EX_USAGE`, bad configuration) is not restarted: it would fail the
-//! same way forever, so it is reported as fatal and `faas up` stops.
+//! same way forever, so it is reported as fatal and `faas up` stops. A daemon marked
+//! [`DaemonSpec::leaves_on_purpose`] (a worker) that exits 0 left by itself (it was drained) and is
+//! not restarted either.
+//!
+//! Each restart, and each such clean leave, is also reported as a [`Report`] on the channel of
+//! [`Supervisor::reports`]; `faas up` publishes them on the platform's events channel as
+//! `Event::Daemon`, where the console's Events timeline shows them.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -44,6 +50,8 @@ pub struct DaemonSpec {
     pub stop_grace: Duration,
     /// Daemons of one group that were started one after another are stopped together.
     pub group: String,
+    /// Exit 0 means it left on purpose (a drained worker): not restarted.
+    pub leaves_on_purpose: bool,
 }
 
 impl DaemonSpec {
@@ -55,7 +63,14 @@ impl DaemonSpec {
             env: Vec::new(),
             stop_grace,
             group: name.to_owned(),
+            leaves_on_purpose: false,
         }
+    }
+
+    /// Marks a daemon whose clean exit (0) is a decision, not a failure: it is not restarted.
+    pub fn leaves_on_purpose(mut self) -> Self {
+        self.leaves_on_purpose = true;
+        self
     }
 
     pub fn group(mut self, group: &str) -> Self {
@@ -125,6 +140,15 @@ pub struct Fatal {
     pub message: String,
 }
 
+/// A daemon restarted after it died, or gone for good after a clean exit of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub name: String,
+    pub state: faas_protocol::event::DaemonState,
+    /// How it ended, e.g. `exit code 3`.
+    pub exit: String,
+}
+
 /// The last lines a daemon printed.
 #[derive(Clone, Debug, Default)]
 pub struct Tail(Arc<Mutex<VecDeque<String>>>);
@@ -161,6 +185,9 @@ struct Running {
 pub struct Supervisor {
     sink: LogSink,
     fatal: mpsc::UnboundedSender<Fatal>,
+    reports: mpsc::UnboundedSender<Report>,
+    /// Until [`Supervisor::reports`] takes it.
+    reports_rx: Option<mpsc::UnboundedReceiver<Report>>,
     running: Vec<Running>,
 }
 
@@ -168,12 +195,20 @@ impl Supervisor {
     /// A supervisor and the channel on which it reports daemons it had to give up on.
     pub fn new(sink: LogSink) -> (Self, mpsc::UnboundedReceiver<Fatal>) {
         let (fatal, rx) = mpsc::unbounded_channel();
+        let (reports, reports_rx) = mpsc::unbounded_channel();
         let sup = Self {
             sink,
             fatal,
+            reports,
+            reports_rx: Some(reports_rx),
             running: Vec::new(),
         };
         (sup, rx)
+    }
+
+    /// Restarts and clean leaves, as they happen (kept from the start until taken; once).
+    pub fn reports(&mut self) -> Option<mpsc::UnboundedReceiver<Report>> {
+        self.reports_rx.take()
     }
 
     /// Starts `spec` and keeps it running until [`Supervisor::stop_all`]; returns its output tail.
@@ -189,6 +224,7 @@ impl Supervisor {
             tail.clone(),
             stop.clone(),
             self.fatal.clone(),
+            self.reports.clone(),
         ));
         self.running.push(Running {
             name,
@@ -234,8 +270,11 @@ async fn supervise(
     tail: Tail,
     stop: CancellationToken,
     fatal: mpsc::UnboundedSender<Fatal>,
+    reports: mpsc::UnboundedSender<Report>,
 ) {
     let mut backoff = faas_protocol::backoff::Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
+    // How the last run ended, reported once the daemon runs again.
+    let mut died: Option<String> = None;
     loop {
         let started = Instant::now();
         let mut child = match spawn(&spec, &out, &tail) {
@@ -248,6 +287,13 @@ async fn supervise(
                 return;
             }
         };
+        if let Some(exit) = died.take() {
+            let _ = reports.send(Report {
+                name: spec.name.clone(),
+                state: faas_protocol::event::DaemonState::Restarted,
+                exit,
+            });
+        }
         let status = tokio::select! {
             status = child.wait() => status,
             () = stop.cancelled() => {
@@ -263,6 +309,18 @@ async fn supervise(
             });
             return;
         }
+        if spec.leaves_on_purpose && status.as_ref().is_ok_and(ExitStatus::success) {
+            let note = format!("faas up: {} left ({how}); not restarting it", spec.name);
+            out.line(&note);
+            tail.push(&note);
+            let _ = reports.send(Report {
+                name: spec.name.clone(),
+                state: faas_protocol::event::DaemonState::Exited,
+                exit: how,
+            });
+            return;
+        }
+        died = Some(how.clone());
         if started.elapsed() >= STABLE_AFTER {
             backoff.reset();
         }
@@ -411,6 +469,34 @@ mod tests {
             tail.text()
         );
         assert!(tail.text().contains("exited unexpectedly (exit code 3)"));
+        let mut reports = sup.reports().expect("taken once");
+        let first = tokio::time::timeout(Duration::from_secs(20), reports.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.name, "flaky");
+        assert_eq!(first.state, faas_protocol::event::DaemonState::Restarted);
+        assert_eq!(first.exit, "exit code 3");
+        sup.stop_all().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_leaves_cleanly_is_not_restarted() {
+        let dir = std::env::temp_dir().join(format!("faas-sup0-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (mut sup, _fatal) = Supervisor::new(LogSink::Dir(dir.clone()));
+        let mut reports = sup.reports().unwrap();
+        let tail = sup
+            .start(sh("drained", "echo started; exit 0").leaves_on_purpose())
+            .unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(20), reports.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.state, faas_protocol::event::DaemonState::Exited);
+        assert!(tail.text().contains("not restarting"), "{}", tail.text());
+        assert_eq!(tail.text().matches("started").count(), 1, "restarted");
         sup.stop_all().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

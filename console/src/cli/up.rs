@@ -3,7 +3,9 @@
 //! Starts a private `redis-server` (unless `--redis` names one), the gateway, the dispatcher and,
 //! in push/pull mode, the workers; keeps them running (see [`super::supervisor`]); then hands the
 //! terminal to `faas-console`, or with `--no-console` shows the daemons' logs. Ctrl-C, SIGTERM or
-//! quitting the console stops everything it started, the last started first.
+//! quitting the console stops everything it started, the last started first. Each daemon it
+//! restarts, and each worker that left by itself (drained: exit 0, not restarted), is published
+//! on the events channel as `Event::Daemon`, so the console's Events timeline shows it.
 //!
 //! Durable by default: the private Redis appends every write to a file in the data directory
 //! ([`super::data_dir`]) and fsyncs it every second, and the next `faas up` starts from it. A
@@ -167,13 +169,21 @@ pub async fn run(args: UpArgs, token: Option<String>) -> Result<(), UpError> {
         None => LogSink::Terminal { pad: 10 },
     };
     let (mut sup, mut fatal) = Supervisor::new(sink);
+    let reports = sup.reports();
     // Start-up can be abandoned at any await; the wait afterwards closes the console itself.
     let started = tokio::select! {
         r = start_all(&plan, &mut sup, &mut fatal) => r,
         () = interrupted.cancelled() => Err(UpError::Start("interrupted".into())),
     };
     let outcome = match started {
-        Ok(redis_url) => wait(&plan, &sup, &mut fatal, &interrupted, &redis_url).await,
+        Ok(redis_url) => {
+            let reporter = reports.map(|r| tokio::spawn(report_daemons(redis_url.clone(), r)));
+            let outcome = wait(&plan, &sup, &mut fatal, &interrupted, &redis_url).await;
+            if let Some(reporter) = reporter {
+                reporter.abort();
+            }
+            outcome
+        }
         Err(e) => Err(e),
     };
     // The console (if any) is gone by now; stop the daemons, the last started first.
@@ -189,6 +199,51 @@ pub async fn run(args: UpArgs, token: Option<String>) -> Result<(), UpError> {
         return Ok(());
     }
     outcome
+}
+
+/// How long a restart report waits for Redis (itself maybe the daemon restarting) to take it.
+const REPORT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Publishes the supervisor's restart reports on the platform's events channel (as
+/// `Event::Daemon`), where the console's Events timeline shows them. A report that Redis does
+/// not take within [`REPORT_PATIENCE`] is dropped: the daemon's log still says it.
+async fn report_daemons(
+    redis_url: String,
+    mut reports: mpsc::UnboundedReceiver<super::supervisor::Report>,
+) {
+    let Ok(client) = redis::Client::open(redis_url.as_str()) else {
+        return;
+    };
+    let channel = faas_protocol::Keys::default().events();
+    while let Some(r) = reports.recv().await {
+        let event = faas_protocol::event::Event::Daemon {
+            name: r.name,
+            state: r.state,
+            exit: Some(r.exit),
+            at: crate::tui::now_ms(),
+        };
+        let json = serde_json::to_string(&event).expect("events serialise");
+        let deadline = tokio::time::Instant::now() + REPORT_PATIENCE;
+        let mut backoff = faas_protocol::backoff::Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_secs(2),
+        );
+        while tokio::time::Instant::now() < deadline {
+            let published = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut c = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(&json)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+            if matches!(published, Ok(Ok(_))) {
+                break;
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
 }
 
 fn spawn_signal_listener(interrupted: CancellationToken) -> Result<(), UpError> {
@@ -370,8 +425,10 @@ async fn start_all(
     if let Some(worker) = &plan.bins.worker {
         let endpoint = format!("tcp://127.0.0.1:{}", plan.dispatcher_port);
         for i in 1..=plan.workers {
+            // A worker that exits 0 was drained by an operator: it stays gone.
             let spec = DaemonSpec::new(&format!("worker-{i}"), worker.clone(), WORKER_STOP)
                 .group("workers")
+                .leaves_on_purpose()
                 .arg(plan.mode.as_str())
                 .arg(&endpoint)
                 .arg("--procs")

@@ -3,10 +3,13 @@
 //! Data flows one way: network tasks (`net`) → `Update`s on a channel → the state (`app::App`)
 //! → `render`. The loop owns the state and selects on keys first (`biased`), then the redraw
 //! tick, then updates, so keys stay responsive however many events arrive; events are applied
-//! as they come but drawn only on the tick, never once per event.
+//! as they come but drawn only on the tick, never once per event. A tick with nothing new
+//! (`App::take_dirty`) draws only once a second, for the clock-driven parts (ages, the chart's
+//! window): an idle console costs next to nothing.
 
 pub mod app;
 pub mod forms;
+pub mod functions;
 pub mod msg;
 pub mod net;
 pub mod render;
@@ -19,7 +22,10 @@ use std::io::IsTerminal;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use ratatui::crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use ratatui::crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream, KeyEventKind,
+};
+use ratatui::crossterm::execute;
 use ratatui::DefaultTerminal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -31,6 +37,8 @@ use net::{Endpoints, Net};
 
 /// Redraw period: fast enough to feel live, slow enough that a flood of events costs nothing.
 pub const TICK: Duration = Duration::from_millis(200);
+/// Redraw period when nothing changed but the clock.
+const IDLE_REDRAW: Duration = Duration::from_secs(1);
 /// Updates waiting for the UI; a full queue holds back the network tasks, not the keys.
 const UPDATE_QUEUE: usize = 16 * 1024;
 /// Most updates applied between two looks at the keyboard.
@@ -96,8 +104,9 @@ pub fn endpoints(config: &Config) -> Result<Endpoints, Error> {
     })
 }
 
-/// Runs the console until the operator quits. The terminal is restored on every way out;
-/// `ratatui::init` also restores it before a panic message is printed.
+/// Runs the console until the operator quits. The terminal is restored on every way out, mouse
+/// capture included; `ratatui::init` also restores it before a panic message is printed, and
+/// the hook installed here turns mouse capture off first.
 pub async fn run(config: Config) -> Result<(), Error> {
     let endpoints = endpoints(&config)?;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
@@ -108,12 +117,29 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let mut app = App::new(&config.redis_url, &config.gateway_url, now_ms());
     app.supervised = config.supervised;
     let result = match ratatui::try_init() {
-        Ok(mut terminal) => event_loop(&mut terminal, app, rx, &net).await,
+        Ok(mut terminal) => {
+            mouse_capture_off_on_panic();
+            match execute!(std::io::stdout(), EnableMouseCapture) {
+                Ok(()) => event_loop(&mut terminal, app, rx, &net).await,
+                Err(e) => Err(e.into()),
+            }
+        }
         // Raw mode may be on even though the rest failed.
         Err(e) => Err(e.into()),
     };
+    let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     result
+}
+
+/// Wraps the panic hook (ratatui's, which restores the terminal) so that mouse capture is
+/// turned off too: a shell left capturing the mouse prints escape codes on every move.
+fn mouse_capture_off_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        previous(info);
+    }));
 }
 
 async fn event_loop(
@@ -130,6 +156,7 @@ async fn event_loop(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut batch = Vec::with_capacity(UPDATE_BATCH);
+    let mut last_draw = std::time::Instant::now();
     loop {
         let mut redraw = false;
         tokio::select! {
@@ -139,6 +166,7 @@ async fn event_loop(
                     app.on_key(k);
                     redraw = true;
                 }
+                Some(Ok(TermEvent::Mouse(m))) => redraw = app.on_mouse(m),
                 Some(Ok(TermEvent::Resize(..))) => redraw = true,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
@@ -150,7 +178,7 @@ async fn event_loop(
             _ = int.recv() => return Ok(()),
             _ = tick.tick() => {
                 app.tick(now_ms());
-                redraw = true;
+                redraw = app.take_dirty() || last_draw.elapsed() >= IDLE_REDRAW;
             }
             n = updates.recv_many(&mut batch, UPDATE_BATCH) => {
                 if n == 0 {
@@ -169,6 +197,7 @@ async fn event_loop(
         }
         if redraw {
             terminal.draw(|f| render::render(&app, f))?;
+            last_draw = std::time::Instant::now();
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Keeping them plain data is what lets the state and the key handling be tested without a
 //! terminal or a network: a test feeds `Update`s and keys and checks the `Command`s that come out.
 
-use faas_protocol::api::ResultReply;
+use faas_protocol::api::{FunctionDetail, ResultReply, TaskSummary};
 use faas_protocol::event::Event;
 use faas_protocol::model::{FunctionSummary, TaskRecord, WorkerInfo};
 use faas_protocol::{FunctionId, TaskId, TaskStatus};
@@ -75,6 +75,19 @@ pub enum Update {
     Invoked(Result<TaskId, String>),
     InvokeResult(ResultReply),
     TaskDetail(TaskId, Result<TaskRecord, String>),
+    /// The gateway's answer to a drain: the worker id, or why it was refused.
+    Drained(String, Result<(), String>),
+    /// One round of function statistics (the functions whose read failed are left out).
+    FunctionStats(Vec<FunctionDetail>),
+    /// A function's recent failures, for its view.
+    FunctionFailures(FunctionId, Result<Vec<TaskSummary>, String>),
+    /// What an operator's action (retry, cancel, purge, delete) came to.
+    Acted(Result<Acted, ActionFailed>),
+    /// A page of `GET /tasks` for the query of this generation: its tasks and `next_cursor`.
+    TaskPage {
+        generation: u64,
+        page: Result<(Vec<TaskSummary>, Option<String>), String>,
+    },
 }
 
 /// From the state to the network tasks: each is run without the UI waiting for it.
@@ -94,4 +107,79 @@ pub enum Command {
     RefreshFunctions,
     /// Read these task hashes (function name, attempts, times) for the task list.
     Enrich(Vec<TaskId>),
+    /// `POST /workers/{id}/drain`.
+    DrainWorker(String),
+    /// Read one page of the task history (`GET /tasks`).
+    ListTasks(TaskQuery),
+    /// Read the statistics of these functions (`GET /functions/{id}` each).
+    FunctionStats(Vec<FunctionId>),
+    /// Read a function's recent failures (`GET /tasks?function_id=..&status=FAILED`).
+    FunctionFailures(FunctionId),
+    /// The operator's actions, each confirmed first.
+    Retry(TaskId),
+    Cancel(TaskId),
+    Purge,
+    DeleteFunction(FunctionId),
+}
+
+/// A done action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Acted {
+    Retried {
+        of: TaskId,
+        new: TaskId,
+    },
+    Cancelled {
+        task: TaskId,
+        was: TaskStatus,
+    },
+    Purged(u64),
+    Deleted {
+        function: FunctionId,
+        cancelled: u64,
+    },
+}
+
+/// A refused or failed action: what was tried, the HTTP status and, for a 409, the status the
+/// task was in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionFailed {
+    /// "retry", "cancel", "purge", "delete".
+    pub action: &'static str,
+    pub http: Option<u16>,
+    pub conflict: Option<TaskStatus>,
+    pub message: String,
+}
+
+impl ActionFailed {
+    pub fn new(action: &'static str, e: &crate::client::ClientError) -> Self {
+        let (http, conflict) = match e {
+            crate::client::ClientError::Api {
+                status, conflict, ..
+            } => (Some(status.as_u16()), *conflict),
+            _ => (None, None),
+        };
+        let message = match e {
+            crate::client::ClientError::Api { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        Self {
+            action,
+            http,
+            conflict,
+            message,
+        }
+    }
+}
+
+/// One `GET /tasks` call: the filters the gateway applies, where to start, how many.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskQuery {
+    /// The task list's generation, handed back with the page.
+    pub generation: u64,
+    pub status: Option<TaskStatus>,
+    pub function_id: Option<FunctionId>,
+    pub worker: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: usize,
 }

@@ -1,5 +1,5 @@
 //! The Events screen's timeline, like `celery events`: what happened to the platform, newest
-//! first — workers joining, leaving and lost, task failures, Redis and the gateway going away and
+//! first — workers joining, draining, leaving and lost, daemons that `faas up` restarted, task failures, Redis and the gateway going away and
 //! coming back, and Redis coming back empty (its counters went backwards).
 //!
 //! It is built from what the console already receives (the event subscription, the link states
@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use faas_protocol::event::WorkerState;
+use faas_protocol::event::{DaemonState, WorkerState};
 use faas_protocol::model::TaskError;
 use faas_protocol::TaskId;
 
@@ -21,6 +21,8 @@ pub const TIMELINE_CAP: usize = 2_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Worker,
+    /// A daemon `faas up` supervises (restarted, or left on purpose).
+    Daemon,
     Task,
     Redis,
     Gateway,
@@ -30,6 +32,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Worker => "worker",
+            Kind::Daemon => "daemon",
             Kind::Task => "task",
             Kind::Redis => "redis",
             Kind::Gateway => "gateway",
@@ -92,6 +95,7 @@ impl Timeline {
     pub fn on_worker(&mut self, worker: &str, state: WorkerState, at: u64) {
         let (bad, what) = match state {
             WorkerState::Joined => (false, "joined"),
+            WorkerState::Draining => (false, "draining (no new tasks; leaves when its tasks end)"),
             WorkerState::Left => (false, "left"),
             WorkerState::Lost => (
                 true,
@@ -100,6 +104,16 @@ impl Timeline {
             WorkerState::Heartbeat => return,
         };
         self.push(at, Kind::Worker, bad, format!("{worker} {what}"));
+    }
+
+    /// `faas up` restarted a daemon that died (bad), or one left by itself (a drained worker).
+    pub fn on_daemon(&mut self, name: &str, state: DaemonState, exit: Option<&str>, at: u64) {
+        let how = exit.map(|e| format!(" ({e})")).unwrap_or_default();
+        let (bad, text) = match state {
+            DaemonState::Restarted => (true, format!("{name} died{how}; faas up restarted it")),
+            DaemonState::Exited => (false, format!("{name} left{how}; not restarted")),
+        };
+        self.push(at, Kind::Daemon, bad, text);
     }
 
     pub fn on_failure(

@@ -1,6 +1,10 @@
 //! The workers as the console knows them: the registry read from Redis, kept current between
 //! reads by worker events, with a state derived from the age of the last heartbeat.
 //!
+//! A draining worker (an operator drained it, or it got SIGTERM) takes no new task and leaves
+//! once its running ones end: its entry says so (`WorkerInfo::draining`) and a `draining` event
+//! announces it; the row shows `draining` until the worker's `left` removes it.
+//!
 //! A worker that was lost is deleted from the registry by its dispatcher, so the console keeps
 //! the row itself (marked lost) for a while: an operator should see that something died.
 
@@ -20,6 +24,8 @@ pub const FORGET_LOST_AFTER_MS: u64 = 10 * 60_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
     Online,
+    /// Alive, finishing its tasks before it leaves.
+    Draining,
     Late,
     Lost,
 }
@@ -28,6 +34,7 @@ impl Health {
     pub fn as_str(self) -> &'static str {
         match self {
             Health::Online => "online",
+            Health::Draining => "draining",
             Health::Late => "late",
             Health::Lost => "lost",
         }
@@ -52,6 +59,7 @@ impl WorkerRow {
         match now_ms.saturating_sub(self.info.last_heartbeat) {
             age if age >= LOST_AFTER_MS => Health::Lost,
             age if age >= LATE_AFTER_MS => Health::Late,
+            _ if self.info.draining => Health::Draining,
             _ => Health::Online,
         }
     }
@@ -114,7 +122,7 @@ impl Workers {
                     row.info.busy = 0;
                 }
             }
-            WorkerState::Joined | WorkerState::Heartbeat => {
+            WorkerState::Joined | WorkerState::Heartbeat | WorkerState::Draining => {
                 let row = self
                     .rows
                     .entry(worker.clone())
@@ -126,11 +134,18 @@ impl Workers {
                 row.info.busy = busy;
                 row.info.slots = slots;
                 row.info.last_heartbeat = row.info.last_heartbeat.max(at);
-                if state == WorkerState::Joined {
-                    row.lost_at = None;
+                match state {
+                    WorkerState::Joined => row.lost_at = None,
+                    WorkerState::Draining => row.info.draining = true,
+                    _ => {}
                 }
             }
         }
+    }
+
+    /// The row at `i` in id order.
+    pub fn nth(&self, i: usize) -> Option<&WorkerRow> {
+        self.rows.values().nth(i)
     }
 
     /// Drops lost workers nobody has heard of for a long time.
@@ -146,7 +161,7 @@ impl Workers {
     pub fn health_counts(&self, now_ms: u64) -> (usize, usize, usize) {
         self.iter()
             .fold((0, 0, 0), |(on, late, lost), r| match r.health(now_ms) {
-                Health::Online => (on + 1, late, lost),
+                Health::Online | Health::Draining => (on + 1, late, lost),
                 Health::Late => (on, late + 1, lost),
                 Health::Lost => (on, late, lost + 1),
             })
@@ -173,5 +188,6 @@ fn stub(id: String, at: u64) -> WorkerInfo {
         tasks_done: 0,
         joined_at: at,
         last_heartbeat: at,
+        draining: false,
     }
 }

@@ -157,7 +157,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // A stop request while Redis is still away stops the dispatcher all the same.
             let Some(store) = Store::connect(&args.redis, keys, timeout, &shutdown).await? else {
                 pool.shutdown().await;
-                info!("dispatcher stopped before redis answered");
+                info!(
+                    event = "stopped",
+                    "dispatcher stopped before redis answered"
+                );
                 return Ok(());
             };
             let executor = Arc::new(LocalExecutor::new(
@@ -176,7 +179,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let timeout = Duration::from_millis(args.redis_timeout_ms.max(1));
             let keys = Keys::new(args.prefix);
             let Some(store) = Store::connect(&args.redis, keys, timeout, &shutdown).await? else {
-                info!("dispatcher stopped before redis answered");
+                info!(
+                    event = "stopped",
+                    "dispatcher stopped before redis answered"
+                );
                 return Ok(());
             };
             let remote = RemoteConfig {
@@ -202,7 +208,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             sockets.cancel();
         }
     }
-    info!("dispatcher stopped");
+    info!(event = "stopped", "dispatcher stopped");
     Ok(())
 }
 
@@ -212,7 +218,7 @@ fn worker_key(args: &Args) -> Option<ChannelKey> {
     if let Some(path) = &args.worker_key_file {
         return match ChannelKey::load(path) {
             Ok(k) => {
-                info!(path = %path.display(), "worker channel: authenticated and encrypted (Noise, worker key)");
+                info!(event = "worker_channel_sealed", path = %path.display(), "worker channel: authenticated and encrypted (Noise, worker key)");
                 Some(k)
             }
             Err(e) => usage_error(e),
@@ -220,7 +226,7 @@ fn worker_key(args: &Args) -> Option<ChannelKey> {
     }
     let loopback = faas_daemons::cli::is_loopback_host(&args.bind);
     if args.insecure_no_worker_key {
-        warn!(bind = %args.bind, "--insecure-no-worker-key: the worker channel is plaintext and unauthenticated; anyone who reaches the port can read tasks and forge results");
+        warn!(event = "insecure_worker_channel", bind = %args.bind, "--insecure-no-worker-key: the worker channel is plaintext and unauthenticated; anyone who reaches the port can read tasks and forge results");
     } else if !loopback {
         usage_error(format_args!(
             "--bind {} is not a loopback address and no worker key is set: anyone who reaches the port could read every task and forge results.\n\

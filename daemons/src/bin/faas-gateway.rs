@@ -104,6 +104,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .max(1);
     let max_connections = if args.max_connections > fits {
         tracing::warn!(
+            event = "max_connections_lowered",
             asked = args.max_connections,
             max_connections = fits,
             open_file_limit = nofile,
@@ -173,6 +174,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     if token.is_none() && !listener.local_addr()?.ip().is_loopback() {
         tracing::warn!(
+            event = "insecure_no_token",
             "serving beyond loopback without --token: anyone who can connect can run code"
         );
     }
@@ -182,6 +184,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // The listener is bound and Redis connected: requests are served from here on.
     notify::notify_ready();
     gateway::run(listener, state, shutdown).await?;
-    info!("gateway stopped");
+    info!(event = "stopped", "gateway stopped");
     Ok(())
 }

@@ -88,7 +88,7 @@ async fn run(args: Args) {
         None => None,
     };
     if key.is_none() && !faas_daemons::cli::is_loopback_endpoint(&dispatcher) {
-        warn!(%dispatcher, "no --worker-key-file: tasks and results cross the network in plaintext, and this worker will be refused by a dispatcher that has a key");
+        warn!(event = "insecure_worker_channel", endpoint = %dispatcher, "no --worker-key-file: tasks and results cross the network in plaintext, and this worker will be refused by a dispatcher that has a key");
     }
     let cfg = WorkerConfig {
         mode: args.mode,
@@ -109,12 +109,12 @@ async fn run(args: Args) {
         faas_daemons::notify::notify_stopping();
         trigger.cancel();
     });
-    info!(worker = %id, mode = %args.mode, procs, %dispatcher, "worker starting");
+    info!(event = "starting", worker = %id, mode = %args.mode, procs, endpoint = %dispatcher, "worker starting");
     match worker::run(cfg, shutdown).await {
-        Ok(()) => info!("worker stopped"),
+        Ok(()) => info!(event = "stopped", "worker stopped"),
         Err(WorkerError::Executor(e)) => usage_error(e),
         Err(e) => {
-            error!(error = %e, "worker stopped");
+            error!(event = "stopped", error = %e, "worker stopped");
             std::process::exit(1);
         }
     }

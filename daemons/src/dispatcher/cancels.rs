@@ -1,11 +1,19 @@
-//! Cancelling running tasks: every dispatcher listens on the cancels channel
-//! (`Keys::cancels()`) and kills the tasks it runs whose ids come by.
+//! Operator requests that reach running dispatchers over pub/sub: cancelling running tasks
+//! (`Keys::cancels()`) and draining workers (`Keys::drains()`). Every dispatcher listens on
+//! both channels, on one connection, and acts on the ids it owns.
+//!
+//! A cancelled task's id: the dispatcher that runs it kills it.
 //!
 //! The gateway records the cancel (FAILED, `Cancelled`) before it publishes the id, so this is
 //! about the machine, not the record: the task's process group is killed (local pool, or the
 //! remote worker told with `cancel`), and the run ends through the normal finish path with
 //! `Cancelled`, which `finish.lua` drops when the task is already terminal. An id this
 //! dispatcher does not run is ignored: another dispatcher runs it, or nobody does.
+//!
+//! A drained worker's id: the dispatcher that owns the worker ([`Executor::drain`]) gives it
+//! no new task, announces it `draining` in the registry and tells it to leave; the worker
+//! finishes what it runs, says `bye` and is gone (`left`). Others ignore the id. A drain
+//! published while nobody listened is lost; the gateway answers 503 when no dispatcher heard it.
 //!
 //! The subscription has a connection of its own (a subscribed connection takes no other
 //! command) and is made again, with back-off, whenever it drops (a Redis restart); a cancel
@@ -23,7 +31,7 @@ use tracing::{debug, info, warn};
 use super::{Executor, Shared};
 use crate::backoff::Backoff;
 
-/// Listens for cancels until `shutdown`.
+/// Listens for cancels and drains until `shutdown`.
 pub(super) async fn listen<E: Executor>(
     shared: Arc<Shared>,
     executor: Arc<E>,
@@ -31,6 +39,7 @@ pub(super) async fn listen<E: Executor>(
 ) {
     let client = shared.store.client().clone();
     let channel = shared.store.keys().cancels();
+    let drains = shared.store.keys().drains();
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     while !shutdown.is_cancelled() {
         // Raced against shutdown: a stopped Redis accepts the connection and never answers.
@@ -38,25 +47,28 @@ pub(super) async fn listen<E: Executor>(
             _ = shutdown.cancelled() => return,
             s = async {
                 let mut pubsub = client.get_async_pubsub().await?;
-                pubsub.subscribe(&channel).await?;
+                pubsub.subscribe(&[&channel, &drains]).await?;
                 Ok::<_, redis::RedisError>(pubsub)
             } => s,
         };
         match subscribed {
             Ok(mut pubsub) => {
-                info!(%channel, "listening for cancelled tasks");
+                info!(event = "subscribed", subscriber = "cancels", %channel, %drains, "listening for cancelled tasks and drained workers");
                 backoff.reset();
                 let mut messages = pubsub.on_message();
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         msg = messages.next() => match msg {
+                            Some(msg) if msg.get_channel_name() == drains => {
+                                on_drain(&*executor, msg.get_payload_bytes())
+                            }
                             Some(msg) => on_cancel(&shared, &*executor, msg.get_payload_bytes()),
                             None => break,
                         },
                     }
                 }
-                warn!(%channel, "cancel subscription lost; subscribing again");
+                warn!(event = "subscription_lost", subscriber = "cancels", %channel, "cancel subscription lost; subscribing again");
             }
             Err(e) => debug!(error = %e, "cannot subscribe to cancelled tasks yet"),
         }
@@ -83,8 +95,21 @@ fn on_cancel<E: Executor>(shared: &Shared, executor: &E, payload: &[u8]) {
         .values()
         .any(|t| *t == task_id);
     if runs_here && executor.cancel(task_id) {
-        info!(%task_id, "cancelling a running task");
+        info!(event = "cancelling", %task_id, "cancelling a running task");
     } else {
         debug!(%task_id, "a cancel for a task not running here; ignored");
+    }
+}
+
+/// One published worker id: drains it if this dispatcher owns it.
+fn on_drain<E: Executor>(executor: &E, payload: &[u8]) {
+    let Ok(worker) = std::str::from_utf8(payload).map(str::trim) else {
+        debug!("ignoring a drain that is not text");
+        return;
+    };
+    if executor.drain(worker) {
+        info!(event = "drain_requested", %worker, "draining a worker at an operator's request");
+    } else {
+        debug!(%worker, "a drain for a worker not served here; ignored");
     }
 }

@@ -40,6 +40,7 @@ impl LocalExecutor {
             tasks_done: 0,
             joined_at: now_ms(),
             last_heartbeat: 0,
+            draining: false,
         };
         Self {
             pool,

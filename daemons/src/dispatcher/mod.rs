@@ -27,7 +27,9 @@
 //!
 //! Cancels (`cancels`): every dispatcher subscribes to the cancels channel and kills the tasks
 //! it runs whose ids are published there ([`Executor::cancel`]); the run then ends through
-//! the same finish path as any other, FAILED with error type `Cancelled`.
+//! the same finish path as any other, FAILED with error type `Cancelled`. The same listener
+//! hears drains (an operator's `POST /workers/{id}/drain`) and hands them to
+//! [`Executor::drain`]: remote workers are drained, a local pool is not (see there).
 
 mod cancels;
 mod local;
@@ -66,6 +68,13 @@ pub trait Executor: Send + Sync + 'static {
     /// Kills the run of task `task` if it is on one of this executor's slots; that run then
     /// ends `Cancelled`. Returns whether it was found. Never waits.
     fn cancel(&self, task: TaskId) -> bool;
+    /// Drains worker `worker` if it is one of this executor's: no new task goes to it, it is
+    /// announced `draining`, and it is told to finish its tasks and leave. Returns whether it
+    /// was found. A local pool is never drained this way (the gateway refuses it): stopping
+    /// its dispatcher drains it.
+    fn drain(&self, _worker: &str) -> bool {
+        false
+    }
 }
 
 /// The right to run one job now.
@@ -143,7 +152,7 @@ pub async fn run<E: Executor>(
         functions: Mutex::default(),
         inflight: Mutex::default(),
     });
-    info!(name = %shared.cfg.name, "dispatcher taking tasks");
+    info!(event = "taking_tasks", dispatcher = %shared.cfg.name, "dispatcher taking tasks");
     // Redis answered and the executor is up (pool started or socket bound): systemd may
     // order dependent units after this point.
     crate::notify::notify_ready();
@@ -190,7 +199,7 @@ pub async fn run<E: Executor>(
                 taken
             }
             Err(e) => {
-                warn!(error = %e, "cannot read the queue; retrying");
+                warn!(event = "queue_read_failed", error = %e, "cannot read the queue; retrying");
                 drop(slots);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -212,6 +221,7 @@ pub async fn run<E: Executor>(
     }
     tracker.close();
     info!(
+        event = "draining",
         running = tracker.len(),
         "dispatcher stopping; draining running tasks"
     );
@@ -221,7 +231,8 @@ pub async fn run<E: Executor>(
     {
         let left: Vec<(String, TaskId)> = shared.inflight.lock().expect("lock").drain().collect();
         warn!(
-            left = left.len(),
+            event = "drain_grace_exceeded",
+            unfinished = left.len(),
             "drain grace ran out; re-queueing unfinished tasks"
         );
         for (entry, task) in left {
@@ -236,7 +247,7 @@ pub async fn run<E: Executor>(
                 )
                 .await
             {
-                warn!(task_id = %task, error = %e, "cannot re-queue; a live dispatcher will reclaim it");
+                warn!(event = "requeue_failed", task_id = %task, error = %e, "cannot re-queue; a live dispatcher will reclaim it");
             }
         }
     }
@@ -318,7 +329,7 @@ async fn run_entry<E: Executor>(
     let store = &shared.store;
     let Taken { entry, started } = taken;
     let Some(task_id) = entry.task_id else {
-        warn!(entry = %entry.entry_id, "queue entry without a task id; dropping it");
+        warn!(event = "entry_without_task", entry = %entry.entry_id, "queue entry without a task id; dropping it");
         let _ = store.drop_entry(&entry.entry_id).await;
         return None;
     };
@@ -407,14 +418,18 @@ async fn run_entry<E: Executor>(
             // An unused slot is dropped here, which gives it back.
             taken.zip(slot)
         }
-        RunResult::Lost(why) => {
+        RunResult::Lost(reason) => {
             crate::metrics::task_requeued("worker_lost");
             match store
-                .requeue(task_id, &why, Some(&entry.entry_id), retention)
+                .requeue(task_id, &reason, Some(&entry.entry_id), retention)
                 .await
             {
-                Ok(now) => info!(%task_id, reason = %why, %now, "worker lost; task re-queued"),
-                Err(e) => warn!(%task_id, error = %e, "cannot re-queue; it will be reclaimed"),
+                Ok(status) => {
+                    info!(event = "requeued", %task_id, %reason, %status, "worker lost; task re-queued")
+                }
+                Err(e) => {
+                    warn!(event = "requeue_failed", %task_id, error = %e, "cannot re-queue; it will be reclaimed")
+                }
             }
             None
         }
@@ -457,12 +472,12 @@ async fn record(
                 return taken;
             }
             Err(e) => {
-                warn!(%task_id, error = %e, "cannot record the outcome; retrying");
+                warn!(event = "record_failed", %task_id, error = %e, "cannot record the outcome; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
-    warn!(%task_id, "giving up recording the outcome; the task will be re-queued");
+    warn!(event = "record_given_up", %task_id, "giving up recording the outcome; the task will be re-queued");
     None
 }
 
@@ -521,15 +536,19 @@ async fn upkeep(shared: Arc<Shared>, shutdown: CancellationToken) {
                 let _ = shared.store.drop_entry(&entry.entry_id).await;
                 continue;
             };
-            let why = "its dispatcher stopped answering";
+            let reason = "its dispatcher stopped answering";
             crate::metrics::task_requeued("reclaim");
             match shared
                 .store
-                .requeue(task, why, Some(&entry.entry_id), shared.cfg.retention)
+                .requeue(task, reason, Some(&entry.entry_id), shared.cfg.retention)
                 .await
             {
-                Ok(now) => info!(task_id = %task, %now, "reclaimed a task from a dead dispatcher"),
-                Err(e) => warn!(task_id = %task, error = %e, "cannot re-queue a reclaimed task"),
+                Ok(status) => {
+                    info!(event = "reclaimed", task_id = %task, reason, %status, "reclaimed a task from a dead dispatcher")
+                }
+                Err(e) => {
+                    warn!(event = "requeue_failed", task_id = %task, error = %e, "cannot re-queue a reclaimed task")
+                }
             }
         }
     }
@@ -545,7 +564,7 @@ where
     loop {
         match op().await {
             Ok(v) => return Some(v),
-            Err(e) => warn!(error = %e, "redis not ready; retrying"),
+            Err(e) => warn!(event = "redis_not_ready", error = %e, "redis not ready; retrying"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return None,

@@ -51,6 +51,7 @@ impl ExecutorArgs {
     pub fn sandbox_config(&self) -> SandboxConfig {
         let kind = self.sandbox.or_else(default_kind).unwrap_or_else(|| {
             warn!(
+                event = "sandbox_missing",
                 "bubblewrap (`bwrap`) is not installed: functions run WITHOUT a sandbox and can \
                  reach this machine's files and processes; install the package `bubblewrap`, \
                  or pass --sandbox none to say this is intended"
@@ -58,7 +59,10 @@ impl ExecutorArgs {
             SandboxKind::None
         });
         if kind == SandboxKind::None && self.sandbox == Some(SandboxKind::None) {
-            warn!("--sandbox none: functions run without a sandbox (insecure)");
+            warn!(
+                event = "sandbox_disabled",
+                "--sandbox none: functions run without a sandbox (insecure)"
+            );
         }
         SandboxConfig {
             kind,

@@ -121,6 +121,7 @@ impl Pool {
         let spawns = (0..size).map(|_| PyChild::spawn(&launcher));
         let spares = futures::future::try_join_all(spawns).await?;
         info!(
+            event = "pool_started",
             python = %launcher.describe(),
             sandbox = ?cfg.sandbox.kind,
             net = ?cfg.sandbox.net,
@@ -328,7 +329,9 @@ impl Pool {
                             }
                         }
                         // The next cold start spawns its own child and reports the error.
-                        Err(e) => warn!(error = %e, "cannot start a spare python child"),
+                        Err(e) => {
+                            warn!(event = "child_start_failed", error = %e, "cannot start a spare python child")
+                        }
                     }
                 }
                 pool.kill_later(extra);
@@ -354,7 +357,7 @@ impl Slot {
             Ok(c) => c,
             Err(e) => {
                 pool.state().busy -= 1;
-                warn!(error = %e, "cannot start a python child");
+                warn!(event = "child_start_failed", error = %e, "cannot start a python child");
                 let outcome = Outcome::platform_failure("ExecutorUnavailable", e.to_string());
                 return (outcome, Some(self));
             }
@@ -366,7 +369,7 @@ impl Slot {
             _ = running.cancelled.cancelled() => None,
         };
         let Some(ran) = ran else {
-            info!(task_id = %job.task_id, pid = child.pid(), "task cancelled; killing its process group");
+            info!(event = "task_cancelled", task_id = %job.task_id, pid = child.pid(), "task cancelled; killing its process group");
             pool.state().busy -= 1;
             child.kill(pool.inner.cfg.kill_grace).await;
             let outcome = Outcome::platform_failure("Cancelled", "cancelled by request");
@@ -390,7 +393,7 @@ impl Slot {
                 let pid = child.pid();
                 let outcome = match failure {
                     ChildFailure::Timeout => {
-                        warn!(task_id = %job.task_id, pid, "task timed out; killing its child");
+                        warn!(event = "task_timed_out", task_id = %job.task_id, pid, "task timed out; killing its child");
                         Outcome::platform_failure(
                             "Timeout",
                             format!(
@@ -400,7 +403,7 @@ impl Slot {
                         )
                     }
                     ChildFailure::Died(how) => {
-                        warn!(task_id = %job.task_id, pid, how, "python child died running a task");
+                        warn!(event = "child_died", task_id = %job.task_id, pid, how, "python child died running a task");
                         Outcome::platform_failure(
                             "WorkerCrashed",
                             format!("the Python process running the task died ({how})"),

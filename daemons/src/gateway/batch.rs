@@ -66,6 +66,9 @@ pub(super) fn at_index(i: usize, e: ApiError) -> ApiError {
         ApiError::TooLarge(m) => ApiError::TooLarge(at(m)),
         ApiError::MethodNotAllowed(m) => ApiError::MethodNotAllowed(at(m)),
         // Not answered by executions.
-        other @ (ApiError::Unavailable(_) | ApiError::Conflict { .. }) => other,
+        other @ (ApiError::Unavailable(_)
+        | ApiError::Conflict { .. }
+        | ApiError::Refused(_)
+        | ApiError::NoListener(_)) => other,
     }
 }

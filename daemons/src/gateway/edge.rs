@@ -67,6 +67,7 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     let at_cap = AtomicBool::new(false);
     info!(
+        event = "edge_limits",
         max_connections = cfg.max_connections,
         header_timeout_ms = cfg.header_timeout.as_millis() as u64,
         body_timeout_ms = cfg.body_timeout.as_millis() as u64,
@@ -78,6 +79,7 @@ pub async fn serve(
             Err(_) => {
                 if !at_cap.swap(true, Ordering::Relaxed) {
                     warn!(
+                        event = "connection_limit",
                         max_connections = cfg.max_connections,
                         "connection limit reached: new connections wait in the listen backlog until one closes (raise --max-connections)"
                     );
@@ -94,7 +96,7 @@ pub async fn serve(
                 Err(e) => {
                     // Per-connection errors (the peer reset before accept) need nothing; running
                     // out of descriptors passes when connections close.
-                    warn!(error = %e, "accept failed; retrying");
+                    warn!(event = "accept_failed", error = %e, "accept failed; retrying");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -102,7 +104,10 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
         };
         if at_cap.swap(false, Ordering::Relaxed) {
-            info!("below the connection limit again");
+            info!(
+                event = "connection_limit_cleared",
+                "below the connection limit again"
+            );
         }
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone().map_request(
@@ -120,6 +125,6 @@ pub async fn serve(
     // The drain is bounded: a long poll (`?wait=`) must not hold a stopping gateway for minutes.
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(grace) => warn!(?grace, "in-flight requests still running after the shutdown grace; closing them"),
+        () = tokio::time::sleep(grace) => warn!(event = "drain_grace_exceeded", ?grace, "in-flight requests still running after the shutdown grace; closing them"),
     }
 }

@@ -24,6 +24,12 @@ pub enum ApiError {
         message: String,
         status: faas_protocol::TaskStatus,
     },
+    /// 409 about something that is not a task (its body is a plain `{"error"}`).
+    #[error("{0}")]
+    Refused(String),
+    /// 503 that is not Redis trouble: nobody is there to act on the request.
+    #[error("{0}")]
+    NoListener(String),
     #[error("storage unavailable")]
     Unavailable(#[from] StoreError),
 }
@@ -39,7 +45,8 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::Refused(_) => StatusCode::CONFLICT,
+            Self::NoListener(_) => StatusCode::SERVICE_UNAVAILABLE,
             // Corrupt data is not Redis being away: retrying will not help.
             Self::Unavailable(e) if e.kind() == Trouble::Corrupt => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -65,7 +72,7 @@ impl IntoResponse for ApiError {
         }
         let error = match &self {
             Self::Unavailable(e) => {
-                tracing::warn!(error = %e, "request failed: redis trouble");
+                tracing::warn!(event = "redis_error", error = %e, "request failed: redis trouble");
                 unavailable_message(e.kind()).to_owned()
             }
             other => other.to_string(),

@@ -318,7 +318,7 @@ impl EventHub {
             };
             backoff.reset();
             enricher.conn = Some(conn);
-            info!(%channel, "subscribed to events for /events");
+            info!(event = "subscribed", subscriber = "events", %channel, "subscribed to events for /events");
             {
                 // Events before this point were not received: no earlier id can be resumed.
                 self.ring.lock().expect("events ring lock").gap();
@@ -358,7 +358,7 @@ impl EventHub {
             };
             drop(messages);
             if ended {
-                warn!(%channel, "event subscription for /events lost; resubscribing");
+                warn!(event = "subscription_lost", subscriber = "events", %channel, "event subscription for /events lost; resubscribing");
                 self.lost();
             } else {
                 debug!("no /events client for a while: unsubscribing");
@@ -472,6 +472,9 @@ impl Enricher {
                     None,
                     String::from_utf8_lossy(&raw).into_owned(),
                 ),
+                // `faas up`'s reports of daemons it restarted are for the console, which reads
+                // Redis itself; the API's stream keeps to tasks and workers.
+                Event::Daemon { .. } => {}
             }
         }
     }

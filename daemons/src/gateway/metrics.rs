@@ -85,7 +85,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
             );
         }
         Err(e) => {
-            tracing::warn!(error = %e, "metrics: cannot read cluster values from redis");
+            tracing::warn!(event = "metrics_redis_failed", error = %e, "metrics: cannot read cluster values from redis");
             m::render_value(
                 &mut body,
                 m::REDIS_UP,

@@ -198,7 +198,7 @@ pub async fn run(
         shutdown.clone(),
         move || functions.write().expect("cache lock").clear(),
     ));
-    info!(addr = %listener.local_addr()?, "gateway listening");
+    info!(event = "listening", addr = %listener.local_addr()?, "gateway listening");
     let grace = state.config.shutdown_grace;
     let edge = state.config.edge.clone();
     edge::serve(listener, app(state), &edge, shutdown.clone(), grace).await;

@@ -100,6 +100,7 @@ pub(super) fn api() -> OpenApiRouter<AppState> {
             task_api::delete_function
         ))
         .routes(routes!(workers::workers))
+        .routes(routes!(workers::drain_worker))
         .routes(routes!(events::events))
         .routes(routes!(handlers::healthz))
         .routes(routes!(metrics::metrics))
@@ -202,7 +203,7 @@ fn asset(file: &str) -> Response {
         Ok(None) => ApiError::NotFound(format!("no documentation asset {file:?}")).into_response(),
         Err(e) => {
             // Only the page's configuration is formatted at run time; it is ours and valid.
-            tracing::error!(error = %e, "cannot render the documentation page");
+            tracing::error!(event = "docs_render_failed", error = %e, "cannot render the documentation page");
             ApiError::NotFound(format!("documentation asset {file:?} is unavailable"))
                 .into_response()
         }
@@ -384,8 +385,8 @@ mod tests {
             );
         }
         assert!(doc["paths"]["/workers"]["get"].get("security").is_none());
-        // Every guarded operation documents its 401 and every error body is `{"error"}` (a 409
-        // `ConflictReply` adds the task's status to it).
+        // Every guarded operation documents its 401 and every error body is `{"error"}` (a
+        // task's 409 `ConflictReply` adds the task's status to it; a worker's 409 has none).
         for (method, path) in &ops {
             let op = &doc["paths"][path][method.as_str().to_lowercase()];
             if op.get("security").is_none() {
@@ -396,7 +397,7 @@ mod tests {
             }
             for (status, resp) in op["responses"].as_object().unwrap() {
                 if status.starts_with('4') || status.starts_with('5') {
-                    let schema = if status == "409" {
+                    let schema = if status == "409" && !path.starts_with("/workers/") {
                         "ConflictReply"
                     } else {
                         "ErrorReply"

@@ -76,7 +76,7 @@ pub async fn check(python: Option<&PathBuf>, source: &str) -> Result<(), ApiErro
         Ok(c) => c,
         Err(e) => {
             if !WARNED.swap(true, Ordering::Relaxed) {
-                warn!(python = %python.display(), error = %e, "cannot run Python: registrations are not syntax-checked");
+                warn!(event = "syntax_check_unavailable", python = %python.display(), error = %e, "cannot run Python: registrations are not syntax-checked");
             }
             return Ok(());
         }
@@ -97,7 +97,7 @@ pub async fn check(python: Option<&PathBuf>, source: &str) -> Result<(), ApiErro
             )))
         }
         Ok(Err(e)) => {
-            warn!(error = %e, "syntax check failed to run; registering unchecked");
+            warn!(event = "syntax_check_unavailable", error = %e, "syntax check failed to run; registering unchecked");
             return Ok(());
         }
         Ok(Ok(o)) => o,
@@ -106,7 +106,7 @@ pub async fn check(python: Option<&PathBuf>, source: &str) -> Result<(), ApiErro
     let Ok(verdict) = serde_json::from_str::<Verdict>(line.trim()) else {
         // Killed by its own limits (no output) is the source's doing; anything else is ours.
         if output.status.success() {
-            warn!(stdout = %line.trim(), "syntax check answered nonsense; registering unchecked");
+            warn!(event = "syntax_check_unavailable", stdout = %line.trim(), "syntax check answered nonsense; registering unchecked");
             return Ok(());
         }
         return Err(ApiError::bad(

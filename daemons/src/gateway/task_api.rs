@@ -239,7 +239,7 @@ pub async fn purge_queue(
         ));
     }
     let purged = st.store.purge_queued(st.config.retention).await?;
-    tracing::info!(purged, "queue purged");
+    tracing::info!(event = "queue_purged", purged, "queue purged");
     Ok(Json(PurgeReply { purged }))
 }
 
@@ -296,7 +296,7 @@ pub async fn delete_function(
         .await?
         .ok_or_else(|| unknown_function(id))?;
     st.functions.write().expect("cache lock").remove(&id);
-    tracing::info!(function_id = %id, cancelled, "function deleted");
+    tracing::info!(event = "function_deleted", function_id = %id, cancelled, "function deleted");
     Ok(Json(DeleteFunctionReply {
         function_id: id,
         cancelled,

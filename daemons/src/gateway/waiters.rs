@@ -191,7 +191,7 @@ pub async fn listen(
         };
         match subscribed {
             Ok(mut pubsub) => {
-                info!(%channel, "subscribed to task events");
+                info!(event = "subscribed", subscriber = "waiters", %channel, "subscribed to task events");
                 backoff.reset();
                 // Whatever happened while unsubscribed is unknown: let waiters re-read.
                 waiters.wake_all();
@@ -205,10 +205,12 @@ pub async fn listen(
                         },
                     }
                 }
-                warn!(%channel, "event subscription lost; resubscribing");
+                warn!(event = "subscription_lost", subscriber = "waiters", %channel, "event subscription lost; resubscribing");
                 waiters.wake_all();
             }
-            Err((true, e)) => warn!(error = %e, "cannot subscribe to task events"),
+            Err((true, e)) => {
+                warn!(event = "subscribe_failed", subscriber = "waiters", error = %e, "cannot subscribe to task events")
+            }
             Err((false, e)) => debug!(error = %e, "cannot connect for task events"),
         }
         tokio::select! {

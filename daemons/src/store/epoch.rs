@@ -66,7 +66,7 @@ pub async fn watch_epoch(store: Store, shutdown: CancellationToken, reset: impl 
         match store.epoch().await {
             Ok(now) if seen.as_deref() != Some(now.as_str()) => {
                 if seen.is_some() {
-                    warn!(epoch = %now, "redis epoch changed (its data was lost or replaced); caches emptied");
+                    warn!(event = "redis_epoch_changed", epoch = %now, "redis epoch changed (its data was lost or replaced); caches emptied");
                 }
                 reset();
                 seen = Some(now);

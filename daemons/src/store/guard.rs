@@ -81,6 +81,7 @@ impl Breaker {
             if probe || s.failures >= OPEN_AFTER {
                 if s.open_until.is_none() {
                     warn!(
+                        event = "redis_circuit_open",
                         failures = s.failures,
                         "redis circuit open: failing commands fast, probing every {COOL_DOWN:?}"
                     );
@@ -89,7 +90,10 @@ impl Breaker {
             }
         } else {
             if s.open_until.is_some() {
-                info!("redis circuit closed: redis answers again");
+                info!(
+                    event = "redis_circuit_closed",
+                    "redis circuit closed: redis answers again"
+                );
             }
             *s = State::default();
         }

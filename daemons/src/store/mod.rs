@@ -239,7 +239,7 @@ impl Store {
             match attempt {
                 Ok(conn) => break conn,
                 Err(e) => {
-                    warn!(error = %e, %url, "redis not reachable yet; retrying");
+                    warn!(event = "redis_unreachable", error = %e, %url, "redis not reachable yet; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(backoff.next_delay()) => {}
                         () = shutdown.cancelled() => return Ok(None),
@@ -627,6 +627,20 @@ impl Store {
         Ok(workers)
     }
 
+    /// One worker's registry entry; `None` when it is not registered.
+    pub async fn worker(&self, id: &str) -> Result<Option<WorkerInfo>> {
+        let mut c = self.conn.clone();
+        let raw: Option<String> = c.hget(self.keys.workers(), id).await?;
+        Ok(raw.and_then(|v| serde_json::from_str(&v).ok()))
+    }
+
+    /// Asks the dispatchers to drain worker `id` (`Keys::drains`). Returns how many
+    /// dispatchers heard it: 0 means none listens, and nobody will drain the worker.
+    pub async fn request_drain(&self, id: &str) -> Result<u64> {
+        let mut c = self.conn.clone();
+        Ok(c.publish(self.keys.drains(), id).await?)
+    }
+
     /// Writes a worker's registry entry and announces the change in one round trip.
     pub async fn put_worker(&self, w: &WorkerInfo, state: WorkerState) -> Result<()> {
         let event = Event::Worker {
@@ -639,7 +653,7 @@ impl Store {
         let mut pipe = redis::pipe();
         match state {
             WorkerState::Left | WorkerState::Lost => pipe.hdel(self.keys.workers(), &w.id),
-            WorkerState::Joined | WorkerState::Heartbeat => pipe.hset(
+            WorkerState::Joined | WorkerState::Heartbeat | WorkerState::Draining => pipe.hset(
                 self.keys.workers(),
                 &w.id,
                 serde_json::to_string(w).expect("worker info serialises"),

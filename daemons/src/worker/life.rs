@@ -104,11 +104,11 @@ pub(super) async fn run<T: Transport>(
     'life: loop {
         match t.join(&core, &shutdown).await {
             Join::Joined(dispatcher) => {
-                info!(joined = %dispatcher, heartbeat_ms = t.heartbeat().as_millis() as u64, "joined the dispatcher");
+                info!(event = "joined", %dispatcher, heartbeat_ms = t.heartbeat().as_millis() as u64, "joined the dispatcher");
                 backoff.reset();
             }
             Join::Refused(reason) => {
-                error!(%reason, "the dispatcher refused this worker");
+                error!(event = "refused", %reason, "the dispatcher refused this worker");
                 return Err(WorkerError::Refused(reason));
             }
             Join::Shutdown => return Ok(()),
@@ -127,7 +127,10 @@ pub(super) async fn run<T: Transport>(
             End::Shutdown => break,
             End::Rejoin => continue,
             End::Reconnect(reason) => {
-                warn!(reason, "connection to the dispatcher lost; reconnecting");
+                warn!(
+                    event = "connection_lost",
+                    reason, "connection to the dispatcher lost; reconnecting"
+                );
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
@@ -188,7 +191,10 @@ async fn drain<T: Transport>(core: &Arc<Core>, t: &mut T, outbox: &mut Outbox) {
     let mut reachable = true;
     let say = async |t: &mut T, msg: &ToDispatcher, reachable: &mut bool| {
         if *reachable && t.say(core, msg).await.is_err() {
-            warn!("the dispatcher does not answer; leaving without it");
+            warn!(
+                event = "leaving_unanswered",
+                "the dispatcher does not answer; leaving without it"
+            );
             *reachable = false;
         }
     };
@@ -197,7 +203,7 @@ async fn drain<T: Transport>(core: &Arc<Core>, t: &mut T, outbox: &mut Outbox) {
         worker: core.cfg.id.clone(),
     };
     say(t, &leaving, &mut reachable).await;
-    info!(running = core.busy(), "draining");
+    info!(event = "draining", running = core.busy(), "draining");
     let deadline = Instant::now() + core.cfg.drain_grace;
     let mut beat = tokio::time::interval(t.heartbeat());
     beat.reset();
@@ -225,7 +231,8 @@ async fn drain<T: Transport>(core: &Arc<Core>, t: &mut T, outbox: &mut Outbox) {
     let unfinished = core.unfinished();
     if !unfinished.is_empty() {
         warn!(
-            count = unfinished.len(),
+            event = "drain_grace_exceeded",
+            unfinished = unfinished.len(),
             "drain grace ran out; handing tasks back"
         );
     }

@@ -16,6 +16,10 @@
 //! logged as an error and retried with back-off, and no task is taken from it meanwhile. Each
 //! result carries the lease its task came with.
 //!
+//! A `drain` from the dispatcher (an operator drains this worker) takes the SIGTERM path: the
+//! same shutdown token is cancelled, so the worker says `leaving`, finishes its running tasks
+//! within `drain_grace` (handing back the rest), says `bye` and exits 0.
+//!
 //! A `cancel` from the dispatcher kills the task's process group in the pool (`Pool::cancel`);
 //! the task's result then says `Cancelled`. Each task runs in a `task` span (`task_id`,
 //! `attempt`, `worker`) and the link to the dispatcher in a `connection` span (`dispatcher`,
@@ -76,6 +80,8 @@ struct Core {
     running: Mutex<HashSet<TaskId>>,
     outbox: mpsc::UnboundedSender<ToDispatcher>,
     host: String,
+    /// The shutdown token of [`run`]: a `drain` from the dispatcher cancels it, as SIGTERM does.
+    leave: CancellationToken,
 }
 
 impl Core {
@@ -138,6 +144,7 @@ impl Core {
         self.running.lock().expect("running lock").insert(t.task_id);
         let span =
             info_span!("task", task_id = %t.task_id, attempt = t.lease, worker = %self.cfg.id);
+        debug!(parent: &span, event = "task_received", "task received");
         tokio::spawn(self.clone().execute(t, job, slot).instrument(span));
     }
 
@@ -177,9 +184,21 @@ impl Core {
             .expect("running lock")
             .contains(&task_id);
         if running && self.pool.cancel(task_id) {
-            info!(%task_id, "cancelling a running task");
+            info!(event = "cancelling", %task_id, "cancelling a running task");
         } else {
             debug!(%task_id, "a cancel for a task not running here; ignored");
+        }
+    }
+
+    /// A `drain` from the dispatcher: leave as on SIGTERM (finish the running tasks, `bye`).
+    fn drain(&self) {
+        if !self.leave.is_cancelled() {
+            info!(
+                event = "drain_requested",
+                running = self.busy(),
+                "the dispatcher asks this worker to drain and leave"
+            );
+            self.leave.cancel();
         }
     }
 
@@ -218,9 +237,11 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<(), W
         running: Mutex::default(),
         outbox,
         host,
+        leave: shutdown.clone(),
     });
-    // Every line about the link to the dispatcher says which dispatcher and which worker.
-    let span = info_span!("connection", dispatcher = %core.cfg.endpoint, worker = %core.cfg.id);
+    // Every line about the link to the dispatcher says where it is and which worker this is
+    // (`dispatcher` names a dispatcher, as in the registry; its address is `endpoint`).
+    let span = info_span!("connection", endpoint = %core.cfg.endpoint, worker = %core.cfg.id);
     let outbox = life::Outbox::new(results);
     let outcome = match core.cfg.mode {
         WorkerMode::Pull => {

@@ -7,7 +7,8 @@
 //! again (the "lazy pirate" pattern): the `zeromq` crate does not reconnect it by itself.
 //! Each new REQ socket does the channel handshake (with a key) before its first request.
 //! A REQ socket takes nothing unasked, so a `cancel` comes as the answer to a control request;
-//! the worker then beats again at once, to collect the next one.
+//! the worker then beats again at once, to collect the next one. A `drain` comes the same way,
+//! or as the answer to a poll.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,7 +98,7 @@ impl Transport for Pull {
             }
             Err(_) if shutdown.is_cancelled() => Join::Shutdown,
             Err(reason) => {
-                debug!(reason, "no answer to hello yet");
+                debug!(event = "hello_unanswered", reason, "no answer to hello yet");
                 Join::Retry {
                     key_mismatch: self.control.key_mismatch,
                 }
@@ -110,8 +111,15 @@ impl Transport for Pull {
         let never = CancellationToken::new();
         let timeout = self.heartbeat * 3;
         let mut answer = self.control.request(msg, timeout, &never).await;
-        while let Ok(ToWorker::Cancel { task_id }) = answer {
-            core.cancel(task_id);
+        loop {
+            match answer {
+                Ok(ToWorker::Cancel { task_id }) => core.cancel(task_id),
+                Ok(ToWorker::Drain) => {
+                    core.drain();
+                    break;
+                }
+                _ => break,
+            }
             answer = self
                 .control
                 .request(&core.heartbeat(), timeout, &never)
@@ -125,7 +133,10 @@ impl Transport for Pull {
             }
             Ok(_) => Ok(()),
             Err(reason) => {
-                warn!(reason, "dispatcher not answering; reconnecting");
+                warn!(
+                    event = "dispatcher_unanswered",
+                    reason, "dispatcher not answering; reconnecting"
+                );
                 Err(End::Reconnect(reason))
             }
         }
@@ -194,6 +205,8 @@ async fn work_loop(
             }
             Ok(ToWorker::NoWork) => continue,
             Ok(ToWorker::Refused { rejoin: true, .. }) => rejoin.notify_one(),
+            // Leaves as on SIGTERM; polling stops when the drain begins.
+            Ok(ToWorker::Drain) => core.drain(),
             Ok(other) => debug!(?other, "unexpected answer to a poll"),
             Err(reason) => debug!(reason, "poll failed"),
         }
@@ -290,7 +303,7 @@ impl Req {
             "unreadable answer"
         })?;
         wire::decode::<ToWorker>(&payload).map_err(|e| {
-            warn!(error = %e, "cannot read the dispatcher's answer");
+            warn!(event = "message_unreadable", error = %e, "cannot read the dispatcher's answer");
             "unreadable answer"
         })
     }

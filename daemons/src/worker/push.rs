@@ -1,5 +1,6 @@
 //! Push mode's transport: one DEALER socket; the dispatcher sends tasks (and cancels) while
-//! this worker has free slots, unasked, and acknowledges heartbeats, `leaving` and `bye`.
+//! this worker has free slots, unasked, and acknowledges heartbeats, `leaving` and `bye`; a
+//! `drain` comes unasked too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +24,17 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) fn handshake_failed(e: &ChannelError) -> bool {
     match e {
         ChannelError::Unanswered => {
-            debug!(error = %e, "dispatcher not answering the handshake yet")
+            debug!(event = "handshake_unanswered", error = %e, "dispatcher not answering the handshake yet")
         }
-        _ => error!(error = %e, "cannot join the dispatcher; retrying with back-off"),
+        ChannelError::Refused | ChannelError::Handshake => {
+            error!(event = "worker_key_differs", error = %e, "cannot join the dispatcher; retrying with back-off")
+        }
+        ChannelError::PlaintextPeer => {
+            error!(event = "dispatcher_without_key", error = %e, "cannot join the dispatcher; retrying with back-off")
+        }
+        _ => {
+            error!(event = "handshake_failed", error = %e, "cannot join the dispatcher; retrying with back-off")
+        }
     }
     matches!(
         e,
@@ -70,7 +79,10 @@ impl Push {
             r = tokio::time::timeout(Duration::from_secs(5), socket.connect(&core.cfg.endpoint)) => r,
         };
         if !matches!(connected, Ok(Ok(()))) {
-            debug!("dispatcher not reachable yet");
+            debug!(
+                event = "dispatcher_unreachable",
+                "dispatcher not reachable yet"
+            );
             return Err(false);
         }
         // With a key, the handshake comes before anything else is said.
@@ -111,7 +123,7 @@ impl Push {
         let payload = match conn.link.open(&frame) {
             Ok(p) => p,
             Err(e) => {
-                warn!(error = %e, "a frame from the dispatcher did not open; reconnecting");
+                warn!(event = "frame_unreadable", error = %e, "a frame from the dispatcher did not open; reconnecting");
                 self.conn = None;
                 return Ok(Some(End::Reconnect("unreadable frame")));
             }
@@ -119,10 +131,10 @@ impl Push {
         conn.last_heard = Instant::now();
         match wire::decode::<ToWorker>(&payload) {
             Ok(ToWorker::Task(t)) => {
-                debug!(task_id = %t.task_id, "task received");
                 core.start(t, None);
             }
             Ok(ToWorker::Cancel { task_id }) => core.cancel(task_id),
+            Ok(ToWorker::Drain) => core.drain(),
             Ok(ToWorker::Welcome { heartbeat_ms, .. }) => {
                 self.heartbeat = Duration::from_millis(heartbeat_ms.max(50));
             }
@@ -137,12 +149,14 @@ impl Push {
                 reason,
                 rejoin: false,
             }) => {
-                error!(%reason, "the dispatcher refused this worker");
+                error!(event = "refused", %reason, "the dispatcher refused this worker");
                 return Err(WorkerError::Refused(reason));
             }
             Ok(ToWorker::Ack) => conn.acks += 1,
             Ok(ToWorker::NoWork) => {}
-            Err(e) => error!(error = %e, "cannot read a message from the dispatcher"),
+            Err(e) => {
+                error!(event = "message_unreadable", error = %e, "cannot read a message from the dispatcher")
+            }
         }
         Ok(None)
     }

@@ -13,7 +13,12 @@ use crate::tui::app::{App, Tab};
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     // A question takes the whole line: it is the one thing the next key answers.
     if let Some(c) = &app.confirm {
-        let text = fmt::truncate(&format!(" {}", c.prompt), area.width as usize);
+        // Cut in the middle of what it names, never the "y/n" that says how to answer.
+        let width = area.width as usize;
+        let text = match c.prompt.strip_suffix(" y/n") {
+            Some(body) => format!(" {} y/n", fmt::truncate(body, width.saturating_sub(5))),
+            None => fmt::truncate(&format!(" {}", c.prompt), width),
+        };
         f.render_widget(
             Paragraph::new(Line::styled(
                 text,
@@ -24,6 +29,18 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             )),
             area,
         );
+        return;
+    }
+    if let Some(input) = &app.tasks_view.search_input {
+        let line = Line::from(vec![
+            Span::styled(" / ", fmt::title()),
+            Span::raw(format!("{input}█")),
+            Span::styled(
+                "  Enter search · Esc keep · id: fn: worker: error: narrow a term",
+                fmt::dim(),
+            ),
+        ]);
+        f.render_widget(Paragraph::new(line), area);
         return;
     }
     let spans: Vec<Span> = keys(app)
@@ -63,24 +80,41 @@ fn keys(app: &App) -> Vec<(&'static str, &'static str)> {
         return vec![("any key", "closes help")];
     }
     if app.tab == Tab::Tasks && app.tasks_view.detail.is_some() {
-        return vec![("↑↓", "scroll"), ("r", "reload"), ("Esc/q", "close")];
+        return vec![
+            ("↑↓", "scroll"),
+            ("r", "retry"),
+            ("x", "cancel"),
+            ("R", "reload"),
+            ("Esc/q", "close"),
+        ];
     }
     let mut keys = match app.tab {
         Tab::Tasks => vec![
             ("↑↓", "select"),
             ("Enter", "detail"),
             ("f", "filter"),
-            ("g", "newest"),
+            ("/", "search"),
+            ("r", "retry"),
+            ("x", "cancel"),
         ],
+        Tab::Functions if app.functions.view.is_some() => vec![("Esc/q", "close")],
         Tab::Functions => vec![
             ("↑↓", "select"),
+            ("Enter", "open"),
+            ("s", "sort"),
             ("n", "new"),
             ("i", "invoke"),
+            ("d", "delete"),
             ("r", "reload"),
         ],
         Tab::Events => vec![("↑↓", "scroll"), ("g", "newest")],
-        Tab::Overview | Tab::Workers => vec![],
+        Tab::Overview => vec![("P", "purge queue")],
+        Tab::Workers => vec![("↑↓", "select"), ("D", "drain")],
     };
-    keys.extend([("1-5/Tab", "screens"), ("?", "help"), ("q", "quit")]);
+    // A screen with many keys of its own leaves the screen keys to the help.
+    if keys.len() < 5 {
+        keys.push(("1-5/Tab", "screens"));
+    }
+    keys.extend([("?", "help"), ("q", "quit")]);
     keys
 }

@@ -11,7 +11,7 @@
 //! │  the selected tab: overview.rs | workers.rs | tasks.rs | functions.rs | events.rs │
 //! │                                                                               │
 //! │        overlays on top: detail.rs (a task) · forms.rs (register/invoke)       │
-//! │                         help.rs (keys)                                         │
+//! │                         functions.rs' view (a function) · help.rs (keys)      │
 //! ├───────────────────────────────────────────────────────────────────────────────┤
 //! │ keys of the current screen                               notice   footer.rs   │
 //! └───────────────────────────────────────────────────────────────────────────────┘
@@ -25,6 +25,7 @@ mod forms;
 mod functions;
 mod header;
 mod help;
+pub mod hit;
 mod overview;
 mod tasks;
 mod workers;
@@ -44,6 +45,8 @@ pub const MIN_HEIGHT: u16 = 15;
 
 pub fn render(app: &App, f: &mut Frame) {
     let area = f.area();
+    // The mouse is mapped back through this frame's layout (`hit`).
+    app.area.set(area);
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         too_small(app, f, area);
         return;
@@ -67,11 +70,16 @@ pub fn render(app: &App, f: &mut Frame) {
             detail::render(f, popup(body, 90, 90), d, app);
         }
     }
+    if app.tab == Tab::Functions {
+        if let Some(v) = &app.functions.view {
+            functions::render_view(f, popup(body, 90, 90), v, app);
+        }
+    }
     if let Some(form) = &app.functions.form {
         forms::render(f, body, form);
     }
     if app.help {
-        help::render(f, popup(body, 80, 100));
+        help::render(f, body);
     }
     footer::render(f, foot, app);
 }

@@ -1,31 +1,51 @@
-//! Tasks: the live list, newest first, optionally filtered by status; the highlighted row is the
-//! one Enter opens.
+//! Tasks: the history and the live tasks, newest first, filtered by status and search; the
+//! highlighted row is the one Enter opens. Only the rows in the box are built, so a long list
+//! costs nothing per frame; the box's bottom line says how far the history is read.
 
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::{Modifier, Style};
-use ratatui::text::Span;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use super::fmt;
 use crate::tui::app::App;
-use crate::tui::tasks::TASK_LIST_CAP;
+use crate::tui::tasks::Next;
+
+/// From this width the whole task id fits; below, its first 8 characters tell tasks apart.
+const FULL_ID_WIDTH: u16 = 140;
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
-    let filter = app.tasks_view.filter;
-    let rows: Vec<_> = app.tasks.iter(filter).collect();
-    let title = format!(
-        "Tasks, newest first · filter: {} · {} shown of the last {} seen",
-        filter.map_or("all", |s| s.as_str()),
-        rows.len(),
-        app.tasks.len().min(TASK_LIST_CAP),
-    );
-    let block = Block::bordered().title(title);
+    let view = &app.tasks_view;
+    let rows: Vec<_> = app.visible_tasks().collect();
+    let mut title = vec![Span::raw(format!(
+        "Tasks, newest first · filter: {}",
+        view.filter.map_or("all", |s| s.as_str()),
+    ))];
+    if !view.search.is_empty() {
+        title.push(Span::raw(format!(" · search: {}", view.search.text)));
+    }
+    title.push(Span::raw(format!(" · {} shown ", rows.len())));
+    let new = app.tasks.new_above();
+    if new > 0 {
+        title.push(Span::styled(
+            format!(" {new} new ↑ (g) "),
+            Style::default()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
+    let block = Block::bordered()
+        .title(Line::from(title))
+        .title_bottom(history_line(app).right_aligned());
     if rows.is_empty() {
-        let hint = if app.tasks.is_empty() {
-            "no task events yet: tasks appear here as they are submitted and run"
-        } else {
+        let hint = if !view.search.is_empty() {
+            "no task matches the search (Esc clears it, / edits it)"
+        } else if view.filter.is_some() {
             "no task with this status (f changes the filter)"
+        } else {
+            "no tasks yet: they appear here as they are submitted and run"
         };
         f.render_widget(
             Paragraph::new(Span::styled(hint, fmt::dim())).block(block),
@@ -33,31 +53,74 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
+    // Border and header take three lines.
+    let height = area.height.saturating_sub(3).max(1) as usize;
+    let selected = app.selected_task_index();
+    let offset = view
+        .offset
+        .get()
+        .min(selected)
+        .max((selected + 1).saturating_sub(height));
+    view.offset.set(offset);
+    let full_id = area.width >= FULL_ID_WIDTH;
     let now = app.now_ms;
-    let table_rows = rows.iter().map(|t| {
+    let table_rows = rows.iter().skip(offset).take(height).map(|t| {
+        let id = t.id.to_string();
         Row::new(vec![
-            Cell::from(t.id.to_string()),
+            Cell::from(if full_id { id } else { fmt::truncate(&id, 9) }),
             Cell::from(t.function.clone().unwrap_or_else(|| "…".into())),
             Cell::from(Span::styled(t.status.as_str(), fmt::status_style(t.status))),
             Cell::from(t.worker.clone().unwrap_or_default()),
             Cell::from(t.duration_ms(now).map(fmt::duration).unwrap_or_default()),
             Cell::from(t.attempts.map(|a| a.to_string()).unwrap_or_default()),
+            Cell::from(Span::styled(
+                t.error.clone().unwrap_or_default(),
+                Style::default().fg(Color::Red),
+            )),
         ])
     });
     let widths = [
-        Constraint::Length(36),
+        Constraint::Length(if full_id { 36 } else { 9 }),
         Constraint::Min(10),
         Constraint::Length(9),
         Constraint::Length(16),
         Constraint::Length(9),
         Constraint::Length(8),
+        Constraint::Min(10),
     ];
-    let header = Row::new(["ID", "FUNCTION", "STATUS", "WORKER", "DURATION", "ATTEMPTS"])
-        .style(fmt::title());
+    let header = Row::new([
+        "ID", "FUNCTION", "STATUS", "WORKER", "DURATION", "ATTEMPTS", "ERROR",
+    ])
+    .style(fmt::title());
     let table = Table::new(table_rows, widths)
         .header(header)
         .block(block)
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
-    let mut state = TableState::default().with_selected(Some(app.selected_task_index()));
+    let mut state = TableState::default().with_selected(Some(selected - offset));
     f.render_stateful_widget(table, area, &mut state);
+}
+
+/// How far the history is read, for the box's bottom line.
+fn history_line(app: &App) -> Line<'static> {
+    let h = &app.tasks.history;
+    let text = if let Some(e) = &h.error {
+        return Line::styled(
+            format!(" history: {} ", fmt::truncate(e, 60)),
+            Style::default().fg(Color::Red),
+        );
+    } else if h.in_flight {
+        "reading the history…".to_owned()
+    } else {
+        match &h.next {
+            Next::Start => "history not read yet (gateway down?)".to_owned(),
+            Next::Cursor(_) if !app.tasks_view.search.is_empty() => format!(
+                "searched the newest {} tasks · ↓ reads older",
+                fmt::count(h.scanned as u64)
+            ),
+            Next::Cursor(_) => "older ↓".to_owned(),
+            Next::End => "all history read".to_owned(),
+            Next::Dropped => "older rows dropped at the cap · g reads again".to_owned(),
+        }
+    };
+    Line::styled(format!(" {text} "), fmt::dim())
 }

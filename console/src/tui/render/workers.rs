@@ -1,10 +1,11 @@
 //! Workers: one row per worker with where it runs (host:pid, dispatcher), its load, the age of
-//! its last heartbeat and its health.
+//! its last heartbeat and its health (online, draining, late, lost); the selected row is the
+//! one `D` drains.
 
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::{Color, Style};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use super::fmt;
@@ -16,6 +17,8 @@ use crate::tui::workers::Health;
 const ID_MAX: usize = 36;
 const HOST_WIDTH: usize = 22;
 const DISPATCHER_WIDTH: usize = 20;
+/// Fits the longest state, `draining`.
+const STATE_WIDTH: usize = 8;
 /// Below this width the dispatcher column is left out, so that the others keep their room.
 const DISPATCHER_FROM: u16 = 100;
 
@@ -34,7 +37,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
     let dispatcher = area.width >= DISPATCHER_FROM;
     // MODE, HOST:PID, [DISPATCHER,] SLOTS, HEARTBEAT, STATE, DONE, and a space between columns.
-    let mut fixed = vec![6, HOST_WIDTH, 7, 11, 7, 9];
+    let mut fixed = vec![6, HOST_WIDTH, 7, 11, STATE_WIDTH, 9];
     if dispatcher {
         fixed.push(DISPATCHER_WIDTH);
     }
@@ -48,6 +51,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         let health = w.health(now);
         let colour = match health {
             Health::Online => Color::Green,
+            Health::Draining => Color::Cyan,
             Health::Late => Color::Yellow,
             Health::Lost => Color::Red,
         };
@@ -90,10 +94,18 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     widths.extend([
         Constraint::Length(7),
         Constraint::Length(11),
-        Constraint::Length(7),
+        Constraint::Length(STATE_WIDTH as u16),
         Constraint::Length(9),
     ]);
     titles.extend(["SLOTS", "HEARTBEAT", "STATE", "DONE"]);
     let header = Row::new(titles).style(fmt::title());
-    f.render_widget(Table::new(rows, widths).header(header).block(block), area);
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let selected = app
+        .workers_selected
+        .min(app.workers.len().saturating_sub(1));
+    let mut state = TableState::default().with_selected(Some(selected));
+    f.render_stateful_widget(table, area, &mut state);
 }

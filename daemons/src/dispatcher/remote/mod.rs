@@ -12,6 +12,14 @@
 //! `heartbeat`, `poll`, `leaving` or `bye` naming another worker is refused. Each task goes
 //! out with a lease (its attempt number); a result is recorded only under the lease it was sent
 //! with (`finish.lua`), so a late result of an earlier attempt is dropped and counted.
+//!
+//! Draining ([`Executor::drain`], an operator's request heard on `{p}:drains`): the worker gets
+//! no new task, its entry says `draining` (published as such), and it is sent `drain` (push: at
+//! once; pull: as the answer to its next poll or control request). It then leaves as on
+//! SIGTERM: `leaving`, its running tasks finish, `bye`, and its entry is deleted (`left`). A
+//! worker that says `leaving` by itself (SIGTERM) is announced `draining` the same way.
+//! Registry changes are written to Redis in the order they happen (one writer task), so a
+//! `draining` never lands after the `left` that follows it.
 
 mod registry;
 mod sessions;
@@ -74,6 +82,8 @@ struct Hub {
     sessions: Arc<Mutex<Sessions>>,
     /// Refused frames are logged at most once a second.
     refusals: Mutex<RateLimit>,
+    /// Registry changes for the writer task, which applies them in order.
+    announce: mpsc::UnboundedSender<(WorkerInfo, WorkerState)>,
 }
 
 /// A message for the sender task; `sent` learns whether the peer was still there.
@@ -101,9 +111,10 @@ impl RemoteExecutor {
     ) -> Result<Self, zeromq::ZmqError> {
         let mut socket = RouterSocket::new();
         let endpoint = socket.bind(&cfg.bind).await?;
-        info!(%endpoint, mode = ?cfg.mode, "waiting for workers");
+        info!(event = "waiting_for_workers", %endpoint, mode = %cfg.mode, "waiting for workers");
         let (send_half, recv_half) = socket.split();
         let (out, out_rx) = mpsc::unbounded_channel();
+        let (announce, announce_rx) = mpsc::unbounded_channel();
         let idle = (cfg.heartbeat * 12).max(Duration::from_secs(30));
         let sessions = Arc::new(Mutex::new(Sessions::new(cfg.key.clone(), idle)));
         let hub = Arc::new(Hub {
@@ -114,7 +125,9 @@ impl RemoteExecutor {
             out,
             sessions: sessions.clone(),
             refusals: Mutex::default(),
+            announce,
         });
+        tokio::spawn(announce_loop(hub.store.clone(), announce_rx));
         tokio::spawn(send_loop(send_half, sessions, out_rx));
         tokio::spawn(recv_loop(hub.clone(), recv_half, shutdown.clone()));
         tokio::spawn(upkeep(hub.clone(), shutdown));
@@ -171,6 +184,22 @@ impl Executor for RemoteExecutor {
             hub: self.hub.clone(),
             claim: Some(claim),
         })
+    }
+
+    fn drain(&self, worker: &str) -> bool {
+        let Some(drained) = self.hub.registry().drain(worker) else {
+            return false;
+        };
+        for poll in drained.polls {
+            self.hub.reply(poll, &ToWorker::Drain);
+        }
+        if let Some(route) = drained.send {
+            self.hub.reply(route, &ToWorker::Drain);
+        }
+        if drained.first {
+            self.hub.publish(drained.info, WorkerState::Draining);
+        }
+        true
     }
 
     fn cancel(&self, task: TaskId) -> bool {
@@ -288,7 +317,7 @@ impl Hub {
             .expect("refusals lock")
             .allow(Duration::from_secs(1));
         if let Some(held_back) = allowed {
-            warn!(reason, %detail, held_back, "worker channel: refused a peer's frame");
+            warn!(event = "peer_refused", reason, %detail, held_back, "worker channel: refused a peer's frame");
         }
     }
 
@@ -333,14 +362,10 @@ impl Hub {
         self.sessions.lock().expect("sessions lock")
     }
 
-    /// Announces a registry change in Redis without holding up the socket loop.
+    /// Announces a registry change in Redis without holding up the socket loop; changes are
+    /// written in the order they are announced.
     fn publish(&self, info: WorkerInfo, state: WorkerState) {
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.put_worker(&info, state).await {
-                debug!(worker = %info.id, error = %e, "cannot update the worker registry");
-            }
-        });
+        let _ = self.announce.send((info, state));
     }
 
     /// Handles one opened message from the session `joined` (who it joined as, if it did):
@@ -373,6 +398,7 @@ impl Hub {
                     tasks_done: 0,
                     joined_at: now_ms(),
                     last_heartbeat: now_ms(),
+                    draining: false,
                 };
                 self.on_hello(envelope, info)
             }
@@ -399,9 +425,11 @@ impl Hub {
             Err(e) => {
                 match &e {
                     FrameError::Version { .. } => {
-                        warn!(error = %e, "refusing a worker of another protocol version")
+                        warn!(event = "message_refused", reason = "version", error = %e, "refusing a worker of another protocol version")
                     }
-                    FrameError::Malformed(_) => warn!(error = %e, "refusing a malformed message"),
+                    FrameError::Malformed(_) => {
+                        warn!(event = "message_refused", reason = "malformed", error = %e, "refusing a malformed message")
+                    }
                 }
                 let refused = ToWorker::Refused {
                     reason: e.to_string(),
@@ -461,7 +489,7 @@ impl Hub {
                 "this dispatcher runs in {:?} mode; the worker is a {:?} worker",
                 self.cfg.mode, info.mode
             );
-            warn!(%worker, %reason, "refusing worker");
+            warn!(event = "worker_refused", %worker, %reason, "refusing worker");
             let refused = ToWorker::Refused {
                 reason,
                 rejoin: false,
@@ -478,7 +506,7 @@ impl Hub {
             (new, registry.online())
         };
         crate::metrics::workers_online(online);
-        info!(%worker, slots, new, "worker joined");
+        info!(event = "worker_joined", %worker, slots, new, "worker joined");
         if new {
             self.publish(info, WorkerState::Joined);
         }
@@ -494,6 +522,10 @@ impl Hub {
     fn on_poll(&self, envelope: Envelope, worker: &str) {
         let leaving = self.registry().is_leaving(worker);
         match leaving {
+            // A drained pull worker learns it here if its control socket has not told it yet.
+            Some(true) if self.registry().drain_asked(worker) => {
+                self.reply(envelope, &ToWorker::Drain)
+            }
             Some(true) => self.reply(envelope, &ToWorker::NoWork),
             Some(false) => {
                 self.registry().poll(worker, envelope, Instant::now());
@@ -546,11 +578,18 @@ impl Hub {
         }
     }
 
-    /// `leaving`: no new tasks for the worker; its held polls are answered `no_work`.
+    /// `leaving`: no new tasks for the worker; its held polls are answered `no_work`; it is
+    /// announced `draining` unless a drain already announced it.
     fn on_leaving(&self, envelope: Envelope, worker: &str) {
-        info!(%worker, "worker leaving: no new tasks for it");
-        for poll in self.registry().leaving(worker) {
-            self.reply(poll, &ToWorker::NoWork);
+        info!(event = "worker_leaving", %worker, "worker leaving: no new tasks for it");
+        let drained = self.registry().leaving(worker);
+        if let Some(drained) = drained {
+            for poll in drained.polls {
+                self.reply(poll, &ToWorker::NoWork);
+            }
+            if drained.first {
+                self.publish(drained.info, WorkerState::Draining);
+            }
         }
         self.reply(envelope, &ToWorker::Ack);
     }
@@ -559,7 +598,7 @@ impl Hub {
     fn on_bye(&self, envelope: Envelope, worker: &str, unfinished: usize) {
         let reason = format!("worker {worker} shut down before finishing it");
         if let Some(gone) = self.registry().remove(worker, &reason) {
-            info!(%worker, unfinished, "worker left");
+            info!(event = "worker_left", %worker, unfinished, "worker left");
             for poll in gone.polls {
                 self.reply(poll, &ToWorker::NoWork);
             }
@@ -568,11 +607,13 @@ impl Hub {
         self.reply(envelope, &ToWorker::Ack);
     }
 
-    /// The answer to a control request: `ack`, or a cancel waiting for this (pull) worker,
-    /// which stands in for it.
+    /// The answer to a control request: `ack`, or a cancel or a drain waiting for this (pull)
+    /// worker, which stands in for it.
     fn ack(&self, worker: &str) -> ToWorker {
-        match self.registry().take_cancel(worker) {
+        let mut registry = self.registry();
+        match registry.take_cancel(worker) {
             Some(task_id) => ToWorker::Cancel { task_id },
+            None if registry.take_drain(worker) => ToWorker::Drain,
             None => ToWorker::Ack,
         }
     }
@@ -614,13 +655,29 @@ impl Hub {
                 })
                 .await
             {
-                Ok((true, _)) => info!(task_id = %task, %worker, lease, "late result recorded"),
-                Ok((false, _)) => {
-                    info!(task_id = %task, %worker, lease, "late result dropped: the task no longer runs under that lease")
+                Ok((true, _)) => {
+                    info!(event = "late_result_recorded", task_id = %task, %worker, attempt = lease, "late result recorded")
                 }
-                Err(e) => warn!(task_id = %task, error = %e, "cannot record a late result"),
+                Ok((false, _)) => {
+                    info!(event = "late_result_dropped", task_id = %task, %worker, attempt = lease, "late result dropped: the task no longer runs under that lease")
+                }
+                Err(e) => {
+                    warn!(event = "record_failed", task_id = %task, %worker, attempt = lease, error = %e, "cannot record a late result")
+                }
             }
         });
+    }
+}
+
+/// Writes registry changes to Redis one after another, in the order they were announced.
+async fn announce_loop(
+    store: Store,
+    mut changes: mpsc::UnboundedReceiver<(WorkerInfo, WorkerState)>,
+) {
+    while let Some((info, state)) = changes.recv().await {
+        if let Err(e) = store.put_worker(&info, state).await {
+            debug!(event = "registry_update_failed", worker = %info.id, error = %e, "cannot update the worker registry");
+        }
     }
 }
 
@@ -686,7 +743,7 @@ async fn recv_loop(hub: Arc<Hub>, mut socket: zeromq::RouterRecvHalf, shutdown: 
                 hub.on_frame(frames, &payload);
             }
             Err(e) => {
-                warn!(error = %e, "worker socket receive failed");
+                warn!(event = "worker_socket_failed", error = %e, "worker socket receive failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -722,7 +779,7 @@ async fn upkeep(hub: Arc<Hub>, shutdown: CancellationToken) {
             );
             let running = hub.registry().running(&worker);
             if let Some(gone) = hub.registry().remove(&worker, &reason) {
-                warn!(%worker, running, "worker lost; re-queueing its tasks");
+                warn!(event = "worker_lost", %worker, running, "worker lost; re-queueing its tasks");
                 hub.publish(gone.info, WorkerState::Lost);
             }
         }

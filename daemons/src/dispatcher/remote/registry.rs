@@ -25,8 +25,12 @@ struct Remote {
     credit: u32,
     /// Pull: polls held until there is a task or the long-poll ends.
     polls: VecDeque<(Envelope, Instant)>,
-    /// Said `leaving`: gets no new tasks.
+    /// Said `leaving`, or an operator drains it: gets no new tasks.
     leaving: bool,
+    /// An operator drains it (`POST /workers/{id}/drain`): its polls are answered `drain`.
+    drain_asked: bool,
+    /// Pull: `drain` not yet given as the answer to a control request.
+    drain_unsent: bool,
     last_seen: Instant,
     /// Tasks sent and awaited, with the lease each was sent under.
     inflight: HashMap<TaskId, (u32, oneshot::Sender<RunResult>)>,
@@ -42,6 +46,17 @@ struct Remote {
 pub struct Gone {
     pub info: WorkerInfo,
     pub polls: Vec<Envelope>,
+}
+
+/// A worker that started draining: its entry (now saying so) and its held polls to answer.
+#[derive(Debug)]
+pub struct Drained {
+    pub info: WorkerInfo,
+    pub polls: Vec<Envelope>,
+    /// It was not draining before: announce it.
+    pub first: bool,
+    /// Push: where to send `drain` now. Pull: `None`, it is given with the next answer.
+    pub send: Option<Envelope>,
 }
 
 /// How a cancel reaches the worker that runs the task.
@@ -127,7 +142,12 @@ impl Registry {
                 w.credit = info.slots.saturating_sub(busy);
                 w.info.slots = info.slots;
                 w.last_seen = now;
-                w.leaving = false;
+                // A drained worker that reconnects is still draining.
+                w.leaving = w.drain_asked;
+                w.info.draining = w.drain_asked;
+                if w.leaving {
+                    w.credit = 0;
+                }
                 false
             }
             None => {
@@ -139,6 +159,8 @@ impl Registry {
                         route,
                         polls: VecDeque::new(),
                         leaving: false,
+                        drain_asked: false,
+                        drain_unsent: false,
                         last_seen: now,
                         inflight: HashMap::new(),
                         known: HashSet::new(),
@@ -279,6 +301,18 @@ impl Registry {
         }
     }
 
+    /// Whether an operator drains this worker.
+    pub fn drain_asked(&self, worker: &str) -> bool {
+        self.workers.get(worker).is_some_and(|w| w.drain_asked)
+    }
+
+    /// Whether a pull worker is still to be told `drain`; true once per drain.
+    pub fn take_drain(&mut self, worker: &str) -> bool {
+        self.workers
+            .get_mut(worker)
+            .is_some_and(|w| std::mem::take(&mut w.drain_unsent))
+    }
+
     /// The next cancel waiting for a pull worker, if any.
     pub fn take_cancel(&mut self, worker: &str) -> Option<TaskId> {
         self.workers.get_mut(worker)?.cancels.pop_front()
@@ -301,16 +335,34 @@ impl Registry {
         }
     }
 
-    /// Marks a worker as draining; returns its held polls to be answered `no_work`.
-    pub fn leaving(&mut self, worker: &str) -> Vec<Envelope> {
-        match self.workers.get_mut(worker) {
-            Some(w) => {
-                w.leaving = true;
-                w.credit = 0;
-                w.polls.drain(..).map(|(e, _)| e).collect()
-            }
-            None => Vec::new(),
+    /// The worker said `leaving` (its own SIGTERM, or the `drain` it was sent): no new tasks;
+    /// its held polls are to be answered `no_work`. `None` for an unknown worker.
+    pub fn leaving(&mut self, worker: &str) -> Option<Drained> {
+        let w = self.workers.get_mut(worker)?;
+        let first = !w.info.draining;
+        w.leaving = true;
+        w.info.draining = true;
+        w.credit = 0;
+        Some(Drained {
+            info: w.info.clone(),
+            polls: w.polls.drain(..).map(|(e, _)| e).collect(),
+            first,
+            send: None,
+        })
+    }
+
+    /// An operator drains the worker: no new tasks, as for `leaving`, and the worker is to be
+    /// told `drain` (push: now, at `send`; pull: with its next answer). `None` when the worker
+    /// is not joined here.
+    pub fn drain(&mut self, worker: &str) -> Option<Drained> {
+        let mut drained = self.leaving(worker)?;
+        let w = self.workers.get_mut(worker)?;
+        w.drain_asked = true;
+        match w.info.mode {
+            WorkerMode::Pull => w.drain_unsent = true,
+            _ => drained.send = Some(w.route.clone()),
         }
+        Some(drained)
     }
 
     /// Removes a worker; its tasks in flight are lost (the caller re-queues them).
@@ -378,6 +430,7 @@ mod tests {
             tasks_done: 0,
             joined_at: 0,
             last_heartbeat: 0,
+            draining: false,
         }
     }
 
@@ -502,6 +555,31 @@ mod tests {
         r.poll("p", env("poll2"), now);
         let c = r.claim();
         assert!(c.is_none(), "a leaving worker is given nothing");
+    }
+
+    #[test]
+    fn a_drained_worker_gets_no_task_and_is_told_once() {
+        let mut r = Registry::default();
+        let now = Instant::now();
+        r.hello(info("a", WorkerMode::Push, 2), env("a"), now);
+        r.hello(info("p", WorkerMode::Pull, 1), env("p"), now);
+        r.poll("p", env("poll"), now);
+        assert!(r.drain("nobody").is_none());
+        let a = r.drain("a").expect("joined");
+        assert!(a.first && a.info.draining);
+        assert_eq!(a.send, Some(env("a")), "push: told at once");
+        let p = r.drain("p").expect("joined");
+        assert_eq!(p.polls, vec![env("poll")], "its held poll is answered");
+        assert_eq!(p.send, None, "pull: told with its next answer");
+        assert!(r.claim().is_none(), "neither gets a task");
+        assert!(r.take_drain("p") && !r.take_drain("p"), "told once");
+        assert!(!r.take_drain("a"));
+        assert!(!r.drain("a").unwrap().first, "announced once");
+        assert!(!r.leaving("a").unwrap().first);
+        // A reconnect does not undo the drain.
+        r.hello(info("a", WorkerMode::Push, 2), env("a2"), now);
+        assert!(r.claim().is_none() && r.drain_asked("a"));
+        assert!(r.infos().iter().all(|i| i.draining));
     }
 
     #[test]

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# faas-console against $TASKS finished tasks (issue #13: opens in under 1 s, idle CPU under 1 %).
+#
+# Starts a private redis-server and faas-gateway (no dispatcher), fills Redis with $TASKS
+# COMPLETED task records and their listing indexes (the loader of task_list.sh), starts the
+# console in a private tmux server on the Tasks screen and times until the first page of the
+# history is on screen, then reads the console's CPU time (/proc) over 15 s idle on each of the
+# five screens, and its RSS. Everything it started is stopped on exit.
+#
+# Usage: demo/bench/console_open.sh   (build first: cargo build --workspace --bins)
+# Knobs (environment): TASKS (1000000) CHUNK (20000) BIN (target/debug) CONSOLE WAITFOR
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${BIN:-$ROOT/target/debug}
+TASKS=${TASKS:-1000000}
+CHUNK=${CHUNK:-20000}
+WORK=$(mktemp -d /tmp/faas-console-open.XXXXXX)
+PIDS=()
+SOCK="faas-console-open-$$"
+log() { printf '[console_open %s] %s\n' "$(date +%T)" "$*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cleanup() {
+  tmux -L "$SOCK" kill-server 2>/dev/null || true
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+RPORT=$(free_port)
+redis-server --port "$RPORT" --save "" --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.1; done
+GPORT=$(free_port)
+GW="http://127.0.0.1:$GPORT"
+"$BIN/faas-gateway" --listen "127.0.0.1:$GPORT" --redis "redis://127.0.0.1:$RPORT" >"$WORK/gateway.log" 2>&1 &
+PIDS+=($!)
+until curl -fs "$GW/healthz" >/dev/null; do sleep 0.1; done
+FID=$(curl -fs "$GW/register_function" -H 'content-type: application/json' \
+  -d '{"name":"noop","source":"def noop():\n    return None\n","entrypoint":"noop"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["function_id"])')
+LOADER='
+local fid, first, n, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+for i = first, first + n - 1 do
+  local id = string.format("%08x-0000-4000-8000-%012x", i, i)
+  local at = now - i
+  redis.call("HSET", "faas:task:" .. id, "function_id", fid, "function_name", "noop",
+    "format", "source", "args", "{\"args\":[],\"kwargs\":{}}", "status", "COMPLETED", "attempts", "1",
+    "max_attempts", "3", "timeout_ms", "", "created_at", at, "started_at", at + 1, "finished_at", at + 3,
+    "worker", "w-bench-1")
+  redis.call("ZADD", "faas:tasks", at, id)
+  redis.call("ZADD", "faas:tasks:status:COMPLETED", at, id)
+  redis.call("ZADD", "faas:tasks:fn:" .. fid, at, id)
+end
+return n'
+NOW=$(($(date +%s%N) / 1000000))
+log "loading $TASKS tasks"
+for ((first = 0; first < TASKS; first += CHUNK)); do
+  n=$((TASKS - first < CHUNK ? TASKS - first : CHUNK))
+  redis-cli -p "$RPORT" EVAL "$LOADER" 0 "$FID" "$first" "$n" "$NOW" >/dev/null
+done
+log "loaded: $(redis-cli -p "$RPORT" ZCARD faas:tasks) tasks"
+START=$(date +%s%N)
+tmux -L "$SOCK" new-session -d -x 120 -y 40 "${CONSOLE:-$BIN/faas-console} --redis redis://127.0.0.1:$RPORT --gateway $GW"
+tmux -L "$SOCK" send-keys 3
+# WAITFOR: the text that says the first page is drawn (a console without history: "Tasks, newest").
+for ((i = 0; ; i++)); do
+  tmux -L "$SOCK" capture-pane -p | grep -q "${WAITFOR:-noop}" && break
+  ((i < 3000)) || { log "nothing after 30 s:"; tmux -L "$SOCK" capture-pane -p; exit 1; }
+  sleep 0.01
+done
+END=$(date +%s%N)
+log "first page on screen after $(( (END - START) / 1000000 )) ms"
+tmux -L "$SOCK" capture-pane -p | head -8
+PANE=$(tmux -L "$SOCK" display-message -p '#{pane_pid}')
+CPID=$PANE
+if pgrep -P "$PANE" >/dev/null; then CPID=$(pgrep -P "$PANE"); fi
+comm=$(cat /proc/$CPID/comm); log "console pid $CPID ($comm)"
+TCK=$(getconf CLK_TCK)
+for tab in 1 2 3 4 5; do
+  tmux -L "$SOCK" send-keys $tab; sleep 1
+  t0=$(awk '{print $14+$15}' /proc/$CPID/stat); sleep 15; t1=$(awk '{print $14+$15}' /proc/$CPID/stat)
+  python3 -c "print(f'idle CPU over 15 s on screen $tab: {($t1-$t0)/$TCK/15*100:.2f} %')"
+done
+grep VmRSS /proc/$CPID/status
+# Scrolling: PageDown to the end of the first page; the next page (200) comes in the background.
+tmux -L "$SOCK" send-keys 3
+for _ in $(seq 10); do tmux -L "$SOCK" send-keys PageDown; done
+START=$(date +%s%N)
+for ((i = 0; ; i++)); do
+  tmux -L "$SOCK" capture-pane -p | grep -q "· 300 shown" && break
+  ((i < 3000)) || { log "no second page after 30 s:"; tmux -L "$SOCK" capture-pane -p; exit 1; }
+  sleep 0.01
+done
+log "second page listed $(( ($(date +%s%N) - START) / 1000000 )) ms after the last PageDown"
