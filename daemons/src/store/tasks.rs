@@ -274,12 +274,12 @@ impl Store {
             return Err(StoreError::corrupt("list.lua", "short reply"));
         }
         let next = if reply[0] == "q" {
-            reply[1]
-                .split_once('-')
-                .and_then(|(ms, seq)| Some(Cursor::Queue {
+            reply[1].split_once('-').and_then(|(ms, seq)| {
+                Some(Cursor::Queue {
                     ms: ms.parse().ok()?,
                     seq: seq.parse().ok()?,
-                }))
+                })
+            })
         } else {
             match (reply[0].parse::<f64>(), reply[1].parse::<TaskId>()) {
                 (Ok(at), Ok(task_id)) => Some(Cursor::Index {
