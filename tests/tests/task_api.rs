@@ -140,6 +140,10 @@ async fn listing_5000_tasks_with_filters_and_cursors_then_purge() {
         "/tasks?since=-1",
         "/tasks?cursor=garbage",
         "/tasks?cursor=12-not-a-task",
+        "/tasks?cursor=q12-x",
+        // A cursor of another listing: the queue's for the indexes, and the other way round.
+        "/tasks?cursor=q1733000000000-0",
+        "/tasks?status=QUEUED&cursor=1733000000000-6f1c1a52-3f43-4a7e-9b59-5d1c0f6a9a10",
     ] {
         assert_json_error(&stack.get_json(bad).await, StatusCode::BAD_REQUEST, bad);
     }
