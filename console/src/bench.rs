@@ -13,7 +13,11 @@
 //! `--cold-starts N` measures instead N first calls of freshly registered functions, one at a
 //! time with `--cold-pause-ms` between them (so a spare child is ready, as between the
 //! arrivals of new functions on a live platform); its latencies are those first calls.
+//!
+//! `--subscribers N` holds N `GET /events` streams open during the measured run and reports how
+//! far behind the events they were ([`events`]); `demo/bench/events_fanout.sh` uses it.
 
+mod events;
 mod report;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +33,7 @@ use tokio::task::JoinSet;
 
 use crate::client::GatewayClient;
 
+pub use events::EventsReport;
 pub use report::{BenchReport, Platform};
 
 const NOOP_SOURCE: &str = "def noop():\n    return None\n";
@@ -68,6 +73,10 @@ pub struct BenchArgs {
     /// With --cold-starts: the pause after each one.
     #[arg(long, value_name = "MS", default_value_t = 300)]
     pub cold_pause_ms: u64,
+    /// Hold N `GET /events` streams open during the measured run and report how far behind
+    /// the events they are (the lag of every event each receives).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub subscribers: Option<u64>,
     /// One JSON object instead of the table (set from the global `--json`).
     #[arg(skip)]
     pub json: bool,
@@ -142,15 +151,23 @@ pub async fn measure(args: &BenchArgs, client: &GatewayClient) -> anyhow::Result
     let platform = platform(client).await;
     let exec = execution(args.sleep_ms);
     let tasks = args.tasks as usize;
+    let subscribers = match args.subscribers {
+        Some(n) => Some(events::open(client, n).await?),
+        None => None,
+    };
     let cpu_before = process_cpu_time();
     let started = Instant::now();
     let samples = match args.batch {
         None => one_by_one(client, &exec, tasks, concurrency, timeout).await,
         Some(b) => batched(client, &exec, tasks, b as usize, concurrency, timeout).await,
     };
+    let cpu_after = process_cpu_time();
     let mut report = BenchReport::new(args, platform, started, &samples);
+    if let Some(s) = subscribers {
+        report.events = Some(s.finish(Duration::from_secs(10)).await);
+    }
     // The client shares the machine with the platform in most runs: what it costs matters.
-    if let (Some(a), Some(b)) = (cpu_before, process_cpu_time()) {
+    if let (Some(a), Some(b)) = (cpu_before, cpu_after) {
         report.client_cpu_cores = Some(b.saturating_sub(a).as_secs_f64() / report.wall_s.max(1e-9));
     }
     Ok(report)

@@ -59,6 +59,9 @@ pub struct BenchReport {
     /// `--cold-starts N`: the latencies are N first calls of new functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold_starts: Option<u64>,
+    /// `--subscribers N`: what the `GET /events` streams saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<super::EventsReport>,
 }
 
 impl BenchReport {
@@ -106,6 +109,7 @@ impl BenchReport {
             first_error: samples.iter().find_map(|s| s.error.clone()),
             functions: (args.functions > 1).then_some(args.functions),
             cold_starts: None,
+            events: None,
         }
     }
 
@@ -159,6 +163,22 @@ impl BenchReport {
         }
         if let Some(c) = self.client_cpu_cores {
             rows.push(("client cpu", format!("{c:.2} cores (this process)")));
+        }
+        if let Some(e) = &self.events {
+            rows.push((
+                "/events",
+                format!(
+                    "{} subscribers, {}–{} events each, {} cut off; lag p50 {:.0} ms · p99 {:.0} ms · max {:.0} ms (worst subscriber's p99 {:.0} ms)",
+                    e.subscribers,
+                    e.received_min,
+                    e.received_max,
+                    e.cut_off,
+                    e.lag_p50_ms,
+                    e.lag_p99_ms,
+                    e.lag_max_ms,
+                    e.worst_subscriber_p99_ms
+                ),
+            ));
         }
         if let Some(e) = &self.first_error {
             rows.push(("first error", e.clone()));
@@ -220,6 +240,7 @@ mod tests {
             cold_starts: None,
             cold_pause_ms: 0,
             task_timeout_ms: 1000,
+            subscribers: None,
             json: true,
         }
     }

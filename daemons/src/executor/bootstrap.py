@@ -20,6 +20,7 @@ import os
 import signal
 import struct
 import sys
+import time
 import traceback
 
 CONFIG = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
@@ -272,9 +273,13 @@ def kill_leftovers():
             os.kill(-1, signal.SIGKILL)
         except OSError:
             pass
-    for _ in range(100):
+    # SIGKILL cannot be refused, but a killed process is gone only once the kernel has run it
+    # to its exit and it is reaped: on a loaded machine that takes a while, so wait for it
+    # (bounded), rather than leave a zombie or a dying process for the next task to see.
+    deadline = time.monotonic() + 5
+    while True:
         pids = descendants()
-        if not pids:
+        if not pids or time.monotonic() > deadline:
             break
         for pid in pids:
             try:
@@ -282,6 +287,8 @@ def kill_leftovers():
             except OSError:
                 pass
         reap()
+        if descendants():
+            time.sleep(0.002)
     reap()
 
 
