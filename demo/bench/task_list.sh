@@ -56,8 +56,8 @@ for i = first, first + n - 1 do
     "format", "source", "args", "{\"args\":[],\"kwargs\":{}}", "status", st, "attempts", "0",
     "max_attempts", "3", "timeout_ms", "", "created_at", at)
   redis.call("ZADD", "faas:tasks", at, id)
-  -- Only the sparse statuses have an index (index_lib.lua): QUEUED here.
-  if st == "QUEUED" then redis.call("ZADD", "faas:tasks:status:QUEUED", at, id) end
+  -- A queued task is a queue entry (QUEUED has no index, see index_lib.lua).
+  if st == "QUEUED" then redis.call("XADD", "faas:queue", "*", "task", id) end
   redis.call("ZADD", "faas:tasks:fn:" .. fid, at, id)
 end
 return n'

@@ -53,10 +53,12 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
+use axum::http::header;
 use axum::http::HeaderMap;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use faas_protocol::event::Event;
 use faas_protocol::{FunctionId, TaskId};
 use futures::stream::{self, Stream, StreamExt};
@@ -113,6 +115,25 @@ struct Stored {
     task_id: Option<TaskId>,
     function_id: Option<FunctionId>,
     data: String,
+    /// The whole SSE message (`id:` and `data:` lines), framed once for every client: each
+    /// stream sends this buffer (a reference count, no copy), not a message of its own.
+    frame: Bytes,
+}
+
+/// The SSE message of event `id` with JSON `data` (one `data:` line per line of it, as SSE
+/// requires; event JSON has none but the first).
+fn frame(id: u64, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 32);
+    out.push_str("id: ");
+    out.push_str(&id.to_string());
+    out.push('\n');
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -245,6 +266,7 @@ impl EventHub {
             kind,
             task_id,
             function_id,
+            frame: frame(ring.next_id, &data),
             data,
         });
         ring.next_id += 1;
@@ -578,13 +600,21 @@ pub async fn events(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    match open(&st.events, query.as_deref(), &headers).await {
-        Ok(stream) => Sse::new(stream)
-            .keep_alive(
-                KeepAlive::new()
-                    .interval(st.events.config.heartbeat)
-                    .text("heartbeat"),
-            )
+    match open(
+        &st.events,
+        query.as_deref(),
+        &headers,
+        st.events.config.heartbeat,
+    )
+    .await
+    {
+        Ok(stream) => (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            Body::from_stream(stream),
+        )
             .into_response(),
         Err(e) => e.into_response(),
     }
@@ -605,7 +635,8 @@ async fn open(
     hub: &Arc<EventHub>,
     query: Option<&str>,
     headers: &HeaderMap,
-) -> Result<impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static, Response> {
+    heartbeat: Duration,
+) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static, Response> {
     let filter = Filter::parse(query).map_err(IntoResponse::into_response)?;
     let last = match headers.get("last-event-id") {
         None => None,
@@ -632,15 +663,20 @@ async fn open(
             "redis is unreachable: cannot subscribe to events; try again shortly",
         ));
     }
-    Ok(stream_of(rx, first, filter, permit).take_until(hub.closed.clone().cancelled_owned()))
+    Ok(stream_of(rx, first, filter, permit, heartbeat)
+        .take_until(hub.closed.clone().cancelled_owned()))
 }
+
+/// A comment line: SSE clients ignore it, proxies and clients see the stream is alive.
+const HEARTBEAT: &[u8] = b":heartbeat\n\n";
 
 fn stream_of(
     rx: broadcast::Receiver<Item>,
     first: Vec<Item>,
     filter: Filter,
     permit: OwnedSemaphorePermit,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
+    heartbeat: Duration,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     struct St {
         rx: broadcast::Receiver<Item>,
         first: std::vec::IntoIter<Item>,
@@ -653,13 +689,14 @@ fn stream_of(
         filter,
         _permit: permit,
     };
-    stream::unfold(st, |mut st| async move {
+    stream::unfold(st, move |mut st| async move {
         loop {
             let item = match st.first.next() {
                 Some(i) => i,
-                None => match st.rx.recv().await {
-                    Ok(i) => i,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                None => match tokio::time::timeout(heartbeat, st.rx.recv()).await {
+                    Err(_quiet) => return Some((Ok(Bytes::from_static(HEARTBEAT)), st)),
+                    Ok(Ok(i)) => i,
+                    Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
                         // Nothing is buffered for one client: it resumes with Last-Event-ID.
                         debug!(
                             missed = n,
@@ -667,19 +704,18 @@ fn stream_of(
                         );
                         return None;
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
                 },
             };
-            let sse = match item {
-                Item::Event(ev) if st.filter.wants(&ev) => {
-                    SseEvent::default().id(ev.id.to_string()).data(&ev.data)
-                }
+            let bytes = match item {
+                Item::Event(ev) if st.filter.wants(&ev) => ev.frame.clone(),
                 Item::Event(_) => continue,
-                Item::Reset(reason) => SseEvent::default()
-                    .event("reset")
-                    .data(serde_json::json!({ "reason": reason }).to_string()),
+                Item::Reset(reason) => Bytes::from(format!(
+                    "event: reset\ndata: {}\n\n",
+                    serde_json::json!({ "reason": reason })
+                )),
             };
-            return Some((Ok(sse), st));
+            return Some((Ok(bytes), st));
         }
     })
 }
@@ -694,6 +730,7 @@ mod tests {
             kind: Kind::Task,
             task_id: None,
             function_id: None,
+            frame: frame(id, &"x".repeat(size)),
             data: "x".repeat(size),
         })
     }
@@ -722,6 +759,12 @@ mod tests {
         ring.gap();
         assert!(ring.after(last).is_none());
         assert_eq!(ring.after(ring.next_id - 1).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn an_event_is_framed_once_as_an_sse_message() {
+        assert_eq!(&frame(7, r#"{"a":1}"#)[..], b"id: 7\ndata: {\"a\":1}\n\n");
+        assert_eq!(&frame(8, "x\ny")[..], b"id: 8\ndata: x\ndata: y\n\n");
     }
 
     #[test]
