@@ -17,6 +17,7 @@ faas_tests::per_mode!(
     a_cancelled_task_is_killed_and_its_slot_runs_the_next,
     the_gateways_cancel_route_kills_a_running_task,
     a_cancel_for_a_task_not_running_changes_nothing,
+    a_cancel_published_while_the_dispatcher_was_not_listening_still_kills,
 );
 
 const BOUND: Duration = Duration::from_secs(30);
@@ -165,4 +166,70 @@ async fn a_cancel_for_a_task_not_running_changes_nothing(mode: Mode) {
     assert_eq!(reply["result"], "finished", "{reply}");
     let record = stack.task(tid).await;
     assert_eq!(record["attempts"], 1, "it ran once: {record}");
+}
+
+/// The dispatcher's cancels subscription drops (its connection killed) and cannot be made
+/// again for a while (SUBSCRIBE denied by an ACL), and the task is cancelled meanwhile: nobody
+/// hears the id. Once the dispatcher subscribes again it reads the records of what it runs,
+/// finds the task ended, and kills it.
+async fn a_cancel_published_while_the_dispatcher_was_not_listening_still_kills(mode: Mode) {
+    let mut stack = stack(mode).await;
+    let pidfile = stack.dir().path().join("slow.pid");
+    let (tid, pid) = start_slow(&stack, &pidfile, 120).await;
+    let channel = Keys::default().cancels();
+    let subscribers = async |stack: &mut Stack| match stack
+        .redis()
+        .command(&["PUBSUB", "NUMSUB", &channel])
+        .await
+    {
+        Resp::Array(Some(a)) => match a.get(1) {
+            Some(Resp::Int(n)) => *n,
+            _ => 0,
+        },
+        _ => 0,
+    };
+    assert!(
+        wait_until(BOUND, async || subscribers(&mut stack).await > 0).await,
+        "no dispatcher subscribed to {channel}"
+    );
+    stack
+        .redis()
+        .command(&["ACL", "SETUSER", "default", "-subscribe"])
+        .await;
+    stack
+        .redis()
+        .command(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .await;
+    assert!(
+        wait_until(BOUND, async || subscribers(&mut stack).await == 0).await,
+        "the subscription was not dropped"
+    );
+
+    let (status, reply) = stack
+        .post_json(&format!("/tasks/{tid}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["was"], "RUNNING", "{reply}");
+    assert!(
+        !process_gone(pid),
+        "killed while nobody could hear the cancel"
+    );
+
+    stack
+        .redis()
+        .command(&["ACL", "SETUSER", "default", "+subscribe"])
+        .await;
+    assert!(
+        wait_until(BOUND, async || process_gone(pid)).await,
+        "the cancelled task's process {pid} still runs after the dispatcher subscribed again"
+    );
+    let record = stack.task(tid).await;
+    assert_eq!(record["error"]["type"], "Cancelled", "{record}");
+    let dispatcher = stack.dispatcher().expect("running");
+    assert!(
+        dispatcher.logged(|e| e.is("cancelling")
+            && e.field("task_id") == Some(tid.to_string().as_str())
+            && e.field("reason") == Some("ended while cancels were not heard")),
+        "the dispatcher did not find the cancel when it subscribed again"
+    );
 }

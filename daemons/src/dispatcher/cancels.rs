@@ -16,9 +16,11 @@
 //! published while nobody listened is lost; the gateway answers 503 when no dispatcher heard it.
 //!
 //! The subscription has a connection of its own (a subscribed connection takes no other
-//! command) and is made again, with back-off, whenever it drops (a Redis restart); a cancel
-//! published while it was down is not seen, and that task runs to its end. Nothing here
-//! blocks the dispatch loop: this is its own task, and [`Executor::cancel`] never waits.
+//! command) and is made again, with back-off, whenever it drops (a Redis restart, a killed
+//! connection). A cancel published while it was down is not heard, so each time it is made
+//! the dispatcher reads the records of the tasks it runs, and kills those that have already
+//! ended (the gateway records a cancel before it publishes it). Nothing here blocks the
+//! dispatch loop: this is its own task, and [`Executor::cancel`] never waits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +57,7 @@ pub(super) async fn listen<E: Executor>(
             Ok(mut pubsub) => {
                 info!(event = "subscribed", subscriber = "cancels", %channel, %drains, "listening for cancelled tasks and drained workers");
                 backoff.reset();
+                catch_up(&shared, &*executor).await;
                 let mut messages = pubsub.on_message();
                 loop {
                     tokio::select! {
@@ -75,6 +78,33 @@ pub(super) async fn listen<E: Executor>(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
+}
+
+/// Kills the tasks this dispatcher runs whose records have ended meanwhile: cancels published
+/// while the subscription was down (see the module docs).
+async fn catch_up<E: Executor>(shared: &Shared, executor: &E) {
+    let running: Vec<TaskId> = shared
+        .inflight
+        .lock()
+        .expect("lock")
+        .values()
+        .copied()
+        .collect();
+    if running.is_empty() {
+        return;
+    }
+    let statuses = match shared.store.task_statuses(&running).await {
+        Ok(s) => s,
+        Err(e) => {
+            debug!(error = %e, "cannot read the running tasks' records; cancels missed meanwhile wait for the next subscription");
+            return;
+        }
+    };
+    for (task_id, status) in running.into_iter().zip(statuses) {
+        if status.is_some_and(|s| s.is_terminal()) && executor.cancel(task_id) {
+            info!(event = "cancelling", %task_id, reason = "ended while cancels were not heard", "cancelling a running task");
         }
     }
 }

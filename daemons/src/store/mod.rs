@@ -434,6 +434,20 @@ impl Store {
         Ok(ids)
     }
 
+    /// The status of each task (`None`: no such record), in one round trip.
+    pub async fn task_statuses(&self, ids: &[TaskId]) -> Result<Vec<Option<TaskStatus>>> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hget(self.keys.task(*id), tf::STATUS);
+        }
+        let mut c = self.conn.clone();
+        let raw: Vec<Option<String>> = pipe.query_async(&mut c).await?;
+        Ok(raw
+            .into_iter()
+            .map(|s| s.and_then(|s| s.parse().ok()))
+            .collect())
+    }
+
     pub async fn task_brief(&self, id: TaskId) -> Result<Option<TaskBrief>> {
         let key = self.keys.task(id);
         let mut c = self.conn.clone();
