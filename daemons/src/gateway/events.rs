@@ -681,15 +681,34 @@ fn stream_of(
         rx: broadcast::Receiver<Item>,
         first: std::vec::IntoIter<Item>,
         filter: Filter,
+        /// The client fell behind after its last batch was taken: end after sending it.
+        cut: bool,
         _permit: OwnedSemaphorePermit,
+    }
+    impl St {
+        /// The SSE message of `item` for this client, if its filter wants it.
+        fn message(&self, item: Item) -> Option<Bytes> {
+            match item {
+                Item::Event(ev) if self.filter.wants(&ev) => Some(ev.frame.clone()),
+                Item::Event(_) => None,
+                Item::Reset(reason) => Some(Bytes::from(format!(
+                    "event: reset\ndata: {}\n\n",
+                    serde_json::json!({ "reason": reason })
+                ))),
+            }
+        }
     }
     let st = St {
         rx,
         first: first.into_iter(),
         filter,
+        cut: false,
         _permit: permit,
     };
     stream::unfold(st, move |mut st| async move {
+        if st.cut {
+            return None;
+        }
         loop {
             let item = match st.first.next() {
                 Some(i) => i,
@@ -697,27 +716,51 @@ fn stream_of(
                     Err(_quiet) => return Some((Ok(Bytes::from_static(HEARTBEAT)), st)),
                     Ok(Ok(i)) => i,
                     Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
-                        // Nothing is buffered for one client: it resumes with Last-Event-ID.
-                        debug!(
-                            missed = n,
-                            "an /events client fell behind; disconnecting it"
-                        );
+                        lagged(n);
                         return None;
                     }
                     Ok(Err(broadcast::error::RecvError::Closed)) => return None,
                 },
             };
-            let bytes = match item {
-                Item::Event(ev) if st.filter.wants(&ev) => ev.frame.clone(),
-                Item::Event(_) => continue,
-                Item::Reset(reason) => Bytes::from(format!(
-                    "event: reset\ndata: {}\n\n",
-                    serde_json::json!({ "reason": reason })
-                )),
+            let Some(first) = st.message(item) else {
+                continue;
             };
+            // Under load more events are already waiting: send them in the same write, as
+            // one chunk, rather than one socket write per event.
+            let mut batch: Option<bytes::BytesMut> = None;
+            while batch.as_ref().map_or(first.len(), |b| b.len()) < BATCH_BYTES {
+                let next = match st.rx.try_recv() {
+                    Ok(i) => i,
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        lagged(n);
+                        st.cut = true;
+                        break;
+                    }
+                    Err(broadcast::error::TryRecvError::Closed) => {
+                        st.cut = true;
+                        break;
+                    }
+                    Err(broadcast::error::TryRecvError::Empty) => break,
+                };
+                if let Some(more) = st.message(next) {
+                    batch
+                        .get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
+                        .extend_from_slice(&more);
+                }
+            }
+            let bytes = batch.map_or(first, bytes::BytesMut::freeze);
             return Some((Ok(bytes), st));
         }
     })
+}
+
+/// Most bytes of events sent as one chunk (see `stream_of`).
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// A client fell behind the broadcast channel: it is disconnected (nothing is buffered for
+/// one client) and resumes with Last-Event-ID.
+fn lagged(missed: u64) {
+    debug!(missed, "an /events client fell behind; disconnecting it");
 }
 
 #[cfg(test)]
