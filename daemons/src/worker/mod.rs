@@ -176,18 +176,38 @@ impl Core {
     }
 
     /// A cancel from the dispatcher: kills the task's process group if it runs here (its
-    /// result then reports `Cancelled`); a task not running here is ignored.
-    fn cancel(&self, task_id: TaskId) {
-        let running = self
-            .running
+    /// result then reports `Cancelled`); a task not running here is ignored. A task that has
+    /// arrived but is not yet registered with the pool (between its arrival and its slot) is
+    /// tried again every 20 ms, for as long as it runs here, up to 5 s.
+    fn cancel(self: &Arc<Self>, task_id: TaskId) {
+        if !self.runs(task_id) {
+            debug!(%task_id, "a cancel for a task not running here; ignored");
+            return;
+        }
+        if self.pool.cancel(task_id) {
+            info!(event = "cancelling", %task_id, "cancelling a running task");
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..250 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if !me.runs(task_id) {
+                    return;
+                }
+                if me.pool.cancel(task_id) {
+                    info!(event = "cancelling", %task_id, "cancelling a running task");
+                    return;
+                }
+            }
+        });
+    }
+
+    fn runs(&self, task_id: TaskId) -> bool {
+        self.running
             .lock()
             .expect("running lock")
-            .contains(&task_id);
-        if running && self.pool.cancel(task_id) {
-            info!(event = "cancelling", %task_id, "cancelling a running task");
-        } else {
-            debug!(%task_id, "a cancel for a task not running here; ignored");
-        }
+            .contains(&task_id)
     }
 
     /// A `drain` from the dispatcher: leave as on SIGTERM (finish the running tasks, `bye`).
