@@ -29,6 +29,11 @@ use super::msg::TaskInfo;
 
 /// How many tasks the list keeps; the oldest fall off the end.
 pub const TASK_LIST_CAP: usize = 10_000;
+/// Most task hashes read back per tick (five a second). Under thousands of tasks a second
+/// reading every one back cost the console more than the events themselves; the newest rows,
+/// the ones on screen, are still named, and the rest keep what their events said (status,
+/// worker, times; the function's name comes from the function list).
+pub const ENRICH_MAX: usize = 256;
 /// Size of the first page: enough for any screen, small enough to open at once.
 pub const FIRST_PAGE: usize = 100;
 /// Size of the later pages read while scrolling.
@@ -376,6 +381,13 @@ impl TaskList {
         true
     }
 
+    /// The function a task event named (a QUEUED one does), for rows never read back.
+    pub fn on_function(&mut self, id: TaskId, function_id: FunctionId) {
+        if let Some(row) = self.rows.get_mut(&id) {
+            row.function_id.get_or_insert(function_id);
+        }
+    }
+
     /// Applies a task event. Returns true when the task just became terminal.
     pub fn on_event(
         &mut self,
@@ -454,13 +466,16 @@ impl TaskList {
         }
     }
 
-    /// The ids to read since the last call (each once), for one batched read.
+    /// The ids to read since the last call (each once), for one batched read: the newest
+    /// [`ENRICH_MAX`] of those still listed.
     pub fn take_enrich(&mut self) -> Vec<TaskId> {
         self.to_enrich_set.clear();
-        std::mem::take(&mut self.to_enrich)
+        let mut ids: Vec<TaskId> = std::mem::take(&mut self.to_enrich)
             .into_iter()
             .filter(|id| self.rows.contains_key(id))
-            .collect()
+            .collect();
+        ids.drain(..ids.len().saturating_sub(ENRICH_MAX));
+        ids
     }
 
     /// Fills a row from its task hash. The hash wins for what only it knows; the status is

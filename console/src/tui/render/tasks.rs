@@ -10,7 +10,7 @@ use ratatui::Frame;
 
 use super::fmt;
 use crate::tui::app::App;
-use crate::tui::tasks::Next;
+use crate::tui::tasks::{Next, TaskRow};
 
 /// From this width the whole task id fits; below, its first 8 characters tell tasks apart.
 const FULL_ID_WIDTH: u16 = 140;
@@ -81,7 +81,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         fmt::fitted_row(
             vec![
                 Span::raw(t.id.to_string()),
-                Span::raw(t.function.clone().unwrap_or_else(|| "…".into())),
+                Span::raw(function_name(app, t)),
                 Span::styled(t.status.as_str(), fmt::status_style(t.status)),
                 Span::raw(t.worker.clone().unwrap_or_default()),
                 Span::raw(t.duration_ms(now).map(fmt::duration).unwrap_or_default()),
@@ -109,6 +109,19 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
     let mut state = TableState::default().with_selected(Some(selected - offset));
     f.render_stateful_widget(table, area, &mut state);
+}
+
+/// The row's function: as read back, else by its id from the function list (under a flood
+/// only the newest rows are read back), else `…` while unknown.
+fn function_name(app: &App, t: &TaskRow) -> String {
+    t.function
+        .clone()
+        .or_else(|| {
+            let id = t.function_id?;
+            let f = app.functions.list.iter().find(|f| f.function_id == id)?;
+            Some(f.name.clone())
+        })
+        .unwrap_or_else(|| "…".into())
 }
 
 /// How far the history is read, for the box's bottom line.
