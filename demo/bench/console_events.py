@@ -10,7 +10,7 @@ by the batch size: the values are what the console reads). No dependencies: it s
 a plain socket, pipelining the batches due in each 50 ms step, so it keeps its rate with
 little CPU of its own.
 
-Usage: console_events.py PORT RATE SECONDS   (tasks/s; prints one JSON line when done)
+Usage: console_events.py PORT RATE SECONDS FUNCTION_ID   (tasks/s; prints one JSON line when done)
 """
 
 import json
@@ -40,7 +40,6 @@ redis.call('HINCRBY', 'faas:stats', 'submitted', n)
 return redis.call('HINCRBY', 'faas:stats', 'completed', n)
 """
 
-FUNCTION_ID = "0b5c1a52-3f43-4a7e-9b59-5d1c0f6a9a11"
 STEP = 0.05  # seconds between sends
 MAX_BATCH = 500  # tasks per Lua call: 2,000 PUBLISHes, a few ms of Redis at most
 
@@ -87,6 +86,7 @@ class Conn:
 
 def main():
     port, rate, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+    function_id = sys.argv[4]
     c = Conn(port)
     sha = c.call("SCRIPT", "LOAD", SCRIPT).decode()
     sent = 0
@@ -101,7 +101,7 @@ def main():
         while due > 0:
             n = min(due, MAX_BATCH)
             now_ms = int(time.time() * 1000)
-            calls.append(command("EVALSHA", sha, 0, sent, n, now_ms, FUNCTION_ID))
+            calls.append(command("EVALSHA", sha, 0, sent, n, now_ms, function_id))
             sent += n
             due -= n
         if calls:

@@ -50,6 +50,10 @@ GW="http://127.0.0.1:$GPORT"
 "$BIN/faas-gateway" --listen "127.0.0.1:$GPORT" --redis "redis://127.0.0.1:$RPORT" >"$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
 until curl -fs "$GW/healthz" >/dev/null; do sleep 0.1; done
+# A registered function for the events to name, as on a real platform.
+FID=$(curl -fs "$GW/register_function" -H 'content-type: application/json' \
+  -d '{"name":"noop","source":"def noop():\n    return None\n","entrypoint":"noop"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["function_id"])')
 
 tmux -L "$SOCK" new-session -d -x "${SIZE%x*}" -y "${SIZE#*x}" \
   "$BIN/faas-console --redis redis://127.0.0.1:$RPORT --gateway $GW"
@@ -76,7 +80,7 @@ IDLE_PCT=$(pct "$t0" "$t1" "$IDLE")
 log "idle CPU over $IDLE s: $IDLE_PCT %"
 
 # Load.
-python3 "$ROOT/demo/bench/console_events.py" "$RPORT" "$RATE" "$LOAD" >"$WORK/publisher.json" &
+python3 "$ROOT/demo/bench/console_events.py" "$RPORT" "$RATE" "$LOAD" "$FID" >"$WORK/publisher.json" &
 PUB=$!
 PIDS+=($PUB)
 START=$(date +%s%N)
