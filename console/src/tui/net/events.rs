@@ -4,7 +4,8 @@
 //! and after a Redis restart the message stream simply ends: then it is made again.
 //!
 //! Under load this is the console's hot path (three events per task, every task of the
-//! platform): the events already arrived are forwarded together as one `Update::Events`, and
+//! platform): over plain TCP it is read by a RESP reader of our own (`resp`) rather than
+//! redis-rs, the events already arrived are forwarded together as one `Update::Events`, and
 //! task events are read flat (`parse`), not through serde's buffering of tagged enums.
 
 use std::time::Duration;
@@ -19,7 +20,7 @@ use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::Backoff;
+use super::{resp, Backoff};
 use crate::tui::msg::{Link, Update};
 use crate::tui::now_ms;
 
@@ -33,6 +34,45 @@ const FORWARD_BATCH: usize = 1024;
 pub async fn subscribe(client: redis::Client, channel: String, tx: mpsc::Sender<Update>) {
     let mut backoff = Backoff::new();
     loop {
+        // A plain-TCP Redis is read by the reader of our own (`resp`), the others by redis-rs.
+        let own = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            resp::Subscription::connect(&client, &channel),
+        )
+        .await;
+        let own = match own {
+            Ok(None) => None,
+            Ok(Some(Ok(sub))) => Some(Ok(sub)),
+            Ok(Some(Err(e))) => Some(Err(e.to_string())),
+            Err(_) => Some(Err(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+        };
+        if let Some(own) = own {
+            let error = match own {
+                Ok(mut sub) => {
+                    backoff.reset();
+                    let up = Link::Up { since_ms: now_ms() };
+                    if tx.send(Update::RedisEvents(up)).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        let mut batch = Vec::with_capacity(256);
+                        if let Err(e) = sub.messages(|p| batch.extend(parse(p))).await {
+                            break e.to_string();
+                        }
+                        if !batch.is_empty() && tx.send(Update::Events(batch)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => e,
+            };
+            let (link, delay) = backoff.fail(error);
+            if tx.send(Update::RedisEvents(link)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            continue;
+        }
         let connect = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
