@@ -164,27 +164,84 @@ impl Subscription {
         Ok(())
     }
 
-    /// Waits for at least one message, then calls `each` with the payload of every complete
-    /// message received so far.
+    /// Waits for at least one frame, then calls `each` with the payload of every complete
+    /// message received so far (frames already buffered, e.g. read together with the
+    /// subscription's confirmation, are taken before waiting for more).
     pub async fn messages(&mut self, mut each: impl FnMut(&[u8])) -> io::Result<()> {
-        self.fill().await?;
-        while let Some((f, len)) = frame(&self.buf[self.at..])? {
-            if let Frame::Array(items) = f {
-                if let [Frame::Bulk(Some(b"message")), _, Frame::Bulk(Some(payload))] =
-                    items.as_slice()
-                {
-                    each(payload);
+        loop {
+            let mut any = false;
+            while let Some((f, len)) = frame(&self.buf[self.at..])? {
+                any = true;
+                if let Frame::Array(items) = f {
+                    if let [Frame::Bulk(Some(b"message")), _, Frame::Bulk(Some(payload))] =
+                        items.as_slice()
+                    {
+                        each(payload);
+                    }
                 }
+                self.at += len;
             }
-            self.at += len;
+            if any {
+                return Ok(());
+            }
+            self.fill().await?;
         }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{frame, Frame};
+    use super::{frame, Frame, Subscription};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A fake Redis that checks the handshake and sends a message in the same write as the
+    /// confirmation, then nothing until it closes.
+    #[tokio::test]
+    async fn handshake_then_messages_even_those_read_with_the_confirmation() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (closed, close) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let auth = b"*3\r\n$4\r\nAUTH\r\n$2\r\nme\r\n$2\r\npw\r\n";
+            let sub = b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n";
+            while got.len() < auth.len() {
+                let mut b = [0u8; 256];
+                let n = s.read(&mut b).await.unwrap();
+                got.extend_from_slice(&b[..n]);
+            }
+            assert_eq!(&got[..], &auth[..]);
+            s.write_all(b"+OK\r\n").await.unwrap();
+            got.clear();
+            while got.len() < sub.len() {
+                let mut b = [0u8; 256];
+                let n = s.read(&mut b).await.unwrap();
+                got.extend_from_slice(&b[..n]);
+            }
+            assert_eq!(&got[..], &sub[..]);
+            s.write_all(
+                b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\none\r\n",
+            )
+            .await
+            .unwrap();
+            // Nothing more until the test has seen "one": it must not wait for more data.
+            let _ = close.await;
+        });
+        let client = redis::Client::open(format!("redis://me:pw@127.0.0.1:{port}")).unwrap();
+        let mut sub = Subscription::connect(&client, "ch").await.unwrap().unwrap();
+        let mut seen = Vec::new();
+        let wait = std::time::Duration::from_secs(5);
+        tokio::time::timeout(wait, sub.messages(|p| seen.push(p.to_vec())))
+            .await
+            .expect("the buffered message, without waiting for more data")
+            .unwrap();
+        assert_eq!(seen, vec![b"one".to_vec()]);
+        drop(closed);
+        server.await.unwrap();
+        // The server is gone: the subscription says so.
+        assert!(sub.messages(|_| {}).await.is_err());
+    }
 
     #[test]
     fn frames_are_read_in_place_and_incomplete_ones_wait() {
