@@ -597,3 +597,36 @@ fn the_search_prompt_and_a_search_applied() {
     });
     assert_snapshot!("search_applied", draw_at(&app, 80, 24).backend());
 }
+
+#[test]
+fn a_row_never_read_back_is_named_from_the_function_list() {
+    let mut app = App::new("redis://127.0.0.1:6379", "http://127.0.0.1:8000", T0);
+    let add = with_functions(&mut app);
+    app.apply(Update::Event(Event::Task {
+        task_id: id(1),
+        function_id: Some(add.function_id),
+        status: TaskStatus::Queued,
+        worker: None,
+        at: T0,
+        outcome: None,
+    }));
+    app.apply(Update::Event(Event::Task {
+        task_id: id(2),
+        function_id: None,
+        status: TaskStatus::Queued,
+        worker: None,
+        at: T0 + 1,
+        outcome: None,
+    }));
+    press(&mut app, "3");
+    let screen = format!("{:?}", draw_at(&app, 160, 45).backend());
+    let row = |n: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(n))
+            .unwrap_or_else(|| panic!("no row {n} in\n{screen}"))
+            .to_owned()
+    };
+    assert!(row("00000000-0000-4000-8000-000000000001").contains(" add "));
+    assert!(row("00000000-0000-4000-8000-000000000002").contains(" … "));
+}

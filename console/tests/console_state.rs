@@ -7,7 +7,9 @@ use faas_console::tui::functions::{Sort, STATS_EVERY_MS};
 use faas_console::tui::msg::{
     Acted, ActionFailed, Command, Link, Snapshot, Stats, TaskInfo, TaskQuery, Update,
 };
-use faas_console::tui::tasks::{Next, Search, FIRST_PAGE, NEXT_PAGE, SEARCH_PAGE, TASK_LIST_CAP};
+use faas_console::tui::tasks::{
+    Next, Search, ENRICH_MAX, FIRST_PAGE, NEXT_PAGE, SEARCH_PAGE, TASK_LIST_CAP,
+};
 use faas_console::tui::workers::{Health, LATE_AFTER_MS, LOST_AFTER_MS};
 use faas_protocol::api::{
     FunctionDetail, FunctionStats, Percentiles, ResultReply, TaskErrorBrief, TaskSummary,
@@ -142,6 +144,36 @@ fn the_task_list_is_bounded() {
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert_eq!(asked[0].cursor, None);
     assert_eq!(app.tasks.len(), 0, "started over");
+}
+
+#[test]
+fn under_a_flood_only_the_newest_rows_are_read_back_and_events_come_in_bursts() {
+    let mut app = app();
+    let function = FunctionId::new();
+    let ids: Vec<TaskId> = (0..1000).map(|_| TaskId::new()).collect();
+    // One update for a burst of events, as the subscription forwards them.
+    app.apply(Update::Events(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| Event::Task {
+                task_id: *id,
+                function_id: Some(function),
+                status: TaskStatus::Queued,
+                worker: None,
+                at: T0 + i as u64,
+                outcome: None,
+            })
+            .collect(),
+    ));
+    assert_eq!(app.tasks.len(), 1000);
+    app.tick(T0 + 200);
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::Enrich(ids[1000 - ENRICH_MAX..].to_vec())],
+        "the newest, in order"
+    );
+    // The rows not read back still know their function, by id.
+    assert_eq!(app.tasks.get(&ids[0]).unwrap().function_id, Some(function));
 }
 
 #[test]

@@ -318,6 +318,11 @@ impl App {
                 }
             }
             Update::Event(ev) => self.on_event(ev),
+            Update::Events(evs) => {
+                for ev in evs {
+                    self.on_event(ev);
+                }
+            }
             Update::Snapshot(s) => {
                 self.timeline.on_counters(s.stats.submitted, self.now_ms);
                 self.workers.on_registry(s.workers.clone());
@@ -506,11 +511,11 @@ impl App {
         match ev {
             Event::Task {
                 task_id,
+                function_id,
                 status,
                 worker,
                 at,
                 outcome,
-                ..
             } => {
                 if status == TaskStatus::Failed {
                     let error = outcome.as_ref().and_then(|o| o.error.as_ref());
@@ -522,6 +527,9 @@ impl App {
                     .and_then(|o| o.error.as_ref())
                     .map(|e| e.kind.as_str());
                 let finished = self.tasks.on_event(task_id, status, worker, at, error);
+                if let Some(fid) = function_id {
+                    self.tasks.on_function(task_id, fid);
+                }
                 if finished {
                     self.throughput
                         .record(self.now_ms, status == TaskStatus::Failed);

@@ -68,6 +68,9 @@ pub enum Update {
     RedisPoll(Link),
     Gateway(Link),
     Event(Event),
+    /// The events that arrived together: under a flood, one update (one wake-up of the UI)
+    /// per burst rather than per event.
+    Events(Vec<Event>),
     Snapshot(Snapshot),
     Tasks(Vec<(TaskId, TaskInfo)>),
     Functions(Vec<FunctionSummary>),

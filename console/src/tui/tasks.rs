@@ -21,6 +21,7 @@
 //!   a second the list costs one hash update per event and one pipelined read per tick.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use faas_protocol::api::TaskSummary;
 use faas_protocol::{FunctionId, TaskId, TaskStatus};
@@ -29,6 +30,11 @@ use super::msg::TaskInfo;
 
 /// How many tasks the list keeps; the oldest fall off the end.
 pub const TASK_LIST_CAP: usize = 10_000;
+/// Most task hashes read back per tick (five a second). Under thousands of tasks a second
+/// reading every one back cost the console more than the events themselves; the newest rows,
+/// the ones on screen, are still named, and the rest keep what their events said (status,
+/// worker, times; the function's name comes from the function list).
+pub const ENRICH_MAX: usize = 256;
 /// Size of the first page: enough for any screen, small enough to open at once.
 pub const FIRST_PAGE: usize = 100;
 /// Size of the later pages read while scrolling.
@@ -237,7 +243,7 @@ impl History {
 pub struct TaskList {
     /// Newest first.
     order: VecDeque<TaskId>,
-    rows: HashMap<TaskId, TaskRow>,
+    rows: HashMap<TaskId, TaskRow, IdHash>,
     /// Tasks that arrived while the view was held (a row selected), newest first; their rows
     /// are in `rows` so their events still apply.
     pending: VecDeque<TaskId>,
@@ -248,7 +254,7 @@ pub struct TaskList {
     pub history: History,
     /// Tasks whose hash should be read: new ones, and ones that just finished.
     to_enrich: Vec<TaskId>,
-    to_enrich_set: HashSet<TaskId>,
+    to_enrich_set: HashSet<TaskId, IdHash>,
 }
 
 impl TaskList {
@@ -376,6 +382,13 @@ impl TaskList {
         true
     }
 
+    /// The function a task event named (a QUEUED one does), for rows never read back.
+    pub fn on_function(&mut self, id: TaskId, function_id: FunctionId) {
+        if let Some(row) = self.rows.get_mut(&id) {
+            row.function_id.get_or_insert(function_id);
+        }
+    }
+
     /// Applies a task event. Returns true when the task just became terminal.
     pub fn on_event(
         &mut self,
@@ -454,13 +467,19 @@ impl TaskList {
         }
     }
 
-    /// The ids to read since the last call (each once), for one batched read.
+    /// The ids to read since the last call (each once), for one batched read: the newest
+    /// [`ENRICH_MAX`] of those still listed.
     pub fn take_enrich(&mut self) -> Vec<TaskId> {
         self.to_enrich_set.clear();
-        std::mem::take(&mut self.to_enrich)
+        // From the newest back, so that a flood costs ENRICH_MAX lookups, not one per task.
+        let mut ids: Vec<TaskId> = std::mem::take(&mut self.to_enrich)
             .into_iter()
+            .rev()
             .filter(|id| self.rows.contains_key(id))
-            .collect()
+            .take(ENRICH_MAX)
+            .collect();
+        ids.reverse();
+        ids
     }
 
     /// Fills a row from its task hash. The hash wins for what only it knows; the status is
@@ -489,5 +508,61 @@ impl TaskList {
         if info.worker.is_some() && row.worker.is_none() {
             row.worker = info.worker;
         }
+    }
+}
+
+/// Hashing for the maps keyed by task id, which every event looks up several times: SipHash
+/// (the default, made against chosen keys) was a visible share of the console's CPU under a
+/// flood of events, and task ids are the platform's own uuids. The bytes are folded with one
+/// multiply per word and mixed at the end (murmur3's finaliser), so ids that differ in any
+/// byte spread over the table.
+type IdHash = BuildHasherDefault<IdHasher>;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdHash;
+    use faas_protocol::TaskId;
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn ids_that_differ_in_one_byte_spread_over_the_low_bits() {
+        // Sequential ids (as a bench makes them) must not share buckets: the table indexes by
+        // the low bits of the hash.
+        let build = IdHash::default();
+        let buckets: HashSet<u64> = (0..4096u32)
+            .map(|i| {
+                let id: TaskId = format!("c0ffee00-0000-4000-8000-{i:012x}").parse().unwrap();
+                build.hash_one(id) & 0xfff
+            })
+            .collect();
+        assert!(
+            buckets.len() > 2000,
+            "{} of 4096 buckets used",
+            buckets.len()
+        );
     }
 }

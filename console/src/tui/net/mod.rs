@@ -7,6 +7,7 @@
 mod events;
 mod gateway;
 mod poll;
+mod resp;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@ use faas_protocol::model::TaskRecord;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::fmt;
@@ -20,7 +20,7 @@ pub fn render(f: &mut Frame, area: Rect, d: &Detail, app: &App) {
         )],
         Some(Ok(r)) => record_lines(r, app.now_ms),
     };
-    let block = Block::bordered().title(format!("Task {}", d.id));
+    let block = fmt::boxed(format!("Task {}", d.id), area);
     let inner = block.inner(area);
     let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
     // Scrolling stops with the last line at the bottom of the box, never in a blank pane.

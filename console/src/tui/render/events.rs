@@ -4,7 +4,7 @@
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::fmt;
@@ -12,11 +12,14 @@ use crate::tui::app::App;
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.timeline;
-    let block = Block::bordered().title(format!("Events, newest first ({})", t.len()));
+    let block = fmt::boxed(format!("Events, newest first ({})", t.len()), area);
     if t.is_empty() {
         f.render_widget(
             Paragraph::new(Span::styled(
-                "nothing yet: workers joining, leaving or lost, task failures, Redis and gateway outages show here",
+                fmt::fit(
+                    "nothing yet: workers joining, leaving or lost, task failures, Redis and gateway outages show here",
+                    fmt::inner_width(area),
+                ),
                 fmt::dim(),
             ))
             .block(block),
@@ -24,7 +27,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
-    let width = area.width.saturating_sub(2) as usize;
+    let width = fmt::inner_width(area);
     let lines: Vec<Line> = t
         .iter()
         .skip(app.timeline_scroll)
@@ -34,11 +37,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             // HH:MM:SS.mmm, the kind in a fixed column, then the text cut to the line.
             let time = fmt::clock(e.at);
             let head = format!("{} {:<8} ", time.trim_end_matches(" UTC"), e.kind.as_str());
-            let room = width.saturating_sub(head.chars().count());
-            Line::from(vec![
+            let line = Line::from(vec![
                 Span::styled(head, fmt::dim()),
-                Span::styled(fmt::truncate(&e.text, room), Style::default().fg(colour)),
-            ])
+                Span::styled(e.text.as_str(), Style::default().fg(colour)),
+            ]);
+            fmt::fit_line(line, width)
         })
         .collect();
     f.render_widget(Paragraph::new(lines).block(block), area);

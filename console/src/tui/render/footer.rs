@@ -16,8 +16,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         // Cut in the middle of what it names, never the "y/n" that says how to answer.
         let width = area.width as usize;
         let text = match c.prompt.strip_suffix(" y/n") {
-            Some(body) => format!(" {} y/n", fmt::truncate(body, width.saturating_sub(5))),
-            None => fmt::truncate(&format!(" {}", c.prompt), width),
+            Some(body) => format!(" {} y/n", fmt::fit(body, width.saturating_sub(5))),
+            None => fmt::fit(&format!(" {}", c.prompt), width).into_owned(),
         };
         f.render_widget(
             Paragraph::new(Line::styled(
@@ -40,19 +40,13 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 fmt::dim(),
             ),
         ]);
-        f.render_widget(Paragraph::new(line), area);
+        f.render_widget(
+            Paragraph::new(fmt::fit_line(line, area.width as usize)),
+            area,
+        );
         return;
     }
-    let spans: Vec<Span> = keys(app)
-        .iter()
-        .flat_map(|(k, what)| {
-            [
-                Span::styled(format!(" {k}"), fmt::title()),
-                Span::styled(format!(" {what} "), fmt::dim()),
-            ]
-        })
-        .collect();
-    let keys = Line::from(spans);
+    let keys = keys_line(keys(app), area.width as usize);
     // The keys keep their room; a notice gets the rest, cut if it must be.
     let [left, right] =
         Layout::horizontal([Constraint::Length(keys.width() as u16), Constraint::Min(0)])
@@ -60,12 +54,40 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(Paragraph::new(keys), left);
     if let Some(n) = &app.notice {
         let colour = if n.error { Color::Red } else { Color::Green };
-        let text = fmt::truncate(&n.text, right.width.saturating_sub(1) as usize);
+        let text = fmt::fit(&n.text, right.width.saturating_sub(1) as usize);
         f.render_widget(
             Paragraph::new(Line::styled(text, Style::default().fg(colour))).right_aligned(),
             right,
         );
     }
+}
+
+/// The keys as `key what` pairs in `width` columns. When they do not fit, the screen's own keys
+/// are dropped from the end, whole, and a `…` says so (help lists them all); `? help` and
+/// `q quit`, always last, stay.
+fn keys_line(keys: Vec<(&'static str, &'static str)>, width: usize) -> Line<'static> {
+    let (own, always) = keys.split_at(keys.len().saturating_sub(2));
+    let pair = |(k, what): &(&str, &str)| {
+        [
+            Span::styled(format!(" {k}"), fmt::title()),
+            Span::styled(format!(" {what} "), fmt::dim()),
+        ]
+    };
+    // The line with the first `n` of the screen's own keys.
+    let with = |n: usize| {
+        let mut spans: Vec<Span> = own[..n].iter().flat_map(pair).collect();
+        if n < own.len() {
+            spans.push(Span::styled(" …", fmt::dim()));
+        }
+        spans.extend(always.iter().flat_map(pair));
+        Line::from(spans)
+    };
+    let line = (0..=own.len())
+        .rev()
+        .map(with)
+        .find(|l| l.width() <= width)
+        .unwrap_or_else(|| with(0));
+    fmt::fit_line(line, width)
 }
 
 fn keys(app: &App) -> Vec<(&'static str, &'static str)> {

@@ -3,7 +3,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Clear, Paragraph};
+use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
 use super::fmt;
@@ -36,7 +36,7 @@ pub fn render(f: &mut Frame, body: Rect, form: &Form) {
         ),
     };
     f.render_widget(Clear, area);
-    let block = Block::bordered().title(title);
+    let block = fmt::boxed(title, area);
     let inner = block.inner(area);
     f.render_widget(block, area);
     render_fields(f, inner, fields, error, hint);
@@ -63,12 +63,18 @@ fn render_fields(f: &mut Frame, area: Rect, fields: &Fields, error: Option<&str>
     let n = fields.fields.len();
     if let Some(e) = error {
         f.render_widget(
-            Paragraph::new(Line::styled(e.to_owned(), Style::default().fg(Color::Red))),
+            Paragraph::new(Line::styled(
+                fmt::fit(e, area.width as usize).into_owned(),
+                Style::default().fg(Color::Red),
+            )),
             areas[n],
         );
     }
     f.render_widget(
-        Paragraph::new(Line::styled(hint.to_owned(), fmt::dim())),
+        Paragraph::new(Line::styled(
+            fmt::fit(hint, area.width as usize).into_owned(),
+            fmt::dim(),
+        )),
         areas[n + 1],
     );
 }

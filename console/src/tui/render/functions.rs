@@ -6,7 +6,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Paragraph, Table, TableState, Wrap};
 use ratatui::Frame;
 
 use faas_protocol::api::{Percentiles, TaskSummary};
@@ -19,7 +19,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let [list, invocation] =
         Layout::vertical([Constraint::Min(6), Constraint::Length(area.height / 3)]).areas(area);
     render_list(f, list, app);
-    let block = Block::bordered().title("Last invocation");
+    let block = fmt::boxed("Last invocation", invocation);
     let lines = match &app.functions.invocation {
         None => vec![Line::styled(
             "select a function and press i to invoke it; n registers a new one",
@@ -37,11 +37,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 
 fn render_list(f: &mut Frame, area: Rect, app: &App) {
     let fns = &app.functions;
-    let block = Block::bordered().title(format!(
-        "Functions ({}) · sorted by {} · s sorts, Enter opens",
-        fns.list.len(),
-        fns.sort.column()
-    ));
+    let block = fmt::boxed(
+        format!(
+            "Functions ({}) · sorted by {} · s sorts, Enter opens",
+            fns.list.len(),
+            fns.sort.column()
+        ),
+        area,
+    );
     if fns.list.is_empty() {
         let hint = if fns.loaded {
             "no functions registered: press n to register one"
@@ -49,11 +52,27 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
             "reading the function list from the gateway…"
         };
         f.render_widget(
-            Paragraph::new(Span::styled(hint, fmt::dim())).block(block),
+            Paragraph::new(Span::styled(
+                fmt::fit(hint, fmt::inner_width(area)),
+                fmt::dim(),
+            ))
+            .block(block),
             area,
         );
         return;
     }
+    // FAILED % and WAIT P50 have a column more than their label, for the sort marker.
+    let widths = [
+        Constraint::Min(10),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Min(14),
+        Constraint::Length(7),
+    ];
+    let cols = fmt::columns(area, &widths);
     let now = app.now_ms;
     let dash = || "—".to_owned();
     let rows = fns.list.iter().map(|func| {
@@ -73,38 +92,38 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
                 Some((at, kind)) => format!("{kind} {} ago", fmt::duration(now.saturating_sub(at))),
                 None => String::new(),
             };
-        Row::new(vec![
-            Cell::from(func.name.clone()),
-            Cell::from(st.map_or_else(dash, |s| fmt::count(s.invocations))),
-            Cell::from(Span::styled(
-                share.map_or_else(dash, |p| format!("{p:.1} %")),
-                share_style,
-            )),
-            Cell::from(pct(run, |p| p.p50)),
-            Cell::from(pct(run, |p| p.p99)),
-            Cell::from(pct(wait, |p| p.p50)),
-            Cell::from(Span::styled(last_failure, Style::default().fg(Color::Red))),
-            Cell::from(fmt::duration(now.saturating_sub(func.created_at))),
-        ])
+        fmt::fitted_row(
+            vec![
+                Span::raw(func.name.clone()),
+                Span::raw(st.map_or_else(dash, |s| fmt::count(s.invocations))),
+                Span::styled(
+                    share.map_or_else(dash, |p| format!("{p:.1} %")),
+                    share_style,
+                ),
+                Span::raw(pct(run, |p| p.p50)),
+                Span::raw(pct(run, |p| p.p99)),
+                Span::raw(pct(wait, |p| p.p50)),
+                Span::styled(last_failure, Style::default().fg(Color::Red)),
+                Span::raw(fmt::duration(now.saturating_sub(func.created_at))),
+            ],
+            &cols,
+        )
     });
-    let widths = [
-        Constraint::Min(10),
-        Constraint::Length(9),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Min(14),
-        Constraint::Length(7),
-    ];
-    // The sorted column is marked.
-    let header = Row::new(Sort::ALL_COLUMNS.map(|(c, sort)| {
-        if sort == Some(fns.sort) {
-            format!("{c}▼")
-        } else {
-            c.to_owned()
-        }
-    }))
+    // The sorted column is marked; in a squeezed column the label is cut, never the marker.
+    let header = fmt::fitted_row(
+        Sort::ALL_COLUMNS
+            .iter()
+            .zip(&cols)
+            .map(|((c, sort), &w)| {
+                Span::raw(if *sort == Some(fns.sort) {
+                    format!("{}▼", fmt::fit(c, w.saturating_sub(1)))
+                } else {
+                    (*c).to_owned()
+                })
+            })
+            .collect(),
+        &cols,
+    )
     .style(fmt::title());
     let table = Table::new(rows, widths)
         .header(header)
@@ -234,8 +253,7 @@ pub fn render_view(f: &mut Frame, area: Rect, v: &FunctionView, app: &App) {
         }
         Some(Ok(list)) => lines.extend(list.iter().map(failure_line)),
     }
-    let block = Block::bordered()
-        .title(format!("Function {name}"))
+    let block = fmt::boxed(format!("Function {name}"), area)
         .title_bottom(Line::styled(" Esc/q close ", fmt::dim()).right_aligned());
     f.render_widget(ratatui::widgets::Clear, area);
     f.render_widget(
@@ -259,7 +277,7 @@ fn failure_line(t: &TaskSummary) -> Line<'static> {
         ),
         Span::raw(format!("{} ", short(t.task_id))),
         Span::styled(
-            format!("{kind}: {}", fmt::truncate(message, 60)),
+            format!("{kind}: {}", fmt::fit(message, 60)),
             Style::default().fg(Color::Red),
         ),
         Span::styled(

@@ -6,6 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Tabs};
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
 use super::fmt;
 use crate::tui::app::{App, Tab};
@@ -67,14 +68,18 @@ fn link_line(f: &mut Frame, area: Rect, name: &str, link: &Link, url: &str, now_
     // The state, then host:port: on an 80-column terminal both fit in half a line, and which
     // Redis and which gateway (the ports) is what an operator of several stacks looks for. A
     // long error is what gets cut, with an ellipsis, so the address always shows.
+    // (An address too long for the half line is cut at its end, with an ellipsis too.)
     let address = format!(" {}", address(url));
-    let room = (area.width as usize).saturating_sub(name.chars().count() + address.chars().count());
+    let room = (area.width as usize).saturating_sub(name.width() + address.width());
     let line = Line::from(vec![
         Span::styled(name.to_owned(), fmt::title()),
-        Span::styled(fmt::truncate(&state, room), style),
+        Span::styled(fmt::fit(&state, room).into_owned(), style),
         Span::styled(address, fmt::dim()),
     ]);
-    f.render_widget(Paragraph::new(line), area);
+    f.render_widget(
+        Paragraph::new(fmt::fit_line(line, area.width as usize)),
+        area,
+    );
 }
 
 /// `redis://:secret@10.0.0.5:6379/0` → `10.0.0.5:6379`: the scheme, credentials and path say

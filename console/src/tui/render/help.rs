@@ -156,11 +156,19 @@ pub fn render(f: &mut Frame, body: Rect) {
         f.render_widget(Paragraph::new(lines(&KEYS[left..])), b);
         return;
     }
+    let width = block.inner(area).width as usize;
     if total > area.height.saturating_sub(2) as usize {
-        block = block.title_bottom(Line::styled(
-            " more below: a wider or taller terminal shows every key ",
-            fmt::dim(),
+        block = block.title_bottom(fmt::fit_line(
+            Line::styled(
+                " more below: a wider or taller terminal shows every key ",
+                fmt::dim(),
+            ),
+            width,
         ));
     }
-    f.render_widget(Paragraph::new(lines(KEYS)).block(block), area);
+    let lines = lines(KEYS)
+        .into_iter()
+        .map(|l| fmt::fit_line(l, width))
+        .collect::<Vec<_>>();
+    f.render_widget(Paragraph::new(lines).block(block), area);
 }

@@ -8,7 +8,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, LegendPosition, Paragraph};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragraph};
 use ratatui::Frame;
 
 use super::fmt;
@@ -44,7 +44,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         f.render_widget(
             Paragraph::new(vec![Line::default(), text])
                 .centered()
-                .block(Block::bordered().title(label)),
+                .block(fmt::boxed(label, *cell)),
             *cell,
         );
     }
@@ -72,8 +72,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     totals.push(Span::raw("   "));
     totals.extend(pair("requeued", shown(snap.map(|s| s.stats.requeued))));
     f.render_widget(
-        Paragraph::new(vec![Line::from(totals), Line::from(queue_line)])
-            .block(Block::bordered().title("Platform (totals)")),
+        Paragraph::new(fitted(
+            vec![Line::from(totals), Line::from(queue_line)],
+            platform,
+        ))
+        .block(fmt::boxed("Platform (totals)", platform)),
         platform,
     );
 
@@ -91,7 +94,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     ]);
     let slots = Line::from(pair("slots busy", format!("{busy} / {slots}")));
     f.render_widget(
-        Paragraph::new(vec![health, slots]).block(Block::bordered().title("Workers")),
+        Paragraph::new(fitted(vec![health, slots], workers)).block(fmt::boxed("Workers", workers)),
         workers,
     );
 
@@ -124,9 +127,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         )),
     ];
     f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title("Throughput")),
+        Paragraph::new(fitted(lines, numbers)).block(fmt::boxed("Throughput", numbers)),
         numbers,
     );
+}
+
+/// `lines` fitted to the inside of the bordered box `area`.
+fn fitted(lines: Vec<Line<'_>>, area: Rect) -> Vec<Line<'_>> {
+    let width = fmt::inner_width(area);
+    lines.into_iter().map(|l| fmt::fit_line(l, width)).collect()
 }
 
 /// Completed (green) and failed (red) per second over the window, with a y axis scaled to the
@@ -160,7 +169,10 @@ fn render_chart(f: &mut Frame, area: Rect, completed: &[u64], failed: &[u64], pe
     ];
     let start = -(WINDOW_SECS as f64 - 1.0);
     let chart = Chart::new(datasets)
-        .block(Block::bordered().title(format!("Finished per second, last {WINDOW_SECS} s")))
+        .block(fmt::boxed(
+            format!("Finished per second, last {WINDOW_SECS} s"),
+            area,
+        ))
         .x_axis(
             Axis::default()
                 .bounds([start, 0.0])

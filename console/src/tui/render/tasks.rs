@@ -5,12 +5,12 @@
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Paragraph, Table, TableState};
 use ratatui::Frame;
 
 use super::fmt;
 use crate::tui::app::App;
-use crate::tui::tasks::Next;
+use crate::tui::tasks::{Next, TaskRow};
 
 /// From this width the whole task id fits; below, its first 8 characters tell tasks apart.
 const FULL_ID_WIDTH: u16 = 140;
@@ -36,9 +36,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 .add_modifier(Modifier::BOLD),
         ));
     }
-    let block = Block::bordered()
-        .title(Line::from(title))
-        .title_bottom(history_line(app).right_aligned());
+    let block = fmt::boxed(title, area)
+        .title_bottom(fmt::fit_line(history_line(app), fmt::inner_width(area)).right_aligned());
     if rows.is_empty() {
         let hint = if !view.search.is_empty() {
             "no task matches the search (Esc clears it, / edits it)"
@@ -48,7 +47,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             "no tasks yet: they appear here as they are submitted and run"
         };
         f.render_widget(
-            Paragraph::new(Span::styled(hint, fmt::dim())).block(block),
+            Paragraph::new(Span::styled(
+                fmt::fit(hint, fmt::inner_width(area)),
+                fmt::dim(),
+            ))
+            .block(block),
             area,
         );
         return;
@@ -64,21 +67,6 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     view.offset.set(offset);
     let full_id = area.width >= FULL_ID_WIDTH;
     let now = app.now_ms;
-    let table_rows = rows.iter().skip(offset).take(height).map(|t| {
-        let id = t.id.to_string();
-        Row::new(vec![
-            Cell::from(if full_id { id } else { fmt::truncate(&id, 9) }),
-            Cell::from(t.function.clone().unwrap_or_else(|| "…".into())),
-            Cell::from(Span::styled(t.status.as_str(), fmt::status_style(t.status))),
-            Cell::from(t.worker.clone().unwrap_or_default()),
-            Cell::from(t.duration_ms(now).map(fmt::duration).unwrap_or_default()),
-            Cell::from(t.attempts.map(|a| a.to_string()).unwrap_or_default()),
-            Cell::from(Span::styled(
-                t.error.clone().unwrap_or_default(),
-                Style::default().fg(Color::Red),
-            )),
-        ])
-    });
     let widths = [
         Constraint::Length(if full_id { 36 } else { 9 }),
         Constraint::Min(10),
@@ -88,9 +76,32 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(8),
         Constraint::Min(10),
     ];
-    let header = Row::new([
-        "ID", "FUNCTION", "STATUS", "WORKER", "DURATION", "ATTEMPTS", "ERROR",
-    ])
+    let cols = fmt::columns(area, &widths);
+    let table_rows = rows.iter().skip(offset).take(height).map(|t| {
+        fmt::fitted_row(
+            vec![
+                Span::raw(t.id.to_string()),
+                Span::raw(function_name(app, t)),
+                Span::styled(t.status.as_str(), fmt::status_style(t.status)),
+                Span::raw(t.worker.clone().unwrap_or_default()),
+                Span::raw(t.duration_ms(now).map(fmt::duration).unwrap_or_default()),
+                Span::raw(t.attempts.map(|a| a.to_string()).unwrap_or_default()),
+                Span::styled(
+                    t.error.clone().unwrap_or_default(),
+                    Style::default().fg(Color::Red),
+                ),
+            ],
+            &cols,
+        )
+    });
+    let header = fmt::fitted_row(
+        [
+            "ID", "FUNCTION", "STATUS", "WORKER", "DURATION", "ATTEMPTS", "ERROR",
+        ]
+        .map(Span::raw)
+        .to_vec(),
+        &cols,
+    )
     .style(fmt::title());
     let table = Table::new(table_rows, widths)
         .header(header)
@@ -100,12 +111,25 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     f.render_stateful_widget(table, area, &mut state);
 }
 
+/// The row's function: as read back, else by its id from the function list (under a flood
+/// only the newest rows are read back), else `…` while unknown.
+fn function_name(app: &App, t: &TaskRow) -> String {
+    t.function
+        .clone()
+        .or_else(|| {
+            let id = t.function_id?;
+            let f = app.functions.list.iter().find(|f| f.function_id == id)?;
+            Some(f.name.clone())
+        })
+        .unwrap_or_else(|| "…".into())
+}
+
 /// How far the history is read, for the box's bottom line.
 fn history_line(app: &App) -> Line<'static> {
     let h = &app.tasks.history;
     let text = if let Some(e) = &h.error {
         return Line::styled(
-            format!(" history: {} ", fmt::truncate(e, 60)),
+            format!(" history: {} ", fmt::fit(e, 60)),
             Style::default().fg(Color::Red),
         );
     } else if h.in_flight {

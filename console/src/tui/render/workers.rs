@@ -5,7 +5,7 @@
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Paragraph, Table, TableState};
 use ratatui::Frame;
 
 use super::fmt;
@@ -23,11 +23,14 @@ const STATE_WIDTH: usize = 8;
 const DISPATCHER_FROM: u16 = 100;
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
-    let block = Block::bordered().title(format!("Workers ({})", app.workers.len()));
+    let block = fmt::boxed(format!("Workers ({})", app.workers.len()), area);
     if app.workers.is_empty() {
         f.render_widget(
             Paragraph::new(Span::styled(
-                "no workers registered (dispatchers list their workers in the registry)",
+                fmt::fit(
+                    "no workers registered (dispatchers list their workers in the registry)",
+                    fmt::inner_width(area),
+                ),
                 fmt::dim(),
             ))
             .block(block),
@@ -45,42 +48,6 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let id_width = (area.width as usize)
         .saturating_sub(2 + taken)
         .clamp(8, ID_MAX);
-    let now = app.now_ms;
-    let rows = app.workers.iter().map(|w| {
-        let i = &w.info;
-        let health = w.health(now);
-        let colour = match health {
-            Health::Online => Color::Green,
-            Health::Draining => Color::Cyan,
-            Health::Late => Color::Yellow,
-            Health::Lost => Color::Red,
-        };
-        let unknown = |s: String| if w.registered { s } else { "?".to_owned() };
-        let mut cells = vec![
-            Cell::from(fmt::truncate(&i.id, id_width)),
-            Cell::from(unknown(format!("{:?}", i.mode).to_lowercase())),
-            Cell::from(unknown(fmt::truncate(
-                &format!("{}:{}", i.host, i.pid),
-                HOST_WIDTH,
-            ))),
-        ];
-        if dispatcher {
-            cells.push(Cell::from(unknown(fmt::truncate(
-                &i.dispatcher,
-                DISPATCHER_WIDTH,
-            ))));
-        }
-        cells.extend([
-            Cell::from(format!("{}/{}", i.busy, i.slots)),
-            Cell::from(format!(
-                "{} ago",
-                fmt::duration(now.saturating_sub(i.last_heartbeat))
-            )),
-            Cell::from(Span::styled(health.as_str(), Style::default().fg(colour))),
-            Cell::from(fmt::count(i.tasks_done)),
-        ]);
-        Row::new(cells)
-    });
     let mut widths = vec![
         Constraint::Length(id_width as u16),
         Constraint::Length(6),
@@ -98,7 +65,39 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(9),
     ]);
     titles.extend(["SLOTS", "HEARTBEAT", "STATE", "DONE"]);
-    let header = Row::new(titles).style(fmt::title());
+    let cols = fmt::columns(area, &widths);
+    let now = app.now_ms;
+    let rows = app.workers.iter().map(|w| {
+        let i = &w.info;
+        let health = w.health(now);
+        let colour = match health {
+            Health::Online => Color::Green,
+            Health::Draining => Color::Cyan,
+            Health::Late => Color::Yellow,
+            Health::Lost => Color::Red,
+        };
+        let unknown = |s: String| Span::raw(if w.registered { s } else { "?".to_owned() });
+        let mut cells = vec![
+            Span::raw(i.id.clone()),
+            unknown(format!("{:?}", i.mode).to_lowercase()),
+            unknown(format!("{}:{}", i.host, i.pid)),
+        ];
+        if dispatcher {
+            cells.push(unknown(i.dispatcher.clone()));
+        }
+        cells.extend([
+            Span::raw(format!("{}/{}", i.busy, i.slots)),
+            Span::raw(format!(
+                "{} ago",
+                fmt::duration(now.saturating_sub(i.last_heartbeat))
+            )),
+            Span::styled(health.as_str(), Style::default().fg(colour)),
+            Span::raw(fmt::count(i.tasks_done)),
+        ]);
+        fmt::fitted_row(cells, &cols)
+    });
+    let header =
+        fmt::fitted_row(titles.into_iter().map(Span::raw).collect(), &cols).style(fmt::title());
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)
