@@ -19,41 +19,22 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$ROOT/target/release}
+NAME=console-events
+SOCK="faas-console-events-$$"
+. "$ROOT/demo/bench/stack.sh"
 RATE=${RATE:-8000}
 LOAD=${LOAD:-20}
 IDLE=${IDLE:-20}
 TAB=${TAB:-1}
 SIZE=${SIZE:-120x40}
-WORK=$(mktemp -d /tmp/faas-console-events.XXXXXX)
-PIDS=()
-SOCK="faas-console-events-$$"
-log() { printf '[console_events %s] %s\n' "$(date +%T)" "$*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cleanup() {
-  tmux -L "$SOCK" kill-server 2>/dev/null || true
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 for b in faas-gateway faas-console; do
   [[ -x $BIN/$b ]] || { log "no $BIN/$b: build it (see Usage) or set BIN"; exit 1; }
 done
 
-RPORT=$(free_port)
-redis-server --port "$RPORT" --save "" --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-REDIS_PID=$!
-until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.1; done
-GPORT=$(free_port)
-GW="http://127.0.0.1:$GPORT"
-"$BIN/faas-gateway" --listen "127.0.0.1:$GPORT" --redis "redis://127.0.0.1:$RPORT" >"$WORK/gateway.log" 2>&1 &
-PIDS+=($!)
-until curl -fs "$GW/healthz" >/dev/null; do sleep 0.1; done
+start_redis
+start_gateway
 # A registered function for the events to name, as on a real platform.
-FID=$(curl -fs "$GW/register_function" -H 'content-type: application/json' \
-  -d '{"name":"noop","source":"def noop():\n    return None\n","entrypoint":"noop"}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["function_id"])')
+register_noop
 
 tmux -L "$SOCK" new-session -d -x "${SIZE%x*}" -y "${SIZE#*x}" \
   "$BIN/faas-console --redis redis://127.0.0.1:$RPORT --gateway $GW"

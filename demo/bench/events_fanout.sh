@@ -14,30 +14,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$ROOT/target/release}
 PY=${FAAS_PYTHON:-$ROOT/.venv/bin/python}
 PROCS=${PROCS:-2}
-WORK=$(mktemp -d /tmp/faas-events-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  local i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${PIDS[i]}" 2>/dev/null || true
-    wait "${PIDS[i]}" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
-GW_PORT=$(free_port)
-"$BIN/faas-gateway" --listen "127.0.0.1:$GW_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" >"$WORK/gateway.log" 2>&1 &
-GW_PID=$!
-PIDS+=("$GW_PID")
-"$BIN/faas-dispatcher" -m local -w "$PROCS" --python "$PY" --redis "redis://127.0.0.1:$REDIS_PORT" >"$WORK/dispatcher.log" 2>&1 &
+NAME=events_fanout
+. "$ROOT/demo/bench/stack.sh"
+start_redis
+start_gateway
+"$BIN/faas-dispatcher" -m local -w "$PROCS" --python "$PY" --redis "redis://127.0.0.1:$RPORT" >"$WORK/dispatcher.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 200); do
-  slots=$(curl -sf "http://127.0.0.1:$GW_PORT/workers" 2>/dev/null |
+  slots=$(curl -sf "http://127.0.0.1:$GPORT/workers" 2>/dev/null |
     python3 -c 'import json,sys; print(sum(w["slots"] for w in json.load(sys.stdin)))' 2>/dev/null || echo 0)
   [[ $slots == "$PROCS" ]] && break
   sleep 0.1
@@ -55,7 +39,7 @@ echo "gateway RSS idle: $(($(rss) / 1024)) MiB"
 ) &
 SAMPLER=$!
 status=0
-"$BIN/faas" bench --gateway "http://127.0.0.1:$GW_PORT" "$@" || status=$?
+"$BIN/faas" bench --gateway "http://127.0.0.1:$GPORT" "$@" || status=$?
 kill "$SAMPLER" 2>/dev/null || true
 echo "gateway RSS peak: $(($(cat "$WORK/peak" 2>/dev/null || echo 0) / 1024)) MiB"
 exit "$status"

@@ -14,35 +14,17 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$ROOT/target/release}
+NAME=task_list
+. "$ROOT/demo/bench/stack.sh"
 TASKS=${TASKS:-1000000}
 CHUNK=${CHUNK:-20000}
 REQS=${REQS:-300}
-WORK=$(mktemp -d /tmp/faas-tasklist.XXXXXX)
-PIDS=()
 
-log() { printf '[task_list %s] %s\n' "$(date +%T)" "$*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cleanup() {
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
-RPORT=$(free_port)
-redis-server --port "$RPORT" --save "" --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.1; done
-GPORT=$(free_port)
-GW="http://127.0.0.1:$GPORT"
-"$BIN/faas-gateway" --listen "127.0.0.1:$GPORT" --redis "redis://127.0.0.1:$RPORT" \
-  >"$WORK/gateway.log" 2>&1 &
-PIDS+=($!)
-until curl -fs "$GW/healthz" >/dev/null; do sleep 0.1; done
+start_redis
+start_gateway
 
-FID=$(curl -fs "$GW/register_function" -H 'content-type: application/json' \
-  -d '{"name":"noop","source":"def noop():\n    return None\n","entrypoint":"noop"}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["function_id"])')
+register_noop
 
 # ARGV: function id, first index, count, now (ms). A quarter of the tasks are COMPLETED, the
 # rest QUEUED; ids are made-up UUIDs (distinct per index); created_at is 1 ms apart.
