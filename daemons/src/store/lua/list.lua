@@ -29,6 +29,22 @@ local function wanted(h)
     and (want_w == '' or h[4] == want_w)
 end
 
+-- A task's listed fields (FIELDS), read from its hash; h[1] is false when it is gone.
+local function read(id)
+  return redis.call('HMGET', prefix .. id, unpack(FIELDS))
+end
+
+-- Appends one task's row to the reply.
+local function add(out, id, h)
+  out[#out + 1] = id
+  for j = 1, 11 do out[#out + 1] = h[j] or '' end
+end
+
+-- How many entries the next read of a walk asks for.
+local function chunk(found, examined)
+  return math.min(math.max(limit - found, 16) * 2, max - examined)
+end
+
 -- The task id of a stream entry.
 local function entry_task(e)
   local fields = (e and e[2]) or {}
@@ -45,8 +61,7 @@ if ARGV[10] == 'queued' then
   -- walk only well past it, and is checked on each task.
   local stop = since and (since - 300000) or nil
   while found < limit and examined < max and not ended do
-    local page = redis.call('XREVRANGE', KEYS[1], start, '-', 'COUNT',
-      math.min(math.max(limit - found, 16) * 2, max - examined))
+    local page = redis.call('XREVRANGE', KEYS[1], start, '-', 'COUNT', chunk(found, examined))
     if #page == 0 then ended = true break end
     for _, e in ipairs(page) do
       if stop and (tonumber(string.match(e[1], '^(%d+)')) or 0) < stop then
@@ -58,10 +73,9 @@ if ARGV[10] == 'queued' then
       start = '(' .. e[1]
       local id = entry_task(e)
       if id then
-        local h = redis.call('HMGET', prefix .. id, unpack(FIELDS))
+        local h = read(id)
         if h[1] == 'QUEUED' and wanted(h) and (not since or (tonumber(h[7]) or 0) >= since) then
-          out[#out + 1] = id
-          for j = 1, 11 do out[#out + 1] = h[j] or '' end
+          add(out, id, h)
           found = found + 1
           if found == limit then break end
         end
@@ -82,7 +96,7 @@ if ARGV[10] == 'running' then
   for _, p in ipairs(pending) do
     local id = entry_task(redis.call('XRANGE', KEYS[1], p[1], p[1])[1])
     if id then
-      local h = redis.call('HMGET', prefix .. id, unpack(FIELDS))
+      local h = read(id)
       local at = tonumber(h[7]) or 0
       local after = not cs or at < cs or (at == cs and id < cm)
       if wanted(h) and after and (not since or at >= since) then
@@ -96,9 +110,7 @@ if ARGV[10] == 'running' then
   end)
   local out = {'', ''}
   for i = 1, math.min(limit, #rows) do
-    local r = rows[i]
-    out[#out + 1] = r[2]
-    for j = 1, 11 do out[#out + 1] = r[3][j] or '' end
+    add(out, rows[i][2], rows[i][3])
   end
   if #rows > limit then
     out[1], out[2] = tostring(rows[limit][1]), rows[limit][2]
@@ -125,8 +137,8 @@ end
 local out, found, examined, gone = {'', ''}, 0, 0, {}
 local last_s, last_m, ended = nil, nil, false
 while found < limit and examined < max do
-  local chunk = math.min(math.max(limit - found, 16) * 2, max - examined)
-  local page = redis.call('ZREVRANGE', base, start, start + chunk - 1, 'WITHSCORES')
+  local page = redis.call('ZREVRANGE', base, start, start + chunk(found, examined) - 1,
+    'WITHSCORES')
   if #page == 0 then ended = true break end
   start = start + #page / 2
   for i = 1, #page, 2 do
@@ -138,12 +150,11 @@ while found < limit and examined < max do
     else
       skip = false
       last_s, last_m = page[i + 1], m
-      local h = redis.call('HMGET', prefix .. m, unpack(FIELDS))
+      local h = read(m)
       if not h[1] then
         gone[#gone + 1] = m
       elseif wanted(h) then
-        out[#out + 1] = m
-        for j = 1, 11 do out[#out + 1] = h[j] or '' end
+        add(out, m, h)
         found = found + 1
         if found == limit then break end
       end
