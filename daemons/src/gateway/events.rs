@@ -39,9 +39,12 @@
 //! after a long disconnection.
 //!
 //! # Slow consumers
-//! Nothing is buffered per client. The broadcast channel holds the last `buffer` events for
-//! everyone (shared `Arc`s); a client that falls further behind (its socket does not drain) is
-//! disconnected the next time its stream is polled (`Lagged`), and may reconnect with
+//! Nothing is buffered per client. A stream that finds several events waiting when it is
+//! polled sends them as one chunk (up to 64 KiB), so a socket write carries many events under
+//! load instead of one each (`demo/bench/README.md`, "`/events` fan-out", has the figures).
+//! The broadcast channel holds the last `buffer` events for everyone (shared `Arc`s); a client
+//! that falls further behind (its socket does not drain) is disconnected the next time its
+//! stream is polled (`Lagged`), and may reconnect with
 //! `Last-Event-ID` to resume from the backlog. The backlog is bounded by a count and by bytes
 //! (terminal events carry outcomes of up to 16 KiB). A client whose socket never drains costs
 //! its socket buffers and a position in the shared channel, nothing more. At most
