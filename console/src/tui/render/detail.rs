@@ -66,9 +66,17 @@ fn record_lines(r: &TaskRecord, now: u64) -> Vec<Line<'static>> {
         kv(
             "attempts",
             format!(
-                "{} of {}{}",
-                r.attempts,
-                r.max_attempts,
+                "{}{}",
+                // Only a lost worker re-runs a task: an ended one will not run again, whatever
+                // its limit (a FAILED "1 of 3" read as if retries were coming).
+                if r.status.is_terminal() {
+                    r.attempts.to_string()
+                } else {
+                    format!(
+                        "{} (at most {} if workers are lost)",
+                        r.attempts, r.max_attempts
+                    )
+                },
                 r.timeout_ms
                     .map(|t| format!(" · timeout {}", fmt::duration(t)))
                     .unwrap_or_default()
