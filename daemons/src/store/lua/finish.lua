@@ -48,7 +48,9 @@ if st and st ~= 'COMPLETED' and st ~= 'FAILED' and not fenced then
   -- it started; only an outcome from another worker (none is, with a lease) adds it there.
   local root = root_of(KEYS[1])
   local created = tonumber(h[4]) or 0
-  idx_move(root, ARGV[1], st, ARGV[2], created)
+  if ARGV[2] == 'FAILED' then
+    idx_failed(root, ARGV[1], created)
+  end
   if h[3] ~= ARGV[6] then
     idx_worker(root, ARGV[1], ARGV[6], created)
   end

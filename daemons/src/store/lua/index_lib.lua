@@ -34,18 +34,10 @@ local function root_of(task_key)
   return (string.sub(task_key, 1, #task_key - 41))
 end
 
--- The indexed statuses (see the top of this file).
-local INDEXED = {FAILED = true}
-
--- Moves a task from status `old` (nil: none) to `new` in the status indexes.
-local function idx_move(root, id, old, new, created)
-  if old == new then return end
-  if old and INDEXED[old] then
-    redis.call('ZREM', root .. 'tasks:status:' .. old, id)
-  end
-  if INDEXED[new] then
-    redis.call('ZADD', root .. 'tasks:status:' .. new, created, id)
-  end
+-- A task ended FAILED: the one status with an index (see the top of this file). Nothing
+-- leaves it but by expiry, since FAILED is final.
+local function idx_failed(root, id, created)
+  redis.call('ZADD', root .. 'tasks:status:FAILED', created, id)
 end
 
 local function idx_worker(root, id, worker, created)
@@ -138,7 +130,7 @@ local function cancel_task(root, id, now, retention, kind, message)
   local created = tonumber(h[2]) or 0
   local worker = h[4] or ''
   if st == 'QUEUED' then worker = '' end
-  idx_move(root, id, st, 'FAILED', created)
+  idx_failed(root, id, created)
   if h[3] and h[3] ~= '' and redis.call('EXISTS', root .. 'fn:' .. h[3]) == 1 then
     redis.call('HINCRBY', root .. 'fnstats:' .. h[3], 'cancelled', 1)
   end

@@ -34,7 +34,7 @@ if attempts >= max then
   local root = root_of(KEYS[1])
   local r = redis.call('HMGET', KEYS[1], 'created_at', 'function_id', 'started_at', 'worker')
   local created = tonumber(r[1]) or 0
-  idx_move(root, ARGV[1], st, 'FAILED', created)
+  idx_failed(root, ARGV[1], created)
   fn_finished(root, r[2], 'FAILED', err, created, r[3], ARGV[3])
   idx_terminal(root, ARGV[1], r[2], r[4], ARGV[3], ARGV[4], tick)
   return 'FAILED'
