@@ -274,12 +274,8 @@ impl Store {
             return Err(StoreError::corrupt("list.lua", "short reply"));
         }
         let next = if reply[0] == "q" {
-            reply[1].split_once('-').and_then(|(ms, seq)| {
-                Some(Cursor::Queue {
-                    ms: ms.parse().ok()?,
-                    seq: seq.parse().ok()?,
-                })
-            })
+            // ('q', entry id): the queue cursor's own text is `q{entry}`.
+            format!("q{}", reply[1]).parse::<Cursor>().ok()
         } else {
             match (reply[0].parse::<f64>(), reply[1].parse::<TaskId>()) {
                 (Ok(at), Ok(task_id)) => Some(Cursor::Index {
