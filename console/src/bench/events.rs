@@ -135,19 +135,19 @@ async fn read(
     }
 }
 
-fn summarise(seen: Vec<Seen>, subscribers: u64) -> EventsReport {
+fn summarise(mut seen: Vec<Seen>, subscribers: u64) -> EventsReport {
     let mut all: Vec<u32> = Vec::new();
     let mut worst = 0u32;
     let (mut min, mut max) = (u64::MAX, 0u64);
     let mut cut = 0;
-    for s in &seen {
-        let mut lags = s.lags.clone();
+    for s in &mut seen {
+        let lags = &mut s.lags;
         lags.sort_unstable();
         worst = worst.max(pct(&lags, 99.0));
         min = min.min(lags.len() as u64);
         max = max.max(lags.len() as u64);
         cut += u64::from(s.cut_off);
-        all.extend_from_slice(&lags);
+        all.extend_from_slice(lags);
     }
     all.sort_unstable();
     EventsReport {
