@@ -2,7 +2,7 @@
 # faas-console against $TASKS finished tasks (issue #13: opens in under 1 s, idle CPU under 1 %).
 #
 # Starts a private redis-server and faas-gateway (no dispatcher), fills Redis with $TASKS
-# COMPLETED task records and their listing indexes (the loader of task_list.sh), starts the
+# COMPLETED task records and their listing indexes (`load_tasks` in stack.sh), starts the
 # console in a private tmux server on the Tasks screen and times until the first page of the
 # history is on screen, then reads the console's CPU time (/proc) over 15 s idle on each of the
 # five screens, and its RSS. Everything it started is stopped on exit.
@@ -20,27 +20,7 @@ CHUNK=${CHUNK:-20000}
 start_redis
 start_gateway
 register_noop
-LOADER='
-local fid, first, n, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-for i = first, first + n - 1 do
-  local id = string.format("%08x-0000-4000-8000-%012x", i, i)
-  local at = now - i
-  redis.call("HSET", "faas:task:" .. id, "function_id", fid, "function_name", "noop",
-    "format", "source", "args", "{\"args\":[],\"kwargs\":{}}", "status", "COMPLETED", "attempts", "1",
-    "max_attempts", "3", "timeout_ms", "", "created_at", at, "started_at", at + 1, "finished_at", at + 3,
-    "worker", "w-bench-1")
-  redis.call("ZADD", "faas:tasks", at, id)
-  redis.call("ZADD", "faas:tasks:status:COMPLETED", at, id)
-  redis.call("ZADD", "faas:tasks:fn:" .. fid, at, id)
-end
-return n'
-NOW=$(($(date +%s%N) / 1000000))
-log "loading $TASKS tasks"
-for ((first = 0; first < TASKS; first += CHUNK)); do
-  n=$((TASKS - first < CHUNK ? TASKS - first : CHUNK))
-  redis-cli -p "$RPORT" EVAL "$LOADER" 0 "$FID" "$first" "$n" "$NOW" >/dev/null
-done
-log "loaded: $(redis-cli -p "$RPORT" ZCARD faas:tasks) tasks"
+load_tasks "$TASKS" "$CHUNK" 1
 START=$(date +%s%N)
 tmux -L "$SOCK" new-session -d -x 120 -y 40 "${CONSOLE:-$BIN/faas-console} --redis redis://127.0.0.1:$RPORT --gateway $GW"
 tmux -L "$SOCK" send-keys 3

@@ -2,9 +2,9 @@
 # `GET /tasks?limit=50` against 1,000,000 tasks (issue #15: p50 under 5 ms).
 #
 # Starts a private redis-server and faas-gateway (no dispatcher: nothing runs), registers one
-# function, then fills Redis with $TASKS task records and their listing indexes with a Lua
-# loader (the same hash fields and zsets submit writes; protocol/src/keys.rs), $CHUNK per call,
-# and times $REQS sequential GET /tasks requests of each shape (no filter, a status, a
+# function, then fills Redis with $TASKS task records and their listing indexes with the Lua
+# loader `load_tasks` of stack.sh (what the platform's scripts write; protocol/src/keys.rs),
+# $CHUNK per call, and times $REQS sequential GET /tasks requests of each shape (no filter, a status, a
 # function, status+function, and page 2 through a cursor) with curl's time_total. Prints
 # p50/p95/p99 in ms per shape. Everything it started is stopped on exit.
 #
@@ -20,36 +20,12 @@ TASKS=${TASKS:-1000000}
 CHUNK=${CHUNK:-20000}
 REQS=${REQS:-300}
 
-
 start_redis
 start_gateway
-
 register_noop
 
-# ARGV: function id, first index, count, now (ms). A quarter of the tasks are COMPLETED, the
-# rest QUEUED; ids are made-up UUIDs (distinct per index); created_at is 1 ms apart.
-LOADER='
-local fid, first, n, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-for i = first, first + n - 1 do
-  local id = string.format("%08x-0000-4000-8000-%012x", i, i)
-  local at = now - i
-  local st = (i % 4 == 0) and "COMPLETED" or "QUEUED"
-  redis.call("HSET", "faas:task:" .. id, "function_id", fid, "function_name", "noop",
-    "format", "source", "args", "{\"args\":[],\"kwargs\":{}}", "status", st, "attempts", "0",
-    "max_attempts", "3", "timeout_ms", "", "created_at", at)
-  redis.call("ZADD", "faas:tasks", at, id)
-  -- A queued task is a queue entry (QUEUED has no index, see index_lib.lua).
-  if st == "QUEUED" then redis.call("XADD", "faas:queue", "*", "task", id) end
-  redis.call("ZADD", "faas:tasks:fn:" .. fid, at, id)
-end
-return n'
-NOW=$(($(date +%s%N) / 1000000))
-log "loading $TASKS tasks"
-for ((first = 0; first < TASKS; first += CHUNK)); do
-  n=$((TASKS - first < CHUNK ? TASKS - first : CHUNK))
-  redis-cli -p "$RPORT" EVAL "$LOADER" 0 "$FID" "$first" "$n" "$NOW" >/dev/null
-done
-log "loaded: $(redis-cli -p "$RPORT" ZCARD faas:tasks) tasks, $(redis-cli -p "$RPORT" INFO memory | grep used_memory_human)"
+# A quarter of the tasks COMPLETED, the rest QUEUED.
+load_tasks "$TASKS" "$CHUNK" 4
 
 CURSOR=$(curl -fs "$GW/tasks?limit=50" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_cursor"])')
 time_it() {
