@@ -403,11 +403,7 @@ class Executor(cf.Executor):
             if isinstance(outcome, BaseException):
                 _settle(future, False, outcome)
                 continue
-            try:
-                ok, value = dill_outcome(outcome)
-            except BaseException as e:  # a result that does not unpickle here
-                ok, value = False, e
-            _settle(future, ok, value)
+            _settle_reply(future, outcome)
 
     def _send_inline(self, future: "_TaskFuture", timeout: Optional[float]) -> None:
         """``result()`` of a future still queued as the last task sends it from the calling
@@ -464,11 +460,7 @@ class Executor(cf.Executor):
                 self._pending[task_id] = future
                 self._fresh.append(task_id)
                 return
-        try:
-            ok, value = dill_outcome(outcome)
-        except BaseException as e:  # a result that does not unpickle here
-            ok, value = False, e
-        _settle(future, ok, value)
+        _settle_reply(future, outcome)
 
     def _cancel_on_server(self, future: "_TaskFuture") -> None:
         """Called by a sent future's ``cancel``: its task is cancelled on the gateway by the
@@ -551,6 +543,16 @@ def _settle(future: cf.Future[Any], ok: bool, value: Any) -> None:
             future.set_exception(value)
     except cf.InvalidStateError:
         pass
+
+
+def _settle_reply(future: cf.Future[Any], reply: dict[str, Any]) -> None:
+    """Settles a future with a terminal result reply (a result that does not unpickle here
+    is its exception)."""
+    try:
+        ok, value = dill_outcome(reply)
+    except BaseException as e:
+        ok, value = False, e
+    _settle(future, ok, value)
 
 
 class _TaskFuture(cf.Future):  # type: ignore[type-arg]
