@@ -143,7 +143,7 @@ fn summarise(mut seen: Vec<Seen>, subscribers: u64) -> EventsReport {
     for s in &mut seen {
         let lags = &mut s.lags;
         lags.sort_unstable();
-        worst = worst.max(pct(&lags, 99.0));
+        worst = worst.max(pct(lags, 99.0));
         min = min.min(lags.len() as u64);
         max = max.max(lags.len() as u64);
         cut += u64::from(s.cut_off);
