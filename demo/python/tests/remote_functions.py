@@ -1,7 +1,14 @@
 """Functions the tests send by reference: the platform's Python children import this module
 (the test stack puts this directory on their PYTHONPATH)."""
 
+import enum
 import time
+
+
+class Level(enum.IntEnum):
+    """An int subclass: its pickle is not a plain int's."""
+
+    HIGH = 3
 
 
 def square(x):

@@ -104,3 +104,18 @@ def test_unreachable_gateway(stack):
         c.register(square)
     assert isinstance(info.value, faas.FaasError)
     assert info.value.not_sent
+
+
+def test_values_cross_both_pickle_paths_unchanged(stack):
+    # The children read plain pickles with the C unpickler and dump plain results with the C
+    # pickler; anything dill-specific (a lambda sent by value, a subclass of a plain type) goes
+    # through dill. Both must give back exactly what was sent.
+    from remote_functions import Level
+
+    c = faas.Client(stack.url)
+    identity = c.register(lambda x: x)
+    for value in (None, True, 7, 2**100, -1.5, "é\x00", b"\x00\xff", "", 0, Level.HIGH, {1, 2}, [None, "a"]):
+        got = c.result(c.run(identity, value), wait=60)
+        assert got == value and type(got) is type(value), (value, got)
+    apply = c.register(lambda f, x: f(x))
+    assert c.result(c.run(apply, lambda y: y * 3, 5), wait=60) == 15
