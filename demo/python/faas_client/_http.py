@@ -242,6 +242,8 @@ class FastHttp:
         fixed = f"Host: {host}:{self._port}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in self._headers.items())
         self._fixed = fixed.encode("latin-1")
         self._conn: Any = None
+        # The socket's timeout, set only when it changes (a system call fewer per request).
+        self._timeout: Optional[float] = None
 
     def _connection(self, timeout: float) -> Any:
         conn = self._conn
@@ -256,7 +258,10 @@ class FastHttp:
             else:
                 conn = _Wire(self._host, self._port, timeout)
             self._conn = conn
-        conn.sock.settimeout(timeout)
+            self._timeout = None
+        if timeout != self._timeout:
+            conn.sock.settimeout(timeout)
+            self._timeout = timeout
         return conn
 
     def _exchange(self, conn: Any, method: str, path: str, data: Optional[bytes]) -> tuple[int, bytes, bool]:
