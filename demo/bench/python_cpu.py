@@ -21,6 +21,7 @@ ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--bin", default=str(REPO / "target" / "release"))
 ap.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"), help="the children's Python")
 ap.add_argument("--cprofile", default="")
+ap.add_argument("--commandstats", action="store_true", help="also print Redis's per-command calls and µs per task")
 args = ap.parse_args()
 
 def noop(): return None
@@ -49,6 +50,32 @@ def snap(stack):
     return dict(client=t.user + t.system, gateway=cpu(stack.gateway.popen.pid), redis=cpu(stack.redis.popen.pid),
                 dispatcher=cpu(stack.dispatcher.popen.pid), children=kids)
 
+def commandstats(stack):
+    import socket
+    s = socket.create_connection(("127.0.0.1", stack.redis_port))
+    s.sendall(b"INFO commandstats\r\n")
+    buf = b""
+    while not buf.endswith(b"\r\n\r\n") and b"\r\n" in buf[:20] and len(buf) < int(buf[1:buf.index(b"\r\n")]) or not buf:
+        buf += s.recv(65536)
+    s.close()
+    out = {}
+    for line in buf.decode().splitlines():
+        if line.startswith("cmdstat_"):
+            name, rest = line[8:].split(":", 1)
+            kv = dict(x.split("=") for x in rest.split(","))
+            out[name] = (int(kv["calls"]), int(kv["usec"]))
+    return out
+def print_commandstats(before, after, n):
+    rows = []
+    for k, (calls, usec) in after.items():
+        c0, u0 = before.get(k, (0, 0))
+        if calls > c0:
+            rows.append((usec - u0, k, calls - c0))
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows)
+    print(f"  redis commands: {sum(r[2] for r in rows)/n:.2f}/task, {total/n:.0f} us/task inside commands: " +
+          ", ".join(f"{k} {c/n:.2f}x{u/max(c,1):.1f}us" for u, k, c in rows[:12]), flush=True)
+
 counts = {"n": 0}
 orig = _http.FastHttp.request
 def counting(self, *a, **k):
@@ -60,6 +87,7 @@ with Stack(workers=2, bin_dir=args.bin, python=args.python) as stack:
     with faas.Executor(stack.url) as ex:
         list(ex.map(noop1, range(500))); ex.submit(noop).result()
         for r in range(args.reps):
+            if args.commandstats: cs = commandstats(stack)
             a = snap(stack); counts["n"] = 0; t0 = time.perf_counter()
             if args.cprofile and r == args.reps - 1:
                 import cProfile; cProfile.runctx("list(ex.map(noop1, range(args.tasks)))", globals(), locals(), args.cprofile)
@@ -68,6 +96,7 @@ with Stack(workers=2, bin_dir=args.bin, python=args.python) as stack:
             dt = time.perf_counter() - t0; b = snap(stack)
             per = {k: (b[k] - a[k]) / args.tasks * 1e6 for k in a}
             print(f"map: {args.tasks/dt:,.0f}/s, {counts['n']} requests; CPU us/task: " + ", ".join(f"{k} {v:.0f}" for k, v in per.items()), flush=True)
+            if args.commandstats: print_commandstats(cs, commandstats(stack), args.tasks)
         for r in range(args.reps):
             a = snap(stack); counts["n"] = 0
             ts = []
