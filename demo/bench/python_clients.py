@@ -1,11 +1,14 @@
 """Python clients side by side: this platform's SDK, Celery 5 (Redis) and Ray, in one run.
 
 For each client, from one Python process: N no-op tasks submitted and awaited (tasks/s), then
-M sequential round trips (submit one no-op, wait for its result; p50 and p90), each measured
-R times (`--reps`, default 5): a one-second run on a shared 2-core machine varies by 10-20 %,
-so the table gives the median of the R throughputs with their range, and the round trip's
-percentiles over all R x M trips. Each system gets 2 worker processes and runs alone (the
-previous one is stopped first).
+M sequential round trips (submit one no-op, wait for its result; p50 and p90). Each system
+gets 2 worker processes. All three are started first and stay up; then R rounds (`--reps`,
+default 5) each run every system's measurements once, in an order rotated every round. A
+one-second run on a shared 2-core machine varies by 10-20 %, and the machine's speed drifts
+over minutes: interleaved rounds expose every system to the same drift, so the ratios hold
+where runs of one system after another did not. The table gives the median of the R
+throughputs with their range, and the round trip's percentiles over all R x M trips. (The
+idle systems stay up meanwhile; they use little CPU.)
 
 Run it through demo/bench/python_clients.sh, which builds the release binaries and a venv of
 its own with Celery and Ray (never the project's .venv). By hand:
@@ -26,7 +29,9 @@ import tempfile
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Callable, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "demo" / "python" / "tests"))  # faas_stack: the private stack
@@ -48,71 +53,45 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
-REPS = 5  # set from --reps
-
-
-def throughput(tasks: int, run) -> list[float]:
-    """tasks/s of REPS runs of `run` (which submits and awaits `tasks` tasks)."""
-    return [tasks / timed(run) for _ in range(REPS)]
-
-
-def round_trips(one, count: int) -> dict[str, float]:
-    for _ in range(20):  # warm-up
-        one()
-    times = sorted(timed(one) for _ in range(count * REPS))
-    return {
-        "p50_ms": statistics.median(times) * 1e3,
-        "p90_ms": times[int(len(times) * 0.9)] * 1e3,
-    }
-
-
-def row(name: str, tasks: int, rates: list[float], latency: dict[str, float] | None) -> dict[str, object]:
-    result: dict[str, object] = {"client": name, "tasks": tasks, "tasks_per_s": statistics.median(rates),
-                                 "runs_tasks_per_s": [round(r) for r in rates]}
-    if latency:
-        result.update(latency)
-    print(f"  {name}: {result['tasks_per_s']:,.0f} tasks/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})"
-          + (f", round trip p50 {latency['p50_ms']:.2f} ms" if latency else ""), flush=True)
-    return result
+# A measurement: (row name, tasks per run, run: submit and await them, one: one round trip
+# or None). Each system's setup returns its measurements; main() runs them.
+Measure = tuple[str, int, Callable[[], object], Optional[Callable[[], object]]]
 
 
 # -- this platform ------------------------------------------------------------------------
 
-def bench_faas(args) -> list[dict[str, object]]:
+def setup_faas(args, stack: ExitStack) -> list[Measure]:
     import faas_client as faas
 
-    rows = []
-    with Stack(workers=2, bin_dir=args.bin_dir, python=args.python,
-               dispatcher_args=tuple(args.dispatcher_arg), gateway_args=tuple(args.gateway_arg)) as stack:
-        with faas.Executor(stack.url) as ex:
-            list(ex.map(noop1, range(500)))  # warm-up: registration, connections, children
-            ex.submit(noop).result()
-            rates = throughput(args.tasks, lambda: list(ex.map(noop1, range(args.tasks))))
-            latency = round_trips(lambda: ex.submit(noop).result(), args.round_trips)
-            rows.append(row("faas_client Executor.map / submit().result()", args.tasks, rates, latency))
+    platform = stack.enter_context(Stack(workers=2, bin_dir=args.bin_dir, python=args.python,
+                                         dispatcher_args=tuple(args.dispatcher_arg),
+                                         gateway_args=tuple(args.gateway_arg)))
+    ex = stack.enter_context(faas.Executor(platform.url))
+    list(ex.map(noop1, range(500)))  # warm-up: registration, connections, children
+    ex.submit(noop).result()
 
-            def submit_all():
-                futures = [ex.submit(noop) for _ in range(args.tasks)]
-                for f in futures:
-                    f.result()
+    def submit_all():
+        futures = [ex.submit(noop) for _ in range(args.tasks)]
+        for f in futures:
+            f.result()
 
-            rows.append(row("faas_client Executor.submit x N, then result()", args.tasks,
-                            throughput(args.tasks, submit_all), None))
+    # The one-request-per-call Client from 8 threads (what the original clients do).
+    clients = [faas.Client(platform.url) for _ in range(8)]
+    fid = clients[0].register(noop)
+    pool = stack.enter_context(ThreadPoolExecutor(8))
 
-        # The one-request-per-call Client from 8 threads (what the original clients do).
-        clients = [faas.Client(stack.url) for _ in range(8)]
-        fid = clients[0].register(noop)
+    def per_thread(i: int) -> None:
+        c = clients[i]
+        for _ in range(args.tasks // 8):
+            c.result(c.run(fid))
 
-        def per_thread(i: int) -> None:
-            c = clients[i]
-            for _ in range(args.tasks // 8):
-                c.result(c.run(fid))
-
-        with ThreadPoolExecutor(8) as pool:
-            rates = throughput(args.tasks // 8 * 8, lambda: list(pool.map(per_thread, range(8))))
-        latency = round_trips(lambda: clients[0].result(clients[0].run(fid)), args.round_trips)
-        rows.append(row("faas_client Client.run + result, 8 threads", args.tasks // 8 * 8, rates, latency))
-    return rows
+    return [
+        ("faas_client Executor.map / submit().result()", args.tasks,
+         lambda: list(ex.map(noop1, range(args.tasks))), lambda: ex.submit(noop).result()),
+        ("faas_client Executor.submit x N, then result()", args.tasks, submit_all, None),
+        ("faas_client Client.run + result, 8 threads", args.tasks // 8 * 8,
+         lambda: list(pool.map(per_thread, range(8))), lambda: clients[0].result(clients[0].run(fid))),
+    ]
 
 
 # -- Celery 5 with Redis ------------------------------------------------------------------
@@ -126,74 +105,99 @@ app.conf.update(worker_prefetch_multiplier=4, task_acks_late=False, result_expir
 @app.task
 def noop():
     return None
-
-
-def noop1(_):
-    return None
 """
 
 
-def bench_celery(args) -> list[dict[str, object]]:
+def setup_celery(args, stack: ExitStack) -> list[Measure]:
+    import shutil
+
     workdir = Path(tempfile.mkdtemp(prefix="faas-bench-celery-"))
+    stack.callback(shutil.rmtree, workdir, ignore_errors=True)
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     (workdir / "bench_celery_app.py").write_text(textwrap.dedent(CELERY_APP.format(url=url)))
     env = dict(os.environ, PYTHONPATH=str(workdir))
     redis = Daemon("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(workdir)], workdir, env)
-    worker = None
-    try:
-        wait_until("redis", lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"],
-                                                   capture_output=True).stdout.strip() == b"PONG", proc=redis)
-        worker = Daemon("celery", [sys.executable, "-m", "celery", "-A", "bench_celery_app", "worker",
-                                   "--concurrency", "2", "--pool", "prefork", "--loglevel", "WARNING"],
-                        workdir, env)
-        sys.path.insert(0, str(workdir))
-        from bench_celery_app import noop as celery_noop  # type: ignore[import-not-found]
+    stack.callback(redis.stop)
+    wait_until("redis", lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"],
+                                               capture_output=True).stdout.strip() == b"PONG", proc=redis)
+    worker = Daemon("celery", [sys.executable, "-m", "celery", "-A", "bench_celery_app", "worker",
+                               "--concurrency", "2", "--pool", "prefork", "--loglevel", "WARNING"],
+                    workdir, env)
+    stack.callback(worker.stop)  # before Redis (callbacks run last in, first out)
+    sys.path.insert(0, str(workdir))
+    from bench_celery_app import noop as celery_noop  # type: ignore[import-not-found]
 
-        celery_noop.delay().get(timeout=120)  # the worker is up
-        for r in [celery_noop.delay() for _ in range(200)]:
-            r.get(timeout=120)
+    celery_noop.delay().get(timeout=120)  # the worker is up
+    for r in [celery_noop.delay() for _ in range(200)]:
+        r.get(timeout=120)
 
-        def all_tasks():
-            results = [celery_noop.delay() for _ in range(args.tasks)]
-            for r in results:
-                r.get(timeout=300)
+    def all_tasks():
+        results = [celery_noop.delay() for _ in range(args.tasks)]
+        for r in results:
+            r.get(timeout=300)
 
-        rates = throughput(args.tasks, all_tasks)
-        latency = round_trips(lambda: celery_noop.delay().get(timeout=60), args.round_trips)
-        return [row("Celery 5 (Redis), delay + get", args.tasks, rates, latency)]
-    finally:
-        for d in (worker, redis):
-            if d is not None:
-                d.stop()
-        import shutil
-
-        shutil.rmtree(workdir, ignore_errors=True)
+    return [("Celery 5 (Redis), delay + get", args.tasks, all_tasks,
+             lambda: celery_noop.delay().get(timeout=60))]
 
 
 # -- Ray ----------------------------------------------------------------------------------
 
-def bench_ray(args) -> list[dict[str, object]]:
+def setup_ray(args, stack: ExitStack) -> list[Measure]:
     import shutil
 
     import ray
 
     # Ray's sessions and logs go to a directory of this run, removed afterwards (not /tmp/ray).
     temp_dir = tempfile.mkdtemp(prefix="faas-bench-ray-")
+    stack.callback(shutil.rmtree, temp_dir, ignore_errors=True)
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False, _temp_dir=temp_dir)
-    try:
-        @ray.remote
-        def ray_noop():
-            return None
+    stack.callback(ray.shutdown)
 
-        ray.get([ray_noop.remote() for _ in range(500)])  # warm-up: the workers start
-        rates = throughput(args.tasks, lambda: ray.get([ray_noop.remote() for _ in range(args.tasks)]))
-        latency = round_trips(lambda: ray.get(ray_noop.remote()), args.round_trips)
-        return [row(f"Ray {ray.__version__} (num_cpus=2), remote + get", args.tasks, rates, latency)]
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    @ray.remote
+    def ray_noop():
+        return None
+
+    ray.get([ray_noop.remote() for _ in range(500)])  # warm-up: the workers start
+    return [(f"Ray {ray.__version__} (num_cpus=2), remote + get", args.tasks,
+             lambda: ray.get([ray_noop.remote() for _ in range(args.tasks)]),
+             lambda: ray.get(ray_noop.remote()))]
+
+
+SETUPS = {"faas": setup_faas, "celery": setup_celery, "ray": setup_ray}
+
+
+def measure(systems: list[list[Measure]], reps: int, round_trips: int) -> list[dict[str, object]]:
+    """Runs every measurement `reps` times, round by round: each round runs each system once
+    (in an order rotated every round), so that a machine slower for a minute slows every
+    system's runs alike rather than one system's."""
+    rates: dict[str, list[float]] = {}
+    times: dict[str, list[float]] = {}
+    for measures in systems:  # round-trip warm-up
+        for name, _, _, one in measures:
+            if one is not None:
+                for _ in range(20):
+                    one()
+    for rep in range(reps):
+        shift = rep % len(systems)
+        for measures in systems[shift:] + systems[:shift]:
+            for name, tasks, run, one in measures:
+                rates.setdefault(name, []).append(tasks / timed(run))
+                if one is not None:
+                    times.setdefault(name, []).extend(timed(one) for _ in range(round_trips))
+        print(f"  round {rep + 1}/{reps}: " + "; ".join(f"{n}: {r[-1]:,.0f}/s" for n, r in rates.items()),
+              flush=True)
+    rows: list[dict[str, object]] = []
+    for measures in systems:
+        for name, tasks, _, _ in measures:
+            row: dict[str, object] = {"client": name, "tasks": tasks, "tasks_per_s": statistics.median(rates[name]),
+                                      "runs_tasks_per_s": [round(r) for r in rates[name]]}
+            if name in times:
+                t = sorted(times[name])
+                row.update(p50_ms=statistics.median(t) * 1e3, p90_ms=t[int(len(t) * 0.9)] * 1e3)
+            rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -209,16 +213,17 @@ def main() -> None:
     parser.add_argument("--dispatcher-arg", action="append", default=[], help="an extra faas-dispatcher flag")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
-    global REPS
-    REPS = args.reps
+    reps = args.reps
 
-    rows: list[dict[str, object]] = []
-    for name in args.only.split(","):
-        print(f"{name}:", flush=True)
-        rows.extend({"faas": bench_faas, "celery": bench_celery, "ray": bench_ray}[name.strip()](args))
+    with ExitStack() as stack:
+        systems = []
+        for name in args.only.split(","):
+            print(f"starting {name}", flush=True)
+            systems.append(SETUPS[name.strip()](args, stack))
+        rows = measure(systems, reps, args.round_trips)
 
-    print(f"\n{args.tasks:,} no-op tasks from one Python process ({REPS} runs: median, range), then "
-          f"{REPS} x {args.round_trips} sequential round trips:\n")
+    print(f"\n{args.tasks:,} no-op tasks from one Python process ({reps} runs: median, range), then "
+          f"{reps} x {args.round_trips} sequential round trips:\n")
     print("| client | tasks/s | range | round trip p50 | p90 |")
     print("|---|---|---|---|---|")
     for r in rows:
