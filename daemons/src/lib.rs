@@ -64,7 +64,8 @@
 //! | `record_failed` | warn | dispatcher | `task_id`, `error` | recording an outcome failed (retried, or re-run later) |
 //! | `record_given_up` | warn | dispatcher | `task_id` | gave up recording; the task will run again |
 //! | `entry_without_task` | warn | dispatcher | `entry` | a queue entry without a task id was dropped |
-//! | `cancelling` | info | dispatcher, worker | `task_id` | a cancel reached the task's process |
+//! | `cancelling` | info | dispatcher, worker | `task_id`, `held` | a cancel reached the task's process, or (`held`) marked a task held to run next, which then never runs |
+//! | `held_task_given_back` | info | dispatcher | `task_id`, `status` | a task a slot held ahead waited past `--hold-at-most-ms` (or its slot stopped) and went back to the queue |
 //! | `worker_joined` | info | dispatcher | `worker`, `slots`, `new` | a worker said hello (`new`: not a rejoin) |
 //! | `worker_leaving` | info | dispatcher | `worker` | a worker drains: no new tasks for it |
 //! | `worker_left` | info | dispatcher | `worker`, `unfinished` | a worker said bye |

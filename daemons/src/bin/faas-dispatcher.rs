@@ -53,6 +53,13 @@ struct Args {
     /// How long SIGTERM waits for running tasks before re-queueing them.
     #[arg(long, env = "FAAS_DRAIN_GRACE_MS", default_value_t = 30_000)]
     drain_grace_ms: u64,
+    /// A local slot whose last task ran under this many milliseconds holds the next task
+    /// ahead, so that its child waits for no Redis round trip between tasks (0 = never).
+    #[arg(long, env = "FAAS_HOLD_BELOW_MS", default_value_t = 2)]
+    hold_below_ms: u64,
+    /// A held task waiting longer than this behind a run goes back to the queue.
+    #[arg(long, env = "FAAS_HOLD_AT_MOST_MS", default_value_t = 20)]
+    hold_at_most_ms: u64,
     /// Address the worker socket binds to (push/pull). Loopback unless told otherwise.
     #[arg(long, env = "FAAS_BIND", default_value = "127.0.0.1")]
     bind: String,
@@ -121,6 +128,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         retention: Duration::from_secs(args.result_ttl_secs),
         reclaim_after: Duration::from_millis(args.reclaim_after_ms),
         drain_grace: Duration::from_millis(args.drain_grace_ms),
+        hold_below: Duration::from_millis(args.hold_below_ms),
+        hold_at_most: Duration::from_millis(args.hold_at_most_ms),
         ..DispatcherConfig::default()
     };
     let shutdown = CancellationToken::new();

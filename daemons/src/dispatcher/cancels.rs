@@ -7,8 +7,10 @@
 //! The gateway records the cancel (FAILED, `Cancelled`) before it publishes the id, so this is
 //! about the machine, not the record: the task's process group is killed (local pool, or the
 //! remote worker told with `cancel`), and the run ends through the normal finish path with
-//! `Cancelled`, which `finish.lua` drops when the task is already terminal. An id this
-//! dispatcher does not run is ignored: another dispatcher runs it, or nobody does.
+//! `Cancelled`, which `finish.lua` drops when the task is already terminal. A task a slot holds
+//! to run next (see "Holding the next task" in the dispatcher's docs) is marked instead, and
+//! dropped unrun when its turn comes. An id this dispatcher does not run or hold is ignored:
+//! another dispatcher runs it, or nobody does.
 //!
 //! A drained worker's id: the dispatcher that owns the worker ([`Executor::drain`]) gives it
 //! no new task, announces it `draining` in the registry and tells it to leave; the worker
@@ -103,7 +105,8 @@ async fn catch_up<E: Executor>(shared: &Shared, executor: &E) {
         }
     };
     for (task_id, status) in running.into_iter().zip(statuses) {
-        if status.is_some_and(|s| s.is_terminal()) && executor.cancel(task_id) {
+        let ended = status.is_some_and(|s| s.is_terminal());
+        if ended && (executor.cancel(task_id) || shared.cancel_held(task_id)) {
             info!(event = "cancelling", %task_id, reason = "ended while cancels were not heard", "cancelling a running task");
         }
     }
@@ -126,6 +129,8 @@ fn on_cancel<E: Executor>(shared: &Shared, executor: &E, payload: &[u8]) {
         .any(|t| *t == task_id);
     if runs_here && executor.cancel(task_id) {
         info!(event = "cancelling", %task_id, "cancelling a running task");
+    } else if runs_here && shared.cancel_held(task_id) {
+        info!(event = "cancelling", %task_id, held = true, "cancelling a task held to run next: it will not run");
     } else {
         debug!(%task_id, "a cancel for a task not running here; ignored");
     }

@@ -13,6 +13,21 @@
 //! empty. (The first design read with XREADGROUP, then started and finished each task with its
 //! own call: three round trips per task, and 3,000 no-op tasks/s on 2 cores instead of 8,000.)
 //!
+//! Holding the next task: between two tasks a slot still waits for that round trip, and on a
+//! small machine a child woken for every task after such a wait costs more than the task. So a
+//! slot that comes back from its run (a local pool's; a remote worker's credit is spent with
+//! its task) and whose last run took under `hold_below` (2 ms, `--hold-below-ms`) takes two
+//! entries when it records an outcome: one to run now and one to *hold*, started (RUNNING on
+//! its worker) but not run yet. When the run ends, the held task runs at once, and the outcome
+//! just produced is recorded while it runs, taking the next one to hold: still one round trip
+//! per task, but none that a child waits for. A held task waits at most for the run before
+//! it, predicted short; if that run lasts over `hold_at_most` (20 ms, `--hold-at-most-ms`),
+//! the held task is given back (`lua/release.lua`: QUEUED again at the queue's end, its
+//! attempt uncounted), as it is when its slot stops (shutdown). A
+//! cancel of a held task marks it, and it never runs. Its record's `started_at` is when it was
+//! held, so its run time in the function statistics includes that wait (under `hold_below` on
+//! a steady slot).
+//!
 //! Recovery: a dispatcher keeps the idle time of its in-flight entries low (XCLAIM to itself);
 //! entries idle longer than `reclaim_after` belong to a dead dispatcher, and any live one
 //! re-queues them (`lua/requeue.lua`), counting the attempt.
@@ -110,6 +125,10 @@ pub struct DispatcherConfig {
     pub drain_grace: Duration,
     /// Most entries read in one XREADGROUP.
     pub batch: usize,
+    /// A slot whose last run took less holds the next task ahead (zero: never).
+    pub hold_below: Duration,
+    /// How long a held task may wait behind a run before it is given back.
+    pub hold_at_most: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -121,6 +140,8 @@ impl Default for DispatcherConfig {
             reclaim_after: Duration::from_secs(30),
             drain_grace: Duration::from_secs(30),
             batch: 64,
+            hold_below: Duration::from_millis(2),
+            hold_at_most: Duration::from_millis(20),
         }
     }
 }
@@ -132,9 +153,45 @@ struct Shared {
     store: Store,
     cfg: DispatcherConfig,
     functions: Mutex<HashMap<FunctionId, Arc<FunctionDef>>>,
-    /// Entry ids (and their tasks) running now: touched so nobody reclaims them, and
-    /// re-queued if shutdown's grace runs out.
+    /// Entry ids (and their tasks) running now, or held to run next: touched so nobody
+    /// reclaims them, and re-queued if shutdown's grace runs out.
     inflight: Mutex<HashMap<String, TaskId>>,
+    /// Tasks held ahead by a slot, and whether a cancel came for them meanwhile.
+    held: Mutex<HashMap<TaskId, bool>>,
+}
+
+impl Shared {
+    /// Notes a task held ahead: in flight (touched, re-queued by shutdown's grace) and
+    /// cancellable before it runs.
+    fn hold(&self, held: &Taken) {
+        if let Some(task) = held.entry.task_id {
+            self.inflight
+                .lock()
+                .expect("lock")
+                .insert(held.entry.entry_id.clone(), task);
+            self.held.lock().expect("lock").insert(task, false);
+        }
+    }
+
+    /// Forgets a held task as it is run or given back; whether it was cancelled meanwhile.
+    fn unhold(&self, task: TaskId) -> bool {
+        self.held
+            .lock()
+            .expect("lock")
+            .remove(&task)
+            .unwrap_or(false)
+    }
+
+    /// Marks a held task cancelled, so that it never runs; whether it was held here.
+    fn cancel_held(&self, task: TaskId) -> bool {
+        match self.held.lock().expect("lock").get_mut(&task) {
+            Some(cancelled) => {
+                *cancelled = true;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Runs the dispatch loop until `shutdown`, then drains for at most `drain_grace`.
@@ -151,6 +208,7 @@ pub async fn run<E: Executor>(
         cfg,
         functions: Mutex::default(),
         inflight: Mutex::default(),
+        held: Mutex::default(),
     });
     info!(event = "taking_tasks", dispatcher = %shared.cfg.name, "dispatcher taking tasks");
     // Redis answered and the executor is up (pool started or socket bound): systemd may
@@ -303,7 +361,8 @@ async fn take(reader: &mut QueueReader, workers: &[String]) -> Result<Vec<Taken>
 /// Runs started queue entries on a slot, one after another: each outcome is recorded together
 /// with taking the next entry for the slot that just became free, so that a busy dispatcher
 /// spends one Redis round trip per task. Ends when the queue is empty, the slot is spent and
-/// none is free, or on shutdown; the loop in [`run`] then waits for work again.
+/// none is free, or on shutdown; the loop in [`run`] then waits for work again. A slot of
+/// short tasks also holds the next one ahead (see "Holding the next task" in the module docs).
 async fn run_slot<E: Executor>(
     shared: Arc<Shared>,
     executor: Arc<E>,
@@ -311,10 +370,43 @@ async fn run_slot<E: Executor>(
     slot: E::Slot,
     shutdown: CancellationToken,
 ) {
+    let mut ahead = Ahead::default();
     let mut next = Some((taken, slot));
     while let Some((taken, slot)) = next.take() {
-        next = run_entry(&shared, &*executor, taken, slot, &shutdown).await;
+        next = run_entry(&shared, &*executor, taken, slot, &shutdown, &mut ahead).await;
     }
+    // The chain ended with an outcome still to record (the held task it was to run beside
+    // needed no run) or a task held that no slot will run: neither is left behind.
+    if let Some(u) = ahead.unrecorded.take() {
+        record(
+            &shared, u.task_id, u.format, &u.outcome, &u.worker, &u.entry, None, false, u.lease,
+        )
+        .await;
+    }
+    if let Some((held, worker)) = ahead.held.take() {
+        release(&shared, held, &worker).await;
+    }
+}
+
+/// A slot's work beside the task it runs (see "Holding the next task" in the module docs).
+#[derive(Default)]
+struct Ahead {
+    /// Taken and started for this slot (on the worker named) while it ran the task before:
+    /// it runs next.
+    held: Option<(Taken, String)>,
+    /// The outcome of the task before, recorded while the slot runs the held one.
+    unrecorded: Option<Unrecorded>,
+}
+
+/// An outcome to record; `hold`: also take the next entry for the slot, to hold ahead.
+struct Unrecorded {
+    task_id: TaskId,
+    format: FunctionFormat,
+    outcome: Outcome,
+    worker: String,
+    entry: String,
+    lease: u32,
+    hold: bool,
 }
 
 /// Runs one started queue entry to its recorded outcome; returns the next entry, taken for
@@ -325,6 +417,7 @@ async fn run_entry<E: Executor>(
     taken: Taken,
     slot: E::Slot,
     shutdown: &CancellationToken,
+    ahead: &mut Ahead,
 ) -> Option<(Taken, E::Slot)> {
     let store = &shared.store;
     let Taken { entry, started } = taken;
@@ -336,6 +429,17 @@ async fn run_entry<E: Executor>(
     let worker = slot.worker();
     if started.previous != Some(TaskStatus::Queued) {
         debug!(%task_id, previous = ?started.previous, "entry needs no run; dropping it");
+        let _ = store.drop_entry(&entry.entry_id).await;
+        return None;
+    }
+    if shared.unhold(task_id) {
+        // Cancelled while held: the gateway recorded it FAILED, so only the entry is left.
+        debug!(%task_id, "a held task was cancelled; dropping its entry");
+        shared
+            .inflight
+            .lock()
+            .expect("lock")
+            .remove(&entry.entry_id);
         let _ = store.drop_entry(&entry.entry_id).await;
         return None;
     }
@@ -358,6 +462,7 @@ async fn run_entry<E: Executor>(
                 &worker,
                 &entry.entry_id,
                 None,
+                false,
                 started.attempts,
             )
             .await;
@@ -388,7 +493,8 @@ async fn run_entry<E: Executor>(
     // still runs under it, so the result of an attempt given up on is never stored.
     let lease = started.attempts;
     let span = info_span!("task", %task_id, attempt = lease, %worker);
-    let (result, kept) = slot.run(job, lease).instrument(span.clone()).await;
+    let run = slot.run(job, lease).instrument(span.clone());
+    let ((result, kept), ran) = run_beside(shared, run, ahead, &worker).await;
     // Gone from the map: shutdown's grace ran out and the task was re-queued already.
     shared
         .inflight
@@ -398,25 +504,64 @@ async fn run_entry<E: Executor>(
     match result {
         RunResult::Done(outcome) => {
             crate::metrics::task_finished(outcome.status, began.elapsed());
+            // Only a slot that comes back from its run holds a task ahead (a local pool's;
+            // a remote worker's credit is spent with its task), and only after a short run.
+            let short = kept.is_some() && ran < shared.cfg.hold_below;
             let slot = match shutdown.is_cancelled() {
                 true => None,
                 false => kept.or_else(|| executor.try_acquire()),
             };
-            let next_worker = slot.as_ref().map(ExecSlot::worker);
-            let taken = record(
+            if let Some(slot) = slot {
+                if let Some((held, _)) = ahead.held.take() {
+                    // The held task runs at once; this outcome is recorded while it runs.
+                    ahead.unrecorded = Some(Unrecorded {
+                        task_id,
+                        format: function.format,
+                        outcome,
+                        worker,
+                        entry: entry.entry_id,
+                        lease,
+                        hold: short,
+                    });
+                    return Some((held, slot));
+                }
+                let next_worker = slot.worker();
+                let mut taken = record(
+                    shared,
+                    task_id,
+                    function.format,
+                    &outcome,
+                    &worker,
+                    &entry.entry_id,
+                    Some(&next_worker),
+                    short,
+                    lease,
+                )
+                .instrument(span)
+                .await
+                .into_iter();
+                let next = taken.next()?;
+                if let Some(held) = taken.next() {
+                    shared.hold(&held);
+                    ahead.held = Some((held, next_worker));
+                }
+                // An unused slot is dropped here, which gives it back.
+                return Some((next, slot));
+            }
+            record(
                 shared,
                 task_id,
                 function.format,
                 &outcome,
                 &worker,
                 &entry.entry_id,
-                next_worker.as_deref(),
+                None,
+                false,
                 lease,
             )
             .instrument(span)
             .await;
-            // An unused slot is dropped here, which gives it back.
-            taken.zip(slot)
+            None
         }
         RunResult::Lost(reason) => {
             crate::metrics::task_requeued("worker_lost");
@@ -436,9 +581,86 @@ async fn run_entry<E: Executor>(
     }
 }
 
+/// Awaits `run` while doing the slot's work beside it: recording the outcome of the task
+/// before (taking the next task to hold, if it says so), and giving the held task back if the
+/// run lasts longer than `hold_at_most`, so that it waits for no long run. Returns the
+/// run's output and how long the run itself took.
+async fn run_beside<R>(
+    shared: &Shared,
+    run: impl Future<Output = R>,
+    ahead: &mut Ahead,
+    worker: &str,
+) -> (R, Duration) {
+    let began = std::time::Instant::now();
+    let mut ran = Duration::ZERO;
+    let unrecorded = ahead.unrecorded.take();
+    let recording = async {
+        let Some(u) = &unrecorded else {
+            return Vec::new();
+        };
+        let next = u.hold.then_some(worker);
+        record(
+            shared, u.task_id, u.format, &u.outcome, &u.worker, &u.entry, next, false, u.lease,
+        )
+        .await
+    };
+    let mut run = std::pin::pin!(run);
+    let mut recording = std::pin::pin!(recording);
+    let give_back = tokio::time::sleep(shared.cfg.hold_at_most);
+    let mut give_back = std::pin::pin!(give_back);
+    let mut recorded = unrecorded.is_none();
+    let mut result = None;
+    while result.is_none() || !recorded {
+        tokio::select! {
+            out = &mut run, if result.is_none() => {
+                ran = began.elapsed();
+                result = Some(out);
+            }
+            taken = &mut recording, if !recorded => {
+                recorded = true;
+                if let Some(held) = taken.into_iter().next() {
+                    shared.hold(&held);
+                    ahead.held = Some((held, worker.to_owned()));
+                }
+            }
+            _ = &mut give_back, if result.is_none() && ahead.held.is_some() => {
+                if let Some((held, held_on)) = ahead.held.take() {
+                    release(shared, held, &held_on).await;
+                }
+            }
+        }
+    }
+    (result.expect("the loop ends with the run's result"), ran)
+}
+
+/// Gives a task held on `worker` back to the queue (`lua/release.lua`): it did not run, so
+/// its attempt is not counted. If Redis cannot be reached, its entry is left to the reclaim
+/// of entries nobody touches (`upkeep`), which re-queues it.
+async fn release(shared: &Shared, held: Taken, worker: &str) {
+    let entry = held.entry.entry_id;
+    shared.inflight.lock().expect("lock").remove(&entry);
+    let Some(task_id) = held.entry.task_id else {
+        return;
+    };
+    shared.unhold(task_id);
+    match shared
+        .store
+        .release(task_id, &entry, worker, held.started.attempts)
+        .await
+    {
+        Ok(status) => {
+            info!(event = "held_task_given_back", %task_id, %status, "gave a held task back to the queue")
+        }
+        Err(e) => {
+            warn!(event = "requeue_failed", %task_id, error = %e, "cannot give a held task back; it will be reclaimed")
+        }
+    }
+}
+
 /// Records an outcome, retrying while Redis is away: a result, once computed, is not dropped
 /// lightly. If Redis stays away, the entry stays pending and the task runs again elsewhere.
-/// With `next_worker`, the same call takes and starts the next entry for that worker.
+/// With `next_worker`, the same call takes and starts the next entry for that worker (and,
+/// with `hold`, one more, to hold ahead).
 #[allow(clippy::too_many_arguments)]
 async fn record(
     shared: &Shared,
@@ -448,8 +670,9 @@ async fn record(
     worker: &str,
     entry: &str,
     next_worker: Option<&str>,
+    hold: bool,
     lease: u32,
-) -> Option<Taken> {
+) -> Vec<Taken> {
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let next = next_worker.map(|w| (w, shared.cfg.name.as_str()));
     for _ in 0..20 {
@@ -463,6 +686,7 @@ async fn record(
                 entry: Some(entry),
                 retention: shared.cfg.retention,
                 next,
+                hold: hold && next.is_some(),
                 lease: Some(lease),
             })
             .await;
@@ -478,7 +702,7 @@ async fn record(
         }
     }
     warn!(event = "record_given_up", %task_id, "giving up recording the outcome; the task will be re-queued");
-    None
+    Vec::new()
 }
 
 async fn function(shared: &Shared, id: FunctionId) -> Result<Arc<FunctionDef>, String> {

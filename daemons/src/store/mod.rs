@@ -54,6 +54,12 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
         include_str!("lua/finish.lua")
     ))
 });
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/index_lib.lua"),
+        include_str!("lua/release.lua")
+    ))
+});
 static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/index_lib.lua"),
@@ -195,6 +201,8 @@ pub struct Finish<'a> {
     pub retention: Duration,
     /// (worker, consumer): take the next queue entry for that worker in the same round trip.
     pub next: Option<(&'a str, &'a str)>,
+    /// With `next`: take two entries for that worker, the second to hold ahead.
+    pub hold: bool,
     /// The attempt the outcome belongs to: recorded only while the task runs under it.
     pub lease: Option<u32>,
 }
@@ -520,7 +528,7 @@ impl Store {
     /// a fenced-out outcome counts in `faas_dispatcher_stale_results_total`. With `next` = (worker, consumer) the same
     /// round trip also takes the next queue entry for that worker and starts its task
     /// (`lua/finish.lua`).
-    pub async fn finish(&self, f: &Finish<'_>) -> Result<(bool, Option<Taken>)> {
+    pub async fn finish(&self, f: &Finish<'_>) -> Result<(bool, Vec<Taken>)> {
         let Finish {
             task_id: id,
             format,
@@ -529,6 +537,7 @@ impl Store {
             entry,
             retention,
             next,
+            hold,
             lease,
         } = *f;
         let result = match &outcome.result {
@@ -577,14 +586,39 @@ impl Store {
             .arg(consumer)
             .arg(self.keys.task_prefix())
             .arg(lease.map(|l| l.to_string()).unwrap_or_default())
+            .arg(if hold { "2" } else { "1" })
             .invoke_async(&mut c)
             .await?;
         let recorded = reply.first().is_some_and(|r| r == "1");
         if reply.first().is_some_and(|r| r == "2") {
             crate::metrics::stale_result();
         }
-        let taken = queue::parse_taken(reply.get(1..).unwrap_or_default()).pop();
+        let taken = queue::parse_taken(reply.get(1..).unwrap_or_default());
         Ok((recorded, taken))
+    }
+
+    /// Gives back a task held ahead and not run (`lua/release.lua`): QUEUED again with its
+    /// attempt uncounted. Returns the status the task has afterwards.
+    pub async fn release(
+        &self,
+        id: TaskId,
+        entry: &str,
+        worker: &str,
+        attempt: u32,
+    ) -> Result<String> {
+        let mut c = self.conn.clone();
+        Ok(RELEASE
+            .key(self.keys.task(id))
+            .key(self.keys.events())
+            .key(self.keys.queue())
+            .arg(id.to_string())
+            .arg(now_ms())
+            .arg(faas_protocol::keys::DISPATCHER_GROUP)
+            .arg(entry)
+            .arg(worker)
+            .arg(attempt)
+            .invoke_async(&mut c)
+            .await?)
     }
 
     /// Puts a task whose runner was lost back on the queue (or fails it after max attempts).

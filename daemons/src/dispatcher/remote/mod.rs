@@ -651,6 +651,7 @@ impl Hub {
                     entry: None,
                     retention,
                     next: None,
+                    hold: false,
                     lease: Some(lease),
                 })
                 .await

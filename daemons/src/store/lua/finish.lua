@@ -15,9 +15,12 @@
 --   outcome is recorded only while the task is RUNNING under that attempt on worker ARGV[6]:
 --   a late result of an earlier attempt (a frozen worker back, a worker declared lost) or of
 --   another worker is dropped, and the reply says so ('2').
+-- ARGV[16]: how many entries to take for worker ARGV[12] ('' = 1): 2 when the slot also holds
+--   one ahead (dispatcher/mod.rs, "Holding the next task").
 -- Returns: {'1' when the outcome was recorded, '0' when the task was already terminal or is
--- gone, or '2' when the lease did not match, then take_entries' 7 values if an entry was taken}. A failed take is no error: the
--- outcome is what matters here, and the dispatcher's next read reports the queue's trouble.
+-- gone, or '2' when the lease did not match, then take_entries' 7 values per entry taken}. A
+-- failed take is no error: the outcome is what matters here, and the dispatcher's next read
+-- reports the queue's trouble.
 if ARGV[10] ~= '' then
   redis.call('XACK', KEYS[4], ARGV[9], ARGV[10])
   redis.call('XDEL', KEYS[4], ARGV[10])
@@ -59,8 +62,10 @@ if st and st ~= 'COMPLETED' and st ~= 'FAILED' and not fenced then
 end
 local out = {recorded}
 if ARGV[12] ~= '' then
+  local workers = {}
+  for i = 1, tonumber(ARGV[16]) or 1 do workers[i] = ARGV[12] end
   local taken = take_entries(KEYS[4], KEYS[3], ARGV[9], ARGV[13], ARGV[14], ARGV[7],
-    {ARGV[12]}, nil)
+    workers, nil)
   for _, v in ipairs(taken) do out[#out + 1] = v end
 end
 return out

@@ -1,0 +1,180 @@
+//! A local slot holding the next task ahead (see "Holding the next task" in the dispatcher's
+//! module docs): a held task waiting behind a run that turned out long goes back to the queue
+//! with its attempt uncounted, a cancelled held task never runs, and a busy stream of short
+//! tasks (which is what holding is for) runs every task once, leaving nothing in the queue.
+//!
+//! The dispatcher runs one process, so the order of the tasks of one batch is the order they
+//! run in, and the hold thresholds are set so that every run counts as short: which task is
+//! held behind which is then known in advance.
+
+use std::time::Duration;
+
+use faas_protocol::{Keys, TaskId};
+use faas_tests::{wait_until, Mode, Resp, Stack};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const BOUND: Duration = Duration::from_secs(60);
+const FUNCTIONS: &str = "import time\n\
+def quick(x):\n    \
+    return x\n\
+def nap(seconds):\n    \
+    time.sleep(seconds)\n    \
+    return seconds\n\
+def mark(path):\n    \
+    open(path, 'w').write('ran')\n    \
+    return 'ran'\n";
+
+async fn stack(hold_at_most_ms: &str) -> Stack {
+    Stack::builder(Mode::Local)
+        .procs(1)
+        .env("FAAS_SANDBOX", "none")
+        .dispatcher_args(&[
+            "--hold-below-ms",
+            "600000",
+            "--hold-at-most-ms",
+            hold_at_most_ms,
+        ])
+        .start()
+        .await
+}
+
+/// Submits `executions` in one `/execute_batch` (queued together, in order); their ids.
+async fn batch(stack: &Stack, executions: Vec<Value>) -> Vec<TaskId> {
+    let (status, reply) = stack
+        .post_json("/execute_batch", json!({ "executions": executions }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    reply["task_ids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no task_ids: {reply}"))
+        .iter()
+        .map(|id| id.as_str().and_then(|s| s.parse().ok()).expect("a task id"))
+        .collect()
+}
+
+/// Whether the queue stream has no entry left, read or not.
+async fn queue_empty(stack: &mut Stack) -> bool {
+    let queue = Keys::default().queue();
+    matches!(stack.redis().command(&["XLEN", &queue]).await, Resp::Int(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_held_behind_a_long_run_goes_back_to_the_queue_uncounted() {
+    let mut stack = stack("50").await;
+    let quick = stack.register_source("quick", FUNCTIONS, "quick").await;
+    let nap = stack.register_source("nap", FUNCTIONS, "nap").await;
+    // quick 1 runs, 2 is held; 2 runs, 3 held; ... 4 runs with the nap held; the nap runs with
+    // the last quick held, which waits past 50 ms and goes back.
+    let mut executions: Vec<Value> = (1..=4)
+        .map(|i| json!({"function_id": quick, "args": [i]}))
+        .collect();
+    executions.push(json!({"function_id": nap, "args": [1.5]}));
+    executions.push(json!({"function_id": quick, "args": [99]}));
+    let ids = batch(&stack, executions).await;
+    let last = ids[5];
+    let dispatcher = stack.dispatcher().expect("a dispatcher");
+    let given_back = dispatcher
+        .wait_for_event(BOUND, |e| {
+            e.is("held_task_given_back") && e.field("task_id") == Some(&last.to_string())
+        })
+        .await;
+    assert!(
+        given_back,
+        "the task held behind the nap was not given back"
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let result = stack.wait_result_within(*id, BOUND).await;
+        assert_eq!(result["status"], "COMPLETED", "task {i}: {result}");
+    }
+    assert_eq!(stack.wait_result(last).await["result"], 99);
+    // Held, given back and run once: one attempt, not two.
+    let record = stack.task(last).await;
+    assert_eq!(record["attempts"], 1, "{record}");
+    assert!(
+        wait_until(BOUND, async || queue_empty(&mut stack).await).await,
+        "entries were left in the queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_held_task_never_runs() {
+    let mut stack = stack("600000").await;
+    let quick = stack.register_source("quick", FUNCTIONS, "quick").await;
+    let nap = stack.register_source("nap", FUNCTIONS, "nap").await;
+    let mark = stack.register_source("mark", FUNCTIONS, "mark").await;
+    let marker = stack.dir().path().join("mark-ran");
+    // quick 1 runs, quick 2 is held; quick 2 runs with the nap held; the nap runs with `mark`
+    // held for the nap's 5 s.
+    let ids = batch(
+        &stack,
+        vec![
+            json!({"function_id": quick, "args": [1]}),
+            json!({"function_id": quick, "args": [2]}),
+            json!({"function_id": nap, "args": [5]}),
+            json!({"function_id": mark, "args": [marker.to_string_lossy()]}),
+        ],
+    )
+    .await;
+    let (napping, held) = (ids[2], ids[3]);
+    let both_running = wait_until(BOUND, async || {
+        stack.status(napping).await == "RUNNING" && stack.status(held).await == "RUNNING"
+    })
+    .await;
+    assert!(
+        both_running,
+        "the nap runs while `mark` is held: {} {}",
+        stack.task(napping).await,
+        stack.task(held).await
+    );
+    let (status, reply) = stack
+        .post_json(&format!("/tasks/{held}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["was"], "RUNNING", "{reply}");
+    let marked = stack
+        .dispatcher()
+        .expect("a dispatcher")
+        .wait_for_event(BOUND, |e| {
+            e.is("cancelling")
+                && e.field("task_id") == Some(&held.to_string())
+                && e.value("held") == Some(&json!(true))
+        })
+        .await;
+    assert!(
+        marked,
+        "the dispatcher did not mark the held task cancelled"
+    );
+    assert_eq!(stack.wait_result_within(napping, BOUND).await["result"], 5);
+    let record = stack.task(held).await;
+    assert_eq!(record["status"], "FAILED", "{record}");
+    assert_eq!(record["error"]["type"], "Cancelled", "{record}");
+    // The slot went on after the nap, and `mark` was dropped, not run.
+    let after = stack.execute_json(quick, json!([7]), json!({})).await;
+    assert_eq!(stack.wait_result_within(after, BOUND).await["result"], 7);
+    assert!(!marker.exists(), "the cancelled held task ran");
+    assert!(
+        wait_until(BOUND, async || queue_empty(&mut stack).await).await,
+        "entries were left in the queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_short_tasks_runs_each_once_with_the_default_hold() {
+    let mut stack = Stack::builder(Mode::Local).procs(2).start().await;
+    let quick = stack.register_source("quick", FUNCTIONS, "quick").await;
+    let executions: Vec<Value> = (0..300)
+        .map(|i| json!({"function_id": quick, "args": [i]}))
+        .collect();
+    let ids = batch(&stack, executions).await;
+    for (i, id) in ids.iter().enumerate() {
+        let result = stack.wait_result_within(*id, BOUND).await;
+        assert_eq!(result["result"], i, "{result}");
+        let record = stack.task(*id).await;
+        assert_eq!(record["attempts"], 1, "{record}");
+    }
+    assert!(
+        wait_until(BOUND, async || queue_empty(&mut stack).await).await,
+        "entries were left in the queue"
+    );
+}
