@@ -474,6 +474,25 @@ impl Stack {
         parse_id(&reply, "task_id")
     }
 
+    /// Submits `executions` in one `POST /execute_batch` (queued together, in order); asserts
+    /// 200 and returns their ids, in order.
+    pub async fn execute_batch(&self, executions: Vec<Value>) -> Vec<TaskId> {
+        let (status, reply) = self
+            .post_json("/execute_batch", json!({ "executions": executions }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "execute_batch: {reply}");
+        reply["task_ids"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no task_ids: {reply}"))
+            .iter()
+            .map(|id| {
+                id.as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| panic!("not a task id: {id}"))
+            })
+            .collect()
+    }
+
     /// Executes a source function with JSON arguments.
     pub async fn execute_json(
         &self,

@@ -62,16 +62,7 @@ async fn a_batch_of_100_completes_in_order() {
     let executions: Vec<Value> = (0..100)
         .map(|i| json!({"function_id": add, "args": [i, 1000]}))
         .collect();
-    let (status, reply) = stack
-        .post_json("/execute_batch", json!({ "executions": executions }))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{reply}");
-    let ids: Vec<TaskId> = reply["task_ids"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no task_ids: {reply}"))
-        .iter()
-        .map(|id| id.as_str().and_then(|s| s.parse().ok()).expect("a task id"))
-        .collect();
+    let ids = stack.execute_batch(executions).await;
     assert_eq!(ids.len(), 100);
     // The ids come back in the order of the executions: the i-th computes i + 1000.
     for (i, id) in ids.into_iter().enumerate() {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use faas_protocol::{Keys, TaskId};
 use faas_tests::{wait_until, Mode, Resp, Stack};
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const BOUND: Duration = Duration::from_secs(60);
@@ -39,20 +38,6 @@ async fn stack(hold_at_most_ms: &str) -> Stack {
         .await
 }
 
-/// Submits `executions` in one `/execute_batch` (queued together, in order); their ids.
-async fn batch(stack: &Stack, executions: Vec<Value>) -> Vec<TaskId> {
-    let (status, reply) = stack
-        .post_json("/execute_batch", json!({ "executions": executions }))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{reply}");
-    reply["task_ids"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no task_ids: {reply}"))
-        .iter()
-        .map(|id| id.as_str().and_then(|s| s.parse().ok()).expect("a task id"))
-        .collect()
-}
-
 /// Whether the queue stream has no entry left, read or not.
 async fn queue_empty(stack: &mut Stack) -> bool {
     let queue = Keys::default().queue();
@@ -71,7 +56,7 @@ async fn a_task_held_behind_a_long_run_goes_back_to_the_queue_uncounted() {
         .collect();
     executions.push(json!({"function_id": nap, "args": [1.5]}));
     executions.push(json!({"function_id": quick, "args": [99]}));
-    let ids = batch(&stack, executions).await;
+    let ids = stack.execute_batch(executions).await;
     let last = ids[5];
     let dispatcher = stack.dispatcher().expect("a dispatcher");
     let given_back = dispatcher
@@ -106,16 +91,14 @@ async fn a_cancelled_held_task_never_runs() {
     let marker = stack.dir().path().join("mark-ran");
     // quick 1 runs, quick 2 is held; quick 2 runs with the nap held; the nap runs with `mark`
     // held for the nap's 5 s.
-    let ids = batch(
-        &stack,
-        vec![
+    let ids = stack
+        .execute_batch(vec![
             json!({"function_id": quick, "args": [1]}),
             json!({"function_id": quick, "args": [2]}),
             json!({"function_id": nap, "args": [5]}),
             json!({"function_id": mark, "args": [marker.to_string_lossy()]}),
-        ],
-    )
-    .await;
+        ])
+        .await;
     let (napping, held) = (ids[2], ids[3]);
     let both_running = wait_until(BOUND, async || {
         stack.status(napping).await == "RUNNING" && stack.status(held).await == "RUNNING"
@@ -130,7 +113,7 @@ async fn a_cancelled_held_task_never_runs() {
     let (status, reply) = stack
         .post_json(&format!("/tasks/{held}/cancel"), json!({}))
         .await;
-    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["was"], "RUNNING", "{reply}");
     let marked = stack
         .dispatcher()
@@ -166,7 +149,7 @@ async fn a_stream_of_short_tasks_runs_each_once_with_the_default_hold() {
     let executions: Vec<Value> = (0..300)
         .map(|i| json!({"function_id": quick, "args": [i]}))
         .collect();
-    let ids = batch(&stack, executions).await;
+    let ids = stack.execute_batch(executions).await;
     for (i, id) in ids.iter().enumerate() {
         let result = stack.wait_result_within(*id, BOUND).await;
         assert_eq!(result["result"], i, "{result}");

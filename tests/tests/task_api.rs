@@ -58,16 +58,8 @@ async fn submit_batch(stack: &Stack, function_id: &str, n: usize, first: usize) 
     let executions: Vec<Value> = (first..first + n)
         .map(|i| json!({"function_id": function_id, "args": [i]}))
         .collect();
-    let (status, reply) = stack
-        .post_json("/execute_batch", json!({ "executions": executions }))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{reply}");
-    reply["task_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_owned())
-        .collect()
+    let ids = stack.execute_batch(executions).await;
+    ids.iter().map(|t| t.to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,9 +24,10 @@
 //! it, predicted short; if that run lasts over `hold_at_most` (20 ms, `--hold-at-most-ms`),
 //! the held task is given back (`lua/release.lua`: QUEUED again at the queue's end, its
 //! attempt uncounted), as it is when its slot stops (shutdown). A
-//! cancel of a held task marks it, and it never runs. Its record's `started_at` is when it was
-//! held, so its run time in the function statistics includes that wait (under `hold_below` on
-//! a steady slot).
+//! cancel of a held task marks it, and it never runs. A dispatcher that dies with a task held
+//! leaves it pending like a running one: reclaimed, with the attempt counted. Its record's
+//! `started_at` is when it was held, so its run time in the function statistics includes that
+//! wait (under `hold_below` on a steady slot).
 //!
 //! Recovery: a dispatcher keeps the idle time of its in-flight entries low (XCLAIM to itself);
 //! entries idle longer than `reclaim_after` belong to a dead dispatcher, and any live one
@@ -511,7 +512,7 @@ async fn run_entry<E: Executor>(
                 true => None,
                 false => kept.or_else(|| executor.try_acquire()),
             };
-            if let Some(slot) = slot {
+            if slot.is_some() {
                 if let Some((held, _)) = ahead.held.take() {
                     // The held task runs at once; this outcome is recorded while it runs.
                     ahead.unrecorded = Some(Unrecorded {
@@ -523,45 +524,32 @@ async fn run_entry<E: Executor>(
                         lease,
                         hold: short,
                     });
-                    return Some((held, slot));
+                    return slot.map(|slot| (held, slot));
                 }
-                let next_worker = slot.worker();
-                let mut taken = record(
-                    shared,
-                    task_id,
-                    function.format,
-                    &outcome,
-                    &worker,
-                    &entry.entry_id,
-                    Some(&next_worker),
-                    short,
-                    lease,
-                )
-                .instrument(span)
-                .await
-                .into_iter();
-                let next = taken.next()?;
-                if let Some(held) = taken.next() {
-                    shared.hold(&held);
-                    ahead.held = Some((held, next_worker));
-                }
-                // An unused slot is dropped here, which gives it back.
-                return Some((next, slot));
             }
-            record(
+            let next_worker = slot.as_ref().map(ExecSlot::worker);
+            let mut taken = record(
                 shared,
                 task_id,
                 function.format,
                 &outcome,
                 &worker,
                 &entry.entry_id,
-                None,
-                false,
+                next_worker.as_deref(),
+                short,
                 lease,
             )
             .instrument(span)
-            .await;
-            None
+            .await
+            .into_iter();
+            // Nothing is taken without a slot to run it on.
+            let next = taken.next()?;
+            if let (Some(held), Some(on)) = (taken.next(), next_worker) {
+                shared.hold(&held);
+                ahead.held = Some((held, on));
+            }
+            // An unused slot is dropped here, which gives it back.
+            slot.map(|slot| (next, slot))
         }
         RunResult::Lost(reason) => {
             crate::metrics::task_requeued("worker_lost");

@@ -13,8 +13,9 @@
 //! cheap, and QUEUED, RUNNING and COMPLETED have none. A queued task is an entry of the queue
 //! stream: `status=QUEUED` walks the stream newest entry first (its cursor is then the last
 //! entry, `q{ms}-{seq}`; a task put back on the queue is listed as newly queued). A running
-//! task is a pending entry of the stream, at most one per busy process: `status=RUNNING` reads
-//! them all (up to [`LIST_MAX_EXAMINED`]) and sorts them. Completed tasks are nearly every task,
+//! task is a pending entry of the stream, at most two per busy process (one running, one a
+//! local slot holds to run next: see the dispatcher's docs): `status=RUNNING` reads them all
+//! (up to [`LIST_MAX_EXAMINED`]) and sorts them. Completed tasks are nearly every task,
 //! so a walk of `{p}:tasks` (or of the function's or worker's index) finds them at once. A
 //! function's run-time and queue-wait samples are one list of `run:wait` pairs, trimmed once
 //! in a hundred finishes, and the expiry index is a list appended to in the order tasks end.
