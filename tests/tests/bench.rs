@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use faas_protocol::{Keys, TaskId};
+use faas_protocol::Keys;
 use faas_tests::{bin, Mode, Resp, Stack, StatusCode};
 use serde_json::{json, Value};
 

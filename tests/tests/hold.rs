@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use faas_protocol::{Keys, TaskId};
+use faas_protocol::Keys;
 use faas_tests::{wait_until, Mode, Resp, Stack};
 use serde_json::{json, Value};
 
