@@ -53,6 +53,7 @@ mod remote;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -159,6 +160,8 @@ struct Shared {
     inflight: Mutex<HashMap<String, TaskId>>,
     /// Tasks held ahead by a slot, and whether a cancel came for them meanwhile.
     held: Mutex<HashMap<TaskId, bool>>,
+    /// A take found the queue empty since the dispatch loop's last take (see [`take`]).
+    queue_seen_empty: AtomicBool,
 }
 
 impl Shared {
@@ -210,6 +213,7 @@ pub async fn run<E: Executor>(
         functions: Mutex::default(),
         inflight: Mutex::default(),
         held: Mutex::default(),
+        queue_seen_empty: AtomicBool::new(false),
     });
     info!(event = "taking_tasks", dispatcher = %shared.cfg.name, "dispatcher taking tasks");
     // Redis answered and the executor is up (pool started or socket bound): systemd may
@@ -252,9 +256,13 @@ pub async fn run<E: Executor>(
         // Not raced against shutdown: a read cut short could lose entries Redis already handed
         // us (they would wait for a reclaim). READ_BLOCK bounds how long shutdown waits here.
         let workers: Vec<String> = slots.iter().map(ExecSlot::worker).collect();
-        let taken = match take(&mut reader, &workers).await {
+        let seen_empty = shared.queue_seen_empty.swap(false, Ordering::Relaxed);
+        let taken = match take(&mut reader, &workers, seen_empty).await {
             Ok(taken) => {
                 backoff.reset();
+                if taken.len() < workers.len() {
+                    shared.queue_seen_empty.store(true, Ordering::Relaxed);
+                }
                 taken
             }
             Err(e) => {
@@ -347,10 +355,20 @@ async fn announce_local<E: Executor>(store: Store, executor: Arc<E>, shutdown: C
 /// Takes entries for `workers` and starts their tasks: without waiting when the queue has
 /// entries (one round trip), else with a blocking read of its own (the script cannot block).
 /// Entries read but not started (Redis went away in between) stay pending and are reclaimed.
-async fn take(reader: &mut QueueReader, workers: &[String]) -> Result<Vec<Taken>, StoreError> {
-    let taken = reader.take(workers).await?;
-    if !taken.is_empty() {
-        return Ok(taken);
+/// When the last take found the queue empty (`seen_empty`: a take that left slots without
+/// work, or a slot's chain that ended for want of work), the non-blocking try is skipped: it
+/// would find nothing again, and a lone task's round trip paid for that script in Redis and
+/// here (three scripts per task instead of two).
+async fn take(
+    reader: &mut QueueReader,
+    workers: &[String],
+    seen_empty: bool,
+) -> Result<Vec<Taken>, StoreError> {
+    if !seen_empty {
+        let taken = reader.take(workers).await?;
+        if !taken.is_empty() {
+            return Ok(taken);
+        }
     }
     let entries = reader.read(workers.len(), READ_BLOCK).await?;
     if entries.is_empty() {
@@ -542,8 +560,14 @@ async fn run_entry<E: Executor>(
             .instrument(span)
             .await
             .into_iter();
-            // Nothing is taken without a slot to run it on.
-            let next = taken.next()?;
+            let Some(next) = taken.next() else {
+                // Asked for work and found none: the dispatch loop's next take need not ask
+                // again before it blocks. (Nothing is taken without a slot to run it on.)
+                if next_worker.is_some() {
+                    shared.queue_seen_empty.store(true, Ordering::Relaxed);
+                }
+                return None;
+            };
             if let (Some(held), Some(on)) = (taken.next(), next_worker) {
                 shared.hold(&held);
                 ahead.held = Some((held, on));
