@@ -292,3 +292,26 @@ async fn a_flushed_redis_runs_no_task_of_a_vanished_function() {
     // The platform works on: a function registered now runs.
     add_completes(&stack).await;
 }
+
+/// An idle dispatcher waits in a blocking read with `take.lua` pipelined behind it, so that
+/// Redis starts the task it delivers in the same round trip. A Redis that forgot its scripts
+/// meanwhile (a restart, `SCRIPT FLUSH`) answers that call NOSCRIPT: the delivered task is
+/// started the long way at once, not left pending for the reclaim of dead dispatchers' entries
+/// (an hour away here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_dispatcher_starts_tasks_after_redis_forgot_its_scripts() {
+    let mut stack = Stack::builder(Mode::Local)
+        .dispatcher_args(&["--reclaim-after-ms", "3600000"])
+        .start()
+        .await;
+    let fid = stack.register_source("add", ADD, "add").await;
+    let first = stack.execute_json(fid, json!([1, 2]), json!({})).await;
+    assert_eq!(stack.wait_result(first).await["result"], 3);
+    let flushed = stack.redis().command(&["SCRIPT", "FLUSH"]).await;
+    assert_eq!(flushed, Resp::Simple("OK".into()));
+    for i in 0..3 {
+        let tid = stack.execute_json(fid, json!([i, 10]), json!({})).await;
+        let reply = stack.wait_result_within(tid, Duration::from_secs(60)).await;
+        assert_eq!(reply["result"], i + 10, "{reply}");
+    }
+}

@@ -10,8 +10,11 @@
 //! `take.lua` reads entries and starts their tasks in one call, and `finish.lua` records an
 //! outcome *and* takes the next entry for the slot that just became free. A slot that stays busy
 //! costs one Redis round trip per task; the blocking XREADGROUP only runs when the queue is
-//! empty. (The first design read with XREADGROUP, then started and finished each task with its
-//! own call: three round trips per task, and 3,000 no-op tasks/s on 2 cores instead of 8,000.)
+//! empty, and it carries `take.lua` in the same pipeline, which Redis runs the moment the read
+//! is served: a task submitted to an idle dispatcher is read and started in one round trip
+//! ([`QueueReader::read_and_start`]). (The first design read with XREADGROUP, then started and
+//! finished each task with its own call: three round trips per task, and 3,000 no-op tasks/s on
+//! 2 cores instead of 8,000.)
 //!
 //! Holding the next task: between two tasks a slot still waits for that round trip, and on a
 //! small machine a child woken for every task after such a wait costs more than the task. So a
@@ -177,6 +180,22 @@ impl Shared {
         }
     }
 
+    /// The greatest id of the entries this dispatcher runs or holds ("0" for none): entries
+    /// delivered to it later have greater ids (a stream delivers in id order).
+    fn newest_inflight(&self) -> String {
+        let id = |e: &str| -> (u64, u64) {
+            let (ms, seq) = e.split_once('-').unwrap_or((e, "0"));
+            (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+        };
+        self.inflight
+            .lock()
+            .expect("lock")
+            .keys()
+            .max_by_key(|e| id(e))
+            .cloned()
+            .unwrap_or_else(|| "0".to_owned())
+    }
+
     /// Forgets a held task as it is run or given back; whether it was cancelled meanwhile.
     fn unhold(&self, task: TaskId) -> bool {
         self.held
@@ -257,7 +276,8 @@ pub async fn run<E: Executor>(
         // us (they would wait for a reclaim). READ_BLOCK bounds how long shutdown waits here.
         let workers: Vec<String> = slots.iter().map(ExecSlot::worker).collect();
         let seen_empty = shared.queue_seen_empty.swap(false, Ordering::Relaxed);
-        let taken = match take(&mut reader, &workers, seen_empty).await {
+        let mark = shared.newest_inflight();
+        let taken = match take(&mut reader, &workers, seen_empty, &mark).await {
             Ok(taken) => {
                 backoff.reset();
                 if taken.len() < workers.len() {
@@ -359,10 +379,13 @@ async fn announce_local<E: Executor>(store: Store, executor: Arc<E>, shutdown: C
 /// work, or a slot's chain that ended for want of work), the non-blocking try is skipped: it
 /// would find nothing again, and a lone task's round trip paid for that script in Redis and
 /// here (three scripts per task instead of two).
+/// The blocking read starts what it reads in the same round trip (see
+/// [`QueueReader::read_and_start`]; `mark` is the newest entry this dispatcher runs or holds).
 async fn take(
     reader: &mut QueueReader,
     workers: &[String],
     seen_empty: bool,
+    mark: &str,
 ) -> Result<Vec<Taken>, StoreError> {
     if !seen_empty {
         let taken = reader.take(workers).await?;
@@ -370,11 +393,7 @@ async fn take(
             return Ok(taken);
         }
     }
-    let entries = reader.read(workers.len(), READ_BLOCK).await?;
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    reader.start(&workers[..entries.len()], &entries).await
+    reader.read_and_start(workers, READ_BLOCK, mark).await
 }
 
 /// Runs started queue entries on a slot, one after another: each outcome is recorded together

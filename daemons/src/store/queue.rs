@@ -65,6 +65,35 @@ pub(super) fn parse_taken(reply: &[String]) -> Vec<Taken> {
         .collect()
 }
 
+/// A blocking read's reply, bounded all the same: the connection has no response timeout, but
+/// a stopped Redis (SIGSTOP, a hung host) never answers, and the dispatcher must still see
+/// shutdown.
+async fn bounded<T>(
+    block: Duration,
+    read: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    match tokio::time::timeout(block + BLOCKING_SLACK, read).await {
+        Ok(r) => r,
+        Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "redis did not answer a blocking read",
+        ))),
+    }
+}
+
+/// The entries of an XREADGROUP reply (none when it timed out).
+fn entries_of(reply: Option<StreamReadReply>) -> Vec<QueueEntry> {
+    reply
+        .map(|r| {
+            r.keys
+                .into_iter()
+                .flat_map(|k| k.ids)
+                .map(Into::into)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A dispatcher's view of the queue under its consumer name.
 #[derive(Debug)]
 pub struct QueueReader {
@@ -106,22 +135,25 @@ impl QueueReader {
         }
     }
 
-    /// Reads up to `count` new entries, waiting up to `block` for the first.
-    pub async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<QueueEntry>> {
-        let conn = match &mut self.blocking {
-            Some(c) => c,
-            None => {
-                let config = AsyncConnectionConfig::new()
-                    .set_response_timeout(None)
-                    .set_connection_timeout(Some(Duration::from_secs(2)));
-                let c = self
-                    .store
-                    .client()
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
-                self.blocking.insert(c)
-            }
-        };
+    /// The connection of blocking reads, made on first use (a blocked connection takes no
+    /// other command, and needs no response timeout).
+    async fn blocking(&mut self) -> Result<&mut MultiplexedConnection> {
+        if self.blocking.is_none() {
+            let config = AsyncConnectionConfig::new()
+                .set_response_timeout(None)
+                .set_connection_timeout(Some(Duration::from_secs(2)));
+            let c = self
+                .store
+                .client()
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            self.blocking = Some(c);
+        }
+        Ok(self.blocking.as_mut().expect("made above"))
+    }
+
+    /// The blocking XREADGROUP of up to `count` new entries.
+    fn blocking_read(&self, count: usize, block: Duration) -> redis::Cmd {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(DISPATCHER_GROUP)
@@ -133,36 +165,78 @@ impl QueueReader {
             .arg("STREAMS")
             .arg(self.store.keys().queue())
             .arg(">");
-        let read = cmd.query_async::<Option<StreamReadReply>>(conn);
-        // No response timeout on this connection, but a bound all the same: a stopped Redis
-        // (SIGSTOP, a hung host) never answers, and the dispatcher must still see shutdown.
-        let reply = match tokio::time::timeout(block + BLOCKING_SLACK, read).await {
-            Ok(r) => r,
-            Err(_) => Err(redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "redis did not answer a blocking read",
-            ))),
-        };
-        match reply {
-            Ok(reply) => Ok(reply
-                .map(|r| {
-                    r.keys
-                        .into_iter()
-                        .flat_map(|k| k.ids)
-                        .map(Into::into)
-                        .collect()
-                })
-                .unwrap_or_default()),
-            // Redis restarted without its data: the group is gone; make it again.
-            Err(e) if e.code() == Some("NOGROUP") => {
-                self.ensure_group().await?;
-                Ok(Vec::new())
-            }
+        cmd
+    }
+
+    /// Waits up to `block` for new entries and starts their tasks in the same round trip, entry
+    /// `i` on `workers[i]`: the blocking XREADGROUP and `lua/take.lua` go out as one pipeline,
+    /// and Redis runs the script the moment the read is served, on the entries this consumer has
+    /// pending above `mark` (the greatest entry id it runs or holds now: anything above was
+    /// delivered since). So a task submitted to an idle dispatcher costs it no separate call to
+    /// start. Delivered entries the script did not start (it is not loaded yet after a Redis
+    /// restart, say) are started with [`start`](Self::start).
+    pub async fn read_and_start(
+        &mut self,
+        workers: &[String],
+        block: Duration,
+        mark: &str,
+    ) -> Result<Vec<Taken>> {
+        let keys = self.store.keys().clone();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.add_command(self.blocking_read(workers.len(), block));
+        pipe.cmd("EVALSHA")
+            .arg(TAKE.get_hash())
+            .arg(2)
+            .arg(keys.queue())
+            .arg(keys.events())
+            .arg(DISPATCHER_GROUP)
+            .arg(&self.consumer)
+            .arg(keys.task_prefix())
+            .arg("")
+            .arg(workers.len())
+            .arg(workers)
+            .arg("after")
+            .arg(mark);
+        let conn = self.blocking().await?;
+        let replies = pipe.query_async::<Vec<redis::RedisResult<redis::Value>>>(conn);
+        let mut replies = match bounded(block, replies).await {
+            Ok(r) => r.into_iter(),
             Err(e) => {
                 self.blocking = None;
-                Err(e.into())
+                return Err(e.into());
             }
+        };
+        let read = replies
+            .next()
+            .unwrap_or_else(|| Ok(redis::Value::Nil))
+            .and_then(|v| {
+                redis::from_redis_value::<Option<StreamReadReply>>(v).map_err(Into::into)
+            });
+        let delivered: Vec<QueueEntry> = match read {
+            Ok(reply) => entries_of(reply),
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_group().await?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut taken = match replies.next() {
+            Some(Ok(v)) => redis::from_redis_value::<Vec<String>>(v)
+                .map(|r| parse_taken(&r))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let missed: Vec<QueueEntry> = delivered
+            .into_iter()
+            .filter(|e| !taken.iter().any(|t| t.entry.entry_id == e.entry_id))
+            .collect();
+        let free = &workers[taken.len().min(workers.len())..];
+        let n = missed.len().min(free.len());
+        if n > 0 {
+            taken.extend(self.start(&free[..n], &missed[..n]).await?);
         }
+        Ok(taken)
     }
 
     /// Reads up to `workers.len()` new entries without waiting and starts their tasks, entry
@@ -177,7 +251,8 @@ impl QueueReader {
         }
     }
 
-    /// Starts the tasks of entries already read (by a blocking [`read`](Self::read)).
+    /// Starts the tasks of entries already read (by a blocking read whose pipelined script did
+    /// not start them: see [`read_and_start`](Self::read_and_start)).
     pub async fn start(&self, workers: &[String], entries: &[QueueEntry]) -> Result<Vec<Taken>> {
         self.take_script(workers, entries).await
     }
