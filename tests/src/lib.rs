@@ -70,10 +70,21 @@ pub async fn within<T>(timeout: Duration, what: &str, fut: impl Future<Output = 
 
 /// A port that was free a moment ago (bound to `127.0.0.1:0`, then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    // A port is free once its listener closes, so two calls may return the same one before
+    // either is bound (a test's metrics port and its stack's worker port did): never hand out
+    // a port twice in one test process.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Asserts a reply is `expected` with the gateway's error shape: a JSON object whose `error` is
