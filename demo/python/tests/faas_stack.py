@@ -24,10 +24,19 @@ from typing import Optional
 REPO = Path(__file__).resolve().parents[3]
 
 
+# Ports handed out by free_port in this process: a port is free again once its probe closes, so
+# two calls could return the same one before either is bound.
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def wait_until(what: str, check, timeout: float = 20.0, proc: Optional["Daemon"] = None) -> None:
