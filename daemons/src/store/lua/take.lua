@@ -27,18 +27,11 @@ if ARGV[6 + n] == 'after' then
   if type(reply) == 'table' and reply.err then
     return redis.error_reply(reply.err)
   end
-  if reply then
-    for _, e in ipairs(reply[1][2]) do
-      local task = ''
-      local fields = e[2] or {}
-      for j = 1, #fields, 2 do
-        if fields[j] == 'task' then task = fields[j + 1] end
-      end
-      -- A RUNNING task's entry above the mark was not delivered by that read: a slot of this
-      -- dispatcher took it (finish.lua) and is about to run it. It is left alone.
-      if task == '' or redis.call('HGET', ARGV[3] .. task, 'status') ~= 'RUNNING' then
-        given[#given + 1] = {e[1], task}
-      end
+  for _, e in ipairs(read_entries(reply)) do
+    -- A RUNNING task's entry above the mark was not delivered by that read: a slot of this
+    -- dispatcher took it (finish.lua) and is about to run it. It is left alone.
+    if e[2] == '' or redis.call('HGET', ARGV[3] .. e[2], 'status') ~= 'RUNNING' then
+      given[#given + 1] = e
     end
   end
 elseif #ARGV > 5 + n then

@@ -10,24 +10,32 @@
 -- 'MISSING', attempts, function_id, args, timeout_ms) and, if the read failed, its error.
 -- The caller runs a task only when the status before was QUEUED: an entry whose task was
 -- cancelled while queued (FAILED) is reported as such, and the dispatcher drops it unrun.
+-- The {entry id, task id} pairs of an XREADGROUP reply of one stream ('' for an entry without
+-- a task, or deleted while pending); none for a nil reply (nothing to read).
+local function read_entries(reply)
+  local entries = {}
+  if reply then
+    for _, e in ipairs(reply[1][2]) do
+      local task = ''
+      local fields = e[2] or {}
+      for j = 1, #fields, 2 do
+        if fields[j] == 'task' then task = fields[j + 1] end
+      end
+      entries[#entries + 1] = {e[1], task}
+    end
+  end
+  return entries
+end
+
 local function take_entries(queue, events, group, consumer, prefix, now, workers, given)
-  local entries = given or {}
+  local entries = given
   if not given then
     local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', #workers,
       'STREAMS', queue, '>')
     if type(reply) == 'table' and reply.err then
       return {}, reply.err
     end
-    if reply then
-      for _, e in ipairs(reply[1][2]) do
-        local task = ''
-        local fields = e[2] or {}
-        for j = 1, #fields, 2 do
-          if fields[j] == 'task' then task = fields[j + 1] end
-        end
-        entries[#entries + 1] = {e[1], task}
-      end
-    end
+    entries = read_entries(reply)
   end
   local out = {}
   -- 'faas:task:' -> 'faas:', for the indexes (index_lib.lua).
