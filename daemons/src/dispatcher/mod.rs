@@ -69,7 +69,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::backoff::Backoff;
 use crate::executor::{FunctionDef, Job, Outcome};
-use crate::store::{Finish, QueueReader, Store, StoreError, Taken};
+use crate::store::{entry_order, Finish, QueueReader, Store, StoreError, Taken};
 
 pub use local::LocalExecutor;
 pub use remote::{RemoteConfig, RemoteExecutor};
@@ -183,15 +183,11 @@ impl Shared {
     /// The greatest id of the entries this dispatcher runs or holds ("0" for none): entries
     /// delivered to it later have greater ids (a stream delivers in id order).
     fn newest_inflight(&self) -> String {
-        let id = |e: &str| -> (u64, u64) {
-            let (ms, seq) = e.split_once('-').unwrap_or((e, "0"));
-            (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-        };
         self.inflight
             .lock()
             .expect("lock")
             .keys()
-            .max_by_key(|e| id(e))
+            .max_by_key(|e| entry_order(e))
             .cloned()
             .unwrap_or_else(|| "0".to_owned())
     }

@@ -34,7 +34,7 @@ use crate::now_ms;
 
 pub use epoch::{watch_epoch, EPOCH_EVERY};
 pub use guard::Guarded;
-pub use queue::{QueueEntry, QueueReader, Taken};
+pub use queue::{entry_order, QueueEntry, QueueReader, Taken};
 pub use tasks::{Cancelled, Cursor, RetrySource, TaskFilter};
 
 /// The default bound on one Redis command (see [`guard`]).

@@ -45,6 +45,13 @@ pub struct Taken {
     pub started: Started,
 }
 
+/// A stream entry id `ms-seq` as numbers, which order entries as the stream does (the text
+/// does not: "9-0" sorts after "10-0"). `None` for anything else.
+pub fn entry_order(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
 /// Reads `take_entries`' reply (`lua/take_lib.lua`): 7 values per entry.
 pub(super) fn parse_taken(reply: &[String]) -> Vec<Taken> {
     reply
@@ -329,5 +336,20 @@ impl QueueReader {
             .arg(self.store.keys().queue())
             .query_async(&mut c)
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_ids_order_as_numbers() {
+        assert!(entry_order("9-0") < entry_order("10-0"));
+        assert!(entry_order("10-2") < entry_order("10-11"));
+        assert_eq!(entry_order("1733000000123-7"), Some((1_733_000_000_123, 7)));
+        for bad in ["", "0", "x-1", "1-", "-1"] {
+            assert_eq!(entry_order(bad), None, "{bad}");
+        }
     }
 }

@@ -134,11 +134,8 @@ impl FromStr for Cursor {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("invalid cursor {s:?}: pass a `next_cursor` as it was returned");
         if let Some(entry) = s.strip_prefix('q') {
-            let (ms, seq) = entry.split_once('-').ok_or_else(bad)?;
-            return Ok(Self::Queue {
-                ms: ms.parse().map_err(|_| bad())?,
-                seq: seq.parse().map_err(|_| bad())?,
-            });
+            let (ms, seq) = super::entry_order(entry).ok_or_else(bad)?;
+            return Ok(Self::Queue { ms, seq });
         }
         let (at, id) = s.split_once('-').ok_or_else(bad)?;
         Ok(Self::Index {
