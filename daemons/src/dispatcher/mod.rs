@@ -412,10 +412,7 @@ async fn run_slot<E: Executor>(
     // The chain ended with an outcome still to record (the held task it was to run beside
     // needed no run) or a task held that no slot will run: neither is left behind.
     if let Some(u) = ahead.unrecorded.take() {
-        record(
-            &shared, u.task_id, u.format, &u.outcome, &u.worker, &u.entry, None, false, u.lease,
-        )
-        .await;
+        u.record(&shared, None).await;
     }
     if let Some((held, worker)) = ahead.held.take() {
         release(&shared, held, &worker).await;
@@ -441,6 +438,24 @@ struct Unrecorded {
     entry: String,
     lease: u32,
     hold: bool,
+}
+
+impl Unrecorded {
+    /// Records it; with `next_worker`, taking an entry for that worker as [`record`] does.
+    async fn record(&self, shared: &Shared, next_worker: Option<&str>) -> Vec<Taken> {
+        record(
+            shared,
+            self.task_id,
+            self.format,
+            &self.outcome,
+            &self.worker,
+            &self.entry,
+            next_worker,
+            false,
+            self.lease,
+        )
+        .await
+    }
 }
 
 /// Runs one started queue entry to its recorded outcome; returns the next entry, taken for
@@ -622,14 +637,10 @@ async fn run_beside<R>(
     let mut ran = Duration::ZERO;
     let unrecorded = ahead.unrecorded.take();
     let recording = async {
-        let Some(u) = &unrecorded else {
-            return Vec::new();
-        };
-        let next = u.hold.then_some(worker);
-        record(
-            shared, u.task_id, u.format, &u.outcome, &u.worker, &u.entry, next, false, u.lease,
-        )
-        .await
+        match &unrecorded {
+            Some(u) => u.record(shared, u.hold.then_some(worker)).await,
+            None => Vec::new(),
+        }
     };
     let mut run = std::pin::pin!(run);
     let mut recording = std::pin::pin!(recording);
