@@ -5,6 +5,8 @@
 //! Every `faas up` here runs with `XDG_DATA_HOME` inside the test's directory, so the default
 //! data directory is a temporary one, never the real home's.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 use faas_tests::{bin, free_port, process_gone, python, wait_until, Daemon, TestDir};
@@ -209,6 +211,26 @@ async fn up_runs_a_stack_and_sigterm_stops_everything_it_started() {
     }
     let log = std::fs::read_to_string(up.daemon.log_path()).unwrap();
     assert!(log.contains("faas up: ready: gateway http://"), "{log}");
+    // The private Redis is reachable by this user only: a 0700 socket, no TCP port.
+    let redis_url = ready_redis_url(&log);
+    let socket = redis_url
+        .strip_prefix("unix://")
+        .unwrap_or_else(|| panic!("redis is not on a unix socket: {redis_url}"));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(Path::new(socket)), 0o700, "{socket}");
+    assert_eq!(mode(Path::new(socket).parent().unwrap()), 0o700, "{socket}");
+    let mut con = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let port: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("port")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(port, ["port", "0"]);
     assert!(
         log.contains("gateway    | "),
         "daemon logs are not prefixed:\n{log}"
@@ -257,12 +279,7 @@ async fn up_restarts_a_daemon_that_dies() {
     let mut up = Up::start(&dir, &[]).await;
     // The restart is also reported on the events channel, for the console's timeline.
     let log = std::fs::read_to_string(up.daemon.log_path()).unwrap();
-    let redis_url = log
-        .split("| redis ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no redis URL in the ready line:\n{log}"))
-        .to_owned();
+    let redis_url = ready_redis_url(&log);
     let client = redis::Client::open(redis_url).unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub
@@ -467,4 +484,13 @@ async fn a_killed_redis_loses_no_accepted_task() {
         assert_eq!(reply["result"], json!(i), "task {i}: {reply}");
     }
     assert!(up.daemon.stop().expect("running").success());
+}
+
+/// The Redis URL of `faas up`'s ready line.
+fn ready_redis_url(log: &str) -> String {
+    log.split("| redis ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no redis URL in the ready line:\n{log}"))
+        .to_owned()
 }
