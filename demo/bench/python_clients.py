@@ -36,7 +36,7 @@ from typing import Callable, Optional
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "demo" / "python" / "tests"))  # faas_stack: the private stack
 
-from faas_stack import Daemon, Stack, free_port, wait_until  # noqa: E402
+from faas_stack import Daemon, Stack, wait_until  # noqa: E402
 
 
 def noop():
@@ -98,7 +98,7 @@ def setup_faas(args, stack: ExitStack) -> list[Measure]:
 
 CELERY_APP = """
 from celery import Celery
-app = Celery("bench", broker="{url}", backend="{url}")
+app = Celery("bench", broker="{broker}", backend="{backend}")
 app.conf.update(worker_prefetch_multiplier=4, task_acks_late=False, result_expires=600,
                 worker_hijack_root_logger=False, broker_connection_retry_on_startup=True)
 
@@ -113,14 +113,15 @@ def setup_celery(args, stack: ExitStack) -> list[Measure]:
 
     workdir = Path(tempfile.mkdtemp(prefix="faas-bench-celery-"))
     stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    (workdir / "bench_celery_app.py").write_text(textwrap.dedent(CELERY_APP.format(url=url)))
+    # Redis on a unix socket, as this platform's Stack runs its own.
+    sock = workdir / "redis.sock"
+    app = CELERY_APP.format(broker=f"redis+socket://{sock}", backend=f"redis+socket://{sock}")
+    (workdir / "bench_celery_app.py").write_text(textwrap.dedent(app))
     env = dict(os.environ, PYTHONPATH=str(workdir))
-    redis = Daemon("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+    redis = Daemon("redis", ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
                              "--appendonly", "no", "--dir", str(workdir)], workdir, env)
     stack.callback(redis.stop)
-    wait_until("redis", lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"],
+    wait_until("redis", lambda: subprocess.run(["redis-cli", "-s", str(sock), "ping"],
                                                capture_output=True).stdout.strip() == b"PONG", proc=redis)
     worker = Daemon("celery", [sys.executable, "-m", "celery", "-A", "bench_celery_app", "worker",
                                "--concurrency", "2", "--pool", "prefork", "--loglevel", "WARNING"],

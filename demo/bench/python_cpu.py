@@ -53,7 +53,7 @@ def snap(stack):
 def commandstats(stack):
     """{command: (calls, usec)} from INFO commandstats (redis-cli, as study.sh reads it)."""
     import subprocess
-    info = subprocess.run(["redis-cli", "-p", str(stack.redis_port), "INFO", "commandstats"],
+    info = subprocess.run(["redis-cli", "-s", str(stack.redis_socket), "INFO", "commandstats"],
                           capture_output=True, text=True, check=True).stdout
     out = {}
     for line in info.splitlines():

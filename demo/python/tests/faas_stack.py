@@ -1,5 +1,6 @@
-"""A private FaaS stack for Python tests and benchmarks: redis-server, faas-gateway and a
-local-mode faas-dispatcher on free loopback ports, in a temporary directory.
+"""A private FaaS stack for Python tests and benchmarks: redis-server on a unix socket (as
+``faas up`` runs it), faas-gateway on a free loopback port and a local-mode faas-dispatcher, in
+a temporary directory.
 
 Stop it with ``stop()`` (or use it as a context manager): every process it started is stopped
 by its pid (SIGTERM, then SIGKILL after a grace period) and the directory is removed, whatever
@@ -116,7 +117,7 @@ class Stack:
         self.redis: Optional[Daemon] = None
         self.gateway: Optional[Daemon] = None
         self.dispatcher: Optional[Daemon] = None
-        self.redis_port = free_port()
+        self.redis_socket = self.dir / "redis.sock"
         self.gateway_port = free_port()
         self.url = f"http://127.0.0.1:{self.gateway_port}"
 
@@ -137,7 +138,7 @@ class Stack:
                 raise RuntimeError(f"{self.bin_dir / binary} is missing: run `cargo build --workspace --bins`")
         self.redis = Daemon(
             "redis",
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+            ["redis-server", "--port", "0", "--unixsocket", str(self.redis_socket), "--unixsocketperm", "700",
              "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
             self.dir, self.env,
         )
@@ -152,7 +153,7 @@ class Stack:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}"
+        return f"unix://{self.redis_socket}"
 
     def start_gateway(self) -> None:
         self.gateway = Daemon(
@@ -190,7 +191,9 @@ class Stack:
         )
 
     def _redis_up(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as s:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(1)
+            s.connect(str(self.redis_socket))
             s.sendall(b"PING\r\n")
             return s.recv(16).startswith(b"+PONG")
 
