@@ -239,6 +239,16 @@ impl Store {
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_max_delay(Duration::from_secs(2));
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        // The manager retries by itself for several seconds before it reports a failure; one
+        // plain attempt first says at once that Redis is not there (a wrong URL, a Redis still
+        // starting), rather than leave an operator looking at a silent daemon.
+        let probe = tokio::select! {
+            p = Self::probe(&client) => p,
+            () = shutdown.cancelled() => return Ok(None),
+        };
+        if let Err(e) = probe {
+            warn!(event = "redis_unreachable", error = %e, %url, "redis not reachable yet; retrying");
+        }
         let conn = loop {
             let attempt = tokio::select! {
                 c = ConnectionManager::new_with_config(client.clone(), config.clone()) => c,
@@ -260,6 +270,18 @@ impl Store {
             conn: Guarded::new(conn, command_timeout),
             keys,
         }))
+    }
+
+    /// One connection attempt and a PING, each bounded.
+    async fn probe(client: &redis::Client) -> redis::RedisResult<()> {
+        let bound = Some(Duration::from_secs(2));
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(bound)
+            .set_response_timeout(bound);
+        let mut con = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        redis::cmd("PING").query_async(&mut con).await
     }
 
     pub fn keys(&self) -> &Keys {
