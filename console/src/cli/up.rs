@@ -540,7 +540,7 @@ const MAX_SOCKET_PATH: usize = 107;
 
 /// Where the private Redis listens. A unix socket in the run directory (0700, the socket 0700
 /// too): only this user reaches it, no TCP port is open at all, and each of a task's Redis
-/// messages skips the loopback TCP stack (a round trip 0.06-0.13 ms shorter on the 2-core
+/// messages skips the loopback TCP stack (more tasks per second from Python on the 2-core
 /// bench machine, see demo/bench/README.md). A TCP port on loopback only when the run
 /// directory's path is too long for a socket.
 enum RedisListen {
