@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use faas_tests::{
-    assert_json_error, free_port, redis_circuit_open, redis_unreachable, wait_until, within, Mode,
-    Resp, Stack, StatusCode,
+    assert_json_error, bin, free_port, redis_circuit_open, redis_unreachable, wait_until, within,
+    Daemon, Mode, Resp, Stack, StatusCode, TestDir,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -314,4 +314,71 @@ async fn an_idle_dispatcher_starts_tasks_after_redis_forgot_its_scripts() {
         let reply = stack.wait_result_within(tid, Duration::from_secs(60)).await;
         assert_eq!(reply["result"], i + 10, "{reply}");
     }
+}
+
+/// A daemon pointed at a Redis unix socket that is not there yet says so at once, naming the
+/// URL and the OS error, and is up as soon as a Redis listens there (`faas up` runs its Redis
+/// on such a socket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_waiting_for_a_redis_socket_says_so_and_comes_up_with_it() {
+    let dir = TestDir::new();
+    let socket = dir.path().join("redis.sock");
+    let url = format!("unix://{}", socket.display());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut gateway = Daemon::spawn(
+        "gateway",
+        bin("faas-gateway"),
+        &["--listen", &listen, "--redis", &url],
+        &[],
+        dir.path(),
+    );
+    // Bounded well above the gateway's own first attempt (it fails at once: no socket) and below
+    // the ~7 s the connection manager's own retries take, so the warning must come from the first.
+    let said = gateway
+        .wait_for_event(Duration::from_secs(4), |e| {
+            redis_unreachable(e) && e.field("url") == Some(url.as_str())
+        })
+        .await;
+    assert!(said, "{}", gateway.log_tail(20));
+    let event = gateway
+        .events()
+        .into_iter()
+        .find(redis_unreachable)
+        .expect("logged");
+    assert!(
+        event
+            .field("error")
+            .is_some_and(|e| e.contains("No such file")),
+        "{}",
+        gateway.log_tail(20)
+    );
+
+    let mut redis = Daemon::spawn(
+        "redis",
+        "redis-server",
+        &[
+            "--port",
+            "0",
+            "--unixsocket",
+            &socket.to_string_lossy(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir.path().to_string_lossy(),
+        ],
+        &[],
+        dir.path(),
+    );
+    let client = reqwest::Client::new();
+    let healthy = wait_until(Duration::from_secs(30), async || {
+        let r = client.get(format!("http://{listen}/healthz")).send().await;
+        r.is_ok_and(|r| r.status() == StatusCode::OK)
+    })
+    .await;
+    assert!(healthy, "{}", gateway.log_tail(20));
+    gateway.stop();
+    redis.stop();
 }
