@@ -388,6 +388,10 @@ async fn data_survives_a_restart_of_up_and_ephemeral_starts_empty() {
     // The default data directory, below XDG_DATA_HOME, holds Redis's append-only file.
     let aof = xdg_data_home(&dir).join("faas/redis/appendonlydir");
     assert!(aof.is_dir(), "no append-only file in {}", aof.display());
+    // Which every function, argument and result is in: private to this user.
+    let data = xdg_data_home(&dir).join("faas");
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", data.display());
 
     let mut up = Up::start_named(&dir, "up-2", &["--ephemeral"]).await;
     assert_eq!(

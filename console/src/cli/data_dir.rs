@@ -7,8 +7,13 @@
 //!
 //! One `faas up` at a time owns a data directory: two Redis servers appending to one file
 //! would corrupt it, so the directory is locked (`flock` on `faas.lock`) while `faas up` runs.
+//!
+//! The directory is private to its user (mode 0700): Redis's files in it hold every function,
+//! argument and result, and Redis writes them readable by all. One found open to others is made
+//! private, with a note; `faas up` refuses to start on one it cannot make private.
 
 use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -40,13 +45,35 @@ impl DataDir {
     /// Creates (if needed) and locks `path`; fails if another `faas up` holds it.
     pub fn open(path: &Path) -> Result<Self, UpError> {
         let io = |what: String| move |source| UpError::Io { what, source };
-        std::fs::create_dir_all(path).map_err(io(format!(
-            "cannot create the data directory {}",
-            path.display()
-        )))?;
+        // Missing parents are made private too, as the XDG spec asks of $XDG_DATA_HOME.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(io(format!(
+                "cannot create the data directory {}",
+                path.display()
+            )))?;
         // Made absolute once, so daemons started from another directory find the same place.
         let path = std::fs::canonicalize(path)
             .map_err(io(format!("cannot resolve {}", path.display())))?;
+        let mode = std::fs::metadata(&path)
+            .map_err(io(format!("cannot read {}", path.display())))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).map_err(
+                io(format!(
+                    "the data directory {} is open to other users (mode {mode:o}) and cannot be made private",
+                    path.display()
+                )),
+            )?;
+            eprintln!(
+                "faas up: note: made the data directory {} private (mode {mode:o} -> 700): it holds every function, argument and result",
+                path.display()
+            );
+        }
         let lock_path = path.join("faas.lock");
         let file = File::options()
             .create(true)
@@ -91,6 +118,24 @@ mod tests {
         let again = DataDir::open(&base).expect("free again after drop");
         assert_eq!(again.redis_dir(), again.path().join("redis"));
         drop(again);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn a_data_dir_is_private_whether_new_or_found_open() {
+        let base = std::env::temp_dir().join(format!("faas-data-dir-mode-{}", std::process::id()));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let fresh = base.join("a/b");
+        let dir = DataDir::open(&fresh).expect("open a new one");
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&base.join("a")), 0o700, "a parent made for it");
+        drop(dir);
+        let open = base.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = DataDir::open(&open).expect("open an existing one");
+        assert_eq!(mode(dir.path()), 0o700);
+        drop(dir);
         let _ = std::fs::remove_dir_all(&base);
     }
 }
