@@ -410,8 +410,9 @@ class Executor(cf.Executor):
         thread: its ``/results/wait`` request submits it and waits up to ``poll_ms`` for its
         result, on a connection of its own. ``submit(...).result()`` then costs one request and
         no thread hand-over in either direction (the results thread, woken by ``submit``, finds
-        the queue empty, and is not woken after). A task not finished within the wait is handed to the results thread;
-        a failed request is handled as the results thread handles its own."""
+        the queue empty, and is not woken after). A task not finished within the wait is handed
+        to the results thread; a failed request is handled as the results thread handles its
+        own."""
         if not self._inline_lock.acquire(blocking=False):
             return  # another thread's round trip is on the connection: leave it to the thread
         try:
@@ -439,9 +440,8 @@ class Executor(cf.Executor):
                     self._inline -= 1
                     self._start_thread()
                     # Only when this round trip left the thread something to do (its task to
-                    # wait for, one to resend or cancel, a shutdown waiting for this call). A
-                    # needless wake-up, on every round trip, made it 0.1 ms longer: the thread
-                    # woke on the other core while the next task went through the platform.
+                    # wait for, one to resend or cancel, a shutdown waiting for this call), not
+                    # on every round trip to find nothing.
                     if self._outbox or self._pending or self._cancels or self._shutdown:
                         self._cond.notify()
         finally:
