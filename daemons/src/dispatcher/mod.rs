@@ -168,18 +168,6 @@ struct Shared {
 }
 
 impl Shared {
-    /// Notes a task held ahead: in flight (touched, re-queued by shutdown's grace) and
-    /// cancellable before it runs.
-    fn hold(&self, held: &Taken) {
-        if let Some(task) = held.entry.task_id {
-            self.inflight
-                .lock()
-                .expect("lock")
-                .insert(held.entry.entry_id.clone(), task);
-            self.held.lock().expect("lock").insert(task, false);
-        }
-    }
-
     /// The greatest id of the entries this dispatcher runs or holds ("0" for none): entries
     /// delivered to it later have greater ids (a stream delivers in id order).
     fn newest_inflight(&self) -> String {
@@ -429,6 +417,22 @@ struct Ahead {
     unrecorded: Option<Unrecorded>,
 }
 
+impl Ahead {
+    /// Holds `held`, started on `worker`, to run next: in flight (touched, re-queued by
+    /// shutdown's grace) and cancellable before it runs.
+    fn hold(&mut self, shared: &Shared, held: Taken, worker: String) {
+        if let Some(task) = held.entry.task_id {
+            shared
+                .inflight
+                .lock()
+                .expect("lock")
+                .insert(held.entry.entry_id.clone(), task);
+            shared.held.lock().expect("lock").insert(task, false);
+        }
+        self.held = Some((held, worker));
+    }
+}
+
 /// An outcome to record; `hold`: also take the next entry for the slot, to hold ahead.
 struct Unrecorded {
     task_id: TaskId,
@@ -599,8 +603,7 @@ async fn run_entry<E: Executor>(
                 return None;
             };
             if let (Some(held), Some(on)) = (taken.next(), next_worker) {
-                shared.hold(&held);
-                ahead.held = Some((held, on));
+                ahead.hold(shared, held, on);
             }
             // An unused slot is dropped here, which gives it back.
             slot.map(|slot| (next, slot))
@@ -657,8 +660,7 @@ async fn run_beside<R>(
             taken = &mut recording, if !recorded => {
                 recorded = true;
                 if let Some(held) = taken.into_iter().next() {
-                    shared.hold(&held);
-                    ahead.held = Some((held, worker.to_owned()));
+                    ahead.hold(shared, held, worker.to_owned());
                 }
             }
             _ = &mut give_back, if result.is_none() && ahead.held.is_some() => {
