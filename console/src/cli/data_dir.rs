@@ -34,6 +34,22 @@ pub fn default_data_dir() -> Option<PathBuf> {
         .or_else(|| absolute("HOME").map(|h| h.join(".local/share/faas")))
 }
 
+/// Creates `path`, and any missing parent, private to this user (mode 0700; the XDG spec asks
+/// that of `$XDG_DATA_HOME`), and makes it private if it was open to others: then returns the
+/// mode it had.
+pub(super) fn private_dir(path: &Path) -> std::io::Result<Option<u32>> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    Ok(Some(mode))
+}
+
 /// A data directory held by this process until dropped.
 #[derive(Debug)]
 pub struct DataDir {
@@ -45,30 +61,14 @@ impl DataDir {
     /// Creates (if needed) and locks `path`; fails if another `faas up` holds it.
     pub fn open(path: &Path) -> Result<Self, UpError> {
         let io = |what: String| move |source| UpError::Io { what, source };
-        // Missing parents are made private too, as the XDG spec asks of $XDG_DATA_HOME.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(io(format!(
-                "cannot create the data directory {}",
-                path.display()
-            )))?;
+        let was_open = private_dir(path).map_err(io(format!(
+            "cannot create the data directory {} or make it private (mode 700)",
+            path.display()
+        )))?;
         // Made absolute once, so daemons started from another directory find the same place.
         let path = std::fs::canonicalize(path)
             .map_err(io(format!("cannot resolve {}", path.display())))?;
-        let mode = std::fs::metadata(&path)
-            .map_err(io(format!("cannot read {}", path.display())))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).map_err(
-                io(format!(
-                    "the data directory {} is open to other users (mode {mode:o}) and cannot be made private",
-                    path.display()
-                )),
-            )?;
+        if let Some(mode) = was_open {
             eprintln!(
                 "faas up: note: made the data directory {} private (mode {mode:o} -> 700): it holds every function, argument and result",
                 path.display()

@@ -20,7 +20,7 @@
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::data_dir::{default_data_dir, DataDir};
+use super::data_dir::{default_data_dir, private_dir, DataDir};
 use super::supervisor::{DaemonSpec, Fatal, LogSink, Supervisor};
 use crate::client::GatewayClient;
 
@@ -166,17 +166,10 @@ pub async fn run(args: UpArgs, token: Option<String>) -> Result<(), UpError> {
     spawn_signal_listener(interrupted.clone())?;
     let plan = plan(args, token)?;
     // Private to this user: it holds Redis' socket and the daemons' logs.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&plan.run_dir)
-        .and_then(|()| {
-            std::fs::set_permissions(&plan.run_dir, std::fs::Permissions::from_mode(0o700))
-        })
-        .map_err(|source| UpError::Io {
-            what: format!("cannot create {}", plan.run_dir.display()),
-            source,
-        })?;
+    private_dir(&plan.run_dir).map_err(|source| UpError::Io {
+        what: format!("cannot create {}", plan.run_dir.display()),
+        source,
+    })?;
     let sink = match plan.console {
         Some(_) => LogSink::Dir(plan.run_dir.clone()),
         None => LogSink::Terminal { pad: 10 },
