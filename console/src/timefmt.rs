@@ -3,9 +3,13 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A duration in milliseconds, cut to its two largest units: `850ms`, `1s 250ms`, `2m 5s`,
-/// `3h 1m`, `3days 4h`.
+/// A duration in milliseconds, cut to its two largest units: `0ms`, `850ms`, `1s 250ms`,
+/// `2m 5s`, `3h 1m`, `3days 4h`.
 pub fn duration(ms: u64) -> String {
+    if ms == 0 {
+        // humantime writes zero as `0s`, which beside `1ms` reads as a coarser measurement.
+        return "0ms".to_owned();
+    }
     let unit = match ms {
         0..60_000 => 1,
         60_000..3_600_000 => 1_000,
@@ -41,6 +45,7 @@ mod tests {
 
     #[test]
     fn durations_keep_their_two_largest_units() {
+        assert_eq!(duration(0), "0ms");
         assert_eq!(duration(12), "12ms");
         assert_eq!(duration(1_500), "1s 500ms");
         assert_eq!(duration(125_400), "2m 5s");
