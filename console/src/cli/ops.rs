@@ -4,6 +4,7 @@
 //! its tasks and leaves). Plain output for people, the gateway's JSON with `--json`.
 
 use clap::{Args, ValueEnum};
+use faas_protocol::api::{FunctionDetail, Percentiles};
 use faas_protocol::{FunctionId, TaskId};
 use serde_json::{json, Value};
 
@@ -235,33 +236,68 @@ pub async fn function(c: &GatewayClient, a: FunctionArg, json: bool) -> Result<i
         print_json(&f);
         return Ok(EXIT_OK);
     }
+    let detail: FunctionDetail = serde_json::from_value(f).map_err(|e| {
+        CliError::Other(anyhow::anyhow!(
+            "the gateway's function detail is not what this faas reads ({e}); --json prints it"
+        ))
+    })?;
+    print!("{}", describe_function(&detail));
+    Ok(EXIT_OK)
+}
+
+/// A function's metadata and statistics as labelled lines, times for people (the statistics
+/// object printed as it came put raw unix milliseconds beside formatted dates).
+fn describe_function(f: &FunctionDetail) -> String {
     let mut out = String::new();
     let mut field = |label: &str, value: String| out.push_str(&format!("{label:<12} {value}\n"));
-    let s = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
+    field("function", f.function_id.to_string());
+    field("name", f.name.clone());
+    field(
+        "format",
+        match &f.entrypoint {
+            Some(e) => format!("{}, entrypoint {e}", f.format.as_str()),
+            None => f.format.as_str().to_owned(),
+        },
+    );
+    field(
+        "created",
+        format!("{} ({})", timestamp(f.created_at), ago(f.created_at)),
+    );
+    let s = &f.stats;
+    field("invocations", s.invocations.to_string());
+    let share = |n: u64| match s.completed + s.failed + s.cancelled {
+        0 => String::new(),
+        ended => format!(" ({}%)", (n * 100 + ended / 2) / ended),
     };
-    field("function", s(&f["function_id"]));
-    field("name", s(&f["name"]));
-    field("format", s(&f["format"]));
-    if let Some(ms) = f["created_at"].as_u64() {
-        field("created", format!("{} ({})", timestamp(ms), ago(ms)));
+    field(
+        "completed",
+        format!("{}{}", s.completed, share(s.completed)),
+    );
+    field("failed", format!("{}{}", s.failed, share(s.failed)));
+    field(
+        "cancelled",
+        format!("{}{}", s.cancelled, share(s.cancelled)),
+    );
+    let percentiles = |p: &Option<Percentiles>| match p {
+        Some(p) => format!(
+            "p50 {}  p95 {}  p99 {}  (last {} runs)",
+            duration(p.p50),
+            duration(p.p95),
+            duration(p.p99),
+            p.samples
+        ),
+        None => "- (no finished run yet)".to_owned(),
+    };
+    field("run time", percentiles(&s.run_ms));
+    field("queue wait", percentiles(&s.queue_wait_ms));
+    if let Some(at) = s.last_failure_at {
+        let kind = s.last_failure_type.as_deref().unwrap_or("?");
+        field(
+            "last failure",
+            format!("{kind}, {} ({})", timestamp(at), ago(at)),
+        );
     }
-    if let Some(stats) = f["stats"].as_object() {
-        for (k, v) in stats {
-            match v {
-                Value::Object(inner) => {
-                    let parts: Vec<String> =
-                        inner.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
-                    field(k, parts.join("  "));
-                }
-                other => field(k, s(other)),
-            }
-        }
-    }
-    print!("{out}");
-    Ok(EXIT_OK)
+    out
 }
 
 pub async fn rm(c: &GatewayClient, a: FunctionArg, json: bool) -> Result<i32, CliError> {
@@ -311,6 +347,54 @@ mod tests {
         for bad in ["", "h", "5y", "-1", "1.5h"] {
             assert!(parse_since(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_function_reads_as_labelled_lines_with_dates_for_people() {
+        let at: u64 = 1_700_000_000_123;
+        let mut f: FunctionDetail = serde_json::from_value(json!({
+            "function_id": "2469d041-b461-4bd8-84b3-78f426663ffe", "name": "add",
+            "format": "source", "entrypoint": "add", "created_at": at,
+            "stats": {"invocations": 3, "completed": 1, "failed": 1, "cancelled": 0,
+                      "run_ms": {"p50": 1, "p95": 1_500, "p99": 2_000, "samples": 2},
+                      "queue_wait_ms": null,
+                      "last_failure_at": at + 1_000, "last_failure_type": "TypeError"}
+        }))
+        .unwrap();
+        let out = describe_function(&f);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "function     2469d041-b461-4bd8-84b3-78f426663ffe"
+        );
+        assert_eq!(lines[2], "format       source, entrypoint add");
+        assert!(
+            lines[3].starts_with("created      2023-11-14T22:13:20Z ("),
+            "{out}"
+        );
+        assert_eq!(lines[4], "invocations  3");
+        assert_eq!(lines[5], "completed    1 (50%)");
+        assert_eq!(lines[7], "cancelled    0 (0%)");
+        assert_eq!(
+            lines[8],
+            "run time     p50 1ms  p95 1s 500ms  p99 2s  (last 2 runs)"
+        );
+        assert_eq!(lines[9], "queue wait   - (no finished run yet)");
+        assert!(
+            lines[10].starts_with("last failure TypeError, 2023-11-14T22:13:21Z ("),
+            "{out}"
+        );
+        assert!(
+            !out.contains("1700000001123"),
+            "no raw unix milliseconds: {out}"
+        );
+        f.stats = Default::default();
+        f.entrypoint = None;
+        let out = describe_function(&f);
+        assert!(
+            out.contains("completed    0\n") && !out.contains("last failure"),
+            "{out}"
+        );
     }
 
     #[test]
