@@ -462,33 +462,56 @@ async fn the_process_limit_binds_in_the_sandbox() {
 const CONNECT: &str = r#"
 import socket
 
-def connect(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return "connected"
-    except OSError as e:
-        return type(e).__name__
+def connect(ports):
+    out = []
+    for port in ports:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            out.append("connected")
+        except OSError as e:
+            out.append(type(e).__name__)
+    return out
 "#;
 
-/// The network is the host's by default (functions call APIs); `--sandbox-net none` leaves a
-/// function only its own loopback, so even the platform's Redis on 127.0.0.1 is out of reach.
+/// A sandbox has a network of its own by default, only a loopback: a function reaches none of
+/// the machine's services, the platform's own gateway (here without a token, as `faas up` runs
+/// it: on the host's network a function could list and cancel every task) and Redis on
+/// 127.0.0.1 included. `--sandbox-net host` (alias `shared`) shares the host's network, with a
+/// warning at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sandbox_net_none_cuts_the_network() {
-    for (net, expected) in [("shared", "connected"), ("none", "ConnectionRefusedError")] {
-        let stack = Stack::builder(Mode::Local)
-            .procs(1)
-            .dispatcher_args(&["--sandbox-net", net])
-            .start()
-            .await;
-        let port: u16 = stack
+async fn the_default_sandbox_reaches_no_service_of_the_machine() {
+    for net in [None, Some("host"), Some("shared")] {
+        let mut builder = Stack::builder(Mode::Local).procs(1);
+        if let Some(net) = net {
+            builder = builder.dispatcher_args(&["--sandbox-net", net]);
+        }
+        let mut stack = builder.start().await;
+        let redis_port: u16 = stack
             .redis_url()
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
             .expect("redis port");
+        let gateway_port: u16 = stack
+            .base_url()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("gateway port");
         let fid = stack.register_source("connect", CONNECT, "connect").await;
-        let reply = call(&stack, fid, json!([port])).await;
-        assert_result(&reply, json!(expected));
+        let reply = call(&stack, fid, json!([[redis_port, gateway_port]])).await;
+        let expected = match net {
+            None => json!(["ConnectionRefusedError", "ConnectionRefusedError"]),
+            Some(_) => json!(["connected", "connected"]),
+        };
+        assert_result(&reply, expected);
+        let dispatcher = stack.dispatcher().expect("dispatcher");
+        assert_eq!(
+            dispatcher.logged(|e| e.is("sandbox_net_host")),
+            net.is_some(),
+            "--sandbox-net {net:?}: {}",
+            dispatcher.log_tail(20)
+        );
     }
 }
 

@@ -19,8 +19,8 @@
 //! ones are stopped. A function whose warm children were evicted pays one cold start again.
 //!
 //! # The sandbox ([`sandbox`], `--sandbox bwrap`, the default when `bwrap` is installed)
-//! Every child has its own bubblewrap: own PID, IPC, UTS (and with `--sandbox-net none`,
-//! network) namespaces, `--new-session`, `--die-with-parent`, and only the environment below
+//! Every child has its own bubblewrap: own PID, IPC, UTS and network namespaces (see
+//! "Network" below), `--new-session`, `--die-with-parent`, and only the environment below
 //! (given to bwrap as its own, never on its command line, which `ps` shows). Its filesystem
 //! is an allow-list bound read-only (`/usr`, `/etc`, `/opt`, `/lib*`, the interpreter's
 //! prefixes and `sys.path`, which includes `PYTHONPATH`), a private `/tmp`, its own `/proc`
@@ -32,6 +32,20 @@
 //! in (`/etc/shadow`). Instead bwrap hands only CAP_SETUID/CAP_SETGID to the bootstrap, which
 //! switches to a uid of its own (900000000 + n, one per child) before any function code runs,
 //! dropping both. A non-root daemon uses `--unshare-user --uid 65534` instead.
+//!
+//! # Network
+//! A sandbox's network namespace has a loopback of its own and nothing else
+//! (`--sandbox-net none`, the default): a function reaches no service of this machine or
+//! beyond. The first design shared the host's network by default, so that functions could
+//! call outside APIs; but that network holds the platform itself: the gateway on loopback
+//! (which `faas up` and the original clients run without a token) answered a function's
+//! `GET /tasks` with every other function's tasks, and would have cancelled them, purged the
+//! queue or deleted functions; a Redis on TCP loopback takes any command. `--sandbox-net host`
+//! (alias `shared`) still shares the host's network, for functions that need outside APIs;
+//! it is warned at start (`sandbox_net_host`), and then the gateway wants a `--token` and
+//! Redis a unix socket, which a sandbox cannot reach (its `/tmp` is its own and the daemons'
+//! directories are not bound in). A namespace costs ~0.6 ms when a child starts, never per
+//! task. With `--sandbox none` there is no namespace at all: functions share everything.
 //!
 //! # Environment
 //! Children get `PATH`, `HOME=/tmp`, `LANG`, `PYTHONPATH` and the variables named by

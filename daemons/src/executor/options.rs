@@ -12,8 +12,10 @@ pub struct ExecutorArgs {
     /// (insecure). Default: bwrap when `bwrap` is installed, else none with a warning.
     #[arg(long, env = "FAAS_SANDBOX", value_enum)]
     pub sandbox: Option<SandboxKind>,
-    /// The sandboxes' network: shared (the host's) or none (loopback only).
-    #[arg(long, env = "FAAS_SANDBOX_NET", value_enum, default_value_t = SandboxNet::Shared)]
+    /// The sandboxes' network: none (their own loopback only: functions reach nothing, this
+    /// platform's gateway and Redis included) or host (insecure: this machine's network, every
+    /// service on it included; for functions that call outside APIs).
+    #[arg(long, env = "FAAS_SANDBOX_NET", value_enum, default_value_t = SandboxNet::None)]
     pub sandbox_net: SandboxNet,
     /// A daemon environment variable functions may see (repeatable). Besides PYTHONPATH,
     /// nothing else of the daemon's environment reaches them.
@@ -62,6 +64,15 @@ impl ExecutorArgs {
             warn!(
                 event = "sandbox_disabled",
                 "--sandbox none: functions run without a sandbox (insecure)"
+            );
+        }
+        if kind == SandboxKind::Bwrap && self.sandbox_net == SandboxNet::Host {
+            warn!(
+                event = "sandbox_net_host",
+                "--sandbox-net host: functions share this machine's network (insecure) and reach \
+                 every service listening on it, loopback included: this platform's gateway (its \
+                 whole API unless it has a --token), a Redis on TCP, metrics endpoints; give the \
+                 gateway a token and Redis a unix socket, or keep the default --sandbox-net none"
             );
         }
         SandboxConfig {

@@ -23,11 +23,16 @@ pub enum SandboxKind {
 /// `--sandbox-net`: what network a sandboxed child has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum SandboxNet {
-    /// The host's network: functions may call APIs (and reach anything the host reaches).
+    /// A network namespace of its own with only loopback (the default): a function reaches
+    /// nothing outside its sandbox, this platform's gateway and Redis included.
     #[default]
-    Shared,
-    /// A network namespace of its own with only loopback.
     None,
+    /// The host's network (insecure, warned at start): functions may call outside APIs, and
+    /// reach every service listening on this machine, loopback included: the gateway (its
+    /// whole API, unless it has a token), a Redis on TCP, the metrics endpoints. `shared`, the
+    /// first name of this setting, when it was the default, still selects it.
+    #[value(alias = "shared")]
+    Host,
 }
 
 /// Per-child limits, applied by the bootstrap to itself before any function code runs.
@@ -73,7 +78,7 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             kind: SandboxKind::None,
-            net: SandboxNet::Shared,
+            net: SandboxNet::None,
             pass_env: Vec::new(),
             limits: Limits::default(),
         }
