@@ -187,6 +187,35 @@ impl Up {
         (fid, tid.to_owned())
     }
 
+    /// What a function meets when it connects to this `faas up`'s gateway from its sandbox:
+    /// "connected", or the name of the error.
+    async fn a_function_dials_the_gateway(&self) -> String {
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("gateway port");
+        let source = "import socket\n\ndef dial(port):\n    try:\n        socket.create_connection(('127.0.0.1', port), timeout=2).close()\n        return 'connected'\n    except OSError as e:\n        return type(e).__name__\n";
+        let f = self
+            .post(
+                "/register_function",
+                json!({"name": "dial", "source": source, "entrypoint": "dial"}),
+            )
+            .await;
+        let t = self
+            .post(
+                "/execute_function",
+                json!({"function_id": f["function_id"], "args": [port]}),
+            )
+            .await;
+        let reply = self
+            .finished(t["task_id"].as_str().expect("task_id"), "dial")
+            .await;
+        assert_eq!(reply["status"], "COMPLETED", "{reply}");
+        reply["result"].as_str().expect("a string").to_owned()
+    }
+
     fn children_named(&self, name: &str) -> Vec<u32> {
         descendants(self.daemon.pid())
             .into_iter()
@@ -200,6 +229,12 @@ async fn up_runs_a_stack_and_sigterm_stops_everything_it_started() {
     let dir = TestDir::new();
     let mut up = Up::start(&dir, &[]).await;
     up.run_a_task().await;
+    // The gateway has no token here, as faas up runs it by default: a function that reached
+    // it could list and cancel every task. Its sandbox has a network of its own.
+    assert_eq!(
+        up.a_function_dials_the_gateway().await,
+        "ConnectionRefusedError"
+    );
 
     let started = descendants(up.daemon.pid());
     let names: Vec<String> = started.iter().map(|p| comm(*p)).collect();
@@ -330,9 +365,17 @@ async fn up_restarts_a_daemon_that_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_in_push_mode_runs_tasks_on_worker_processes() {
     let dir = TestDir::new();
-    let mut up = Up::start(&dir, &["--mode", "push", "--workers", "2"]).await;
+    let mut up = Up::start(
+        &dir,
+        &["--mode", "push", "--workers", "2", "--sandbox-net", "host"],
+    )
+    .await;
     up.run_a_task().await;
     assert_eq!(up.children_named("faas-worker").len(), 2);
+    // --sandbox-net host reaches the workers, which say at start what it lets functions do.
+    assert_eq!(up.a_function_dials_the_gateway().await, "connected");
+    let log = std::fs::read_to_string(up.daemon.log_path()).unwrap();
+    assert_eq!(log.matches("sandbox_net_host").count(), 2, "{log}");
     let started = descendants(up.daemon.pid());
     assert!(up.daemon.stop().expect("running").success());
     for pid in started {

@@ -68,6 +68,12 @@ pub struct UpArgs {
     /// Python interpreter for the tasks [default: ./.venv/bin/python if present, else python3].
     #[arg(long, env = "FAAS_PYTHON")]
     pub python: Option<PathBuf>,
+    /// The Python sandboxes' network: none (their own loopback only: functions reach no
+    /// service of this machine, the gateway and Redis included) or host (insecure: this
+    /// machine's network, for functions that call outside APIs; give the gateway a --token)
+    /// [default: none].
+    #[arg(long, env = "FAAS_SANDBOX_NET", value_parser = ["none", "host", "shared"])]
+    pub sandbox_net: Option<String>,
     /// Port the dispatcher binds for push/pull workers [default: a free port].
     #[arg(long)]
     pub dispatcher_port: Option<u16>,
@@ -126,6 +132,8 @@ struct Plan {
     gateway_url: String,
     redis: RedisPlan,
     python: PathBuf,
+    /// `--sandbox-net`, passed to whichever daemons run Python children.
+    sandbox_net: Option<String>,
     dispatcher_port: u16,
     bins: Bins,
     token: Option<String>,
@@ -365,6 +373,7 @@ fn plan(args: UpArgs, token: Option<String>) -> Result<Plan, UpError> {
         gateway_url: format!("http://{reach}"),
         redis,
         python: args.python.unwrap_or_else(default_python),
+        sandbox_net: args.sandbox_net,
         dispatcher_port: args
             .dispatcher_port
             .unwrap_or_else(|| free_port().unwrap_or(5555)),
@@ -411,11 +420,14 @@ async fn start_all(
         .arg(DRAIN_GRACE.as_millis().to_string())
         .env("NO_COLOR", no_color.clone());
     dispatcher = match plan.mode {
-        WorkerMode::Local => dispatcher
-            .arg("--procs")
-            .arg(plan.procs.to_string())
-            .arg("--python")
-            .arg(&plan.python),
+        WorkerMode::Local => with_sandbox_net(
+            dispatcher
+                .arg("--procs")
+                .arg(plan.procs.to_string())
+                .arg("--python")
+                .arg(&plan.python),
+            plan,
+        ),
         WorkerMode::Push | WorkerMode::Pull => {
             dispatcher.arg("-p").arg(plan.dispatcher_port.to_string())
         }
@@ -444,6 +456,7 @@ async fn start_all(
                 .arg("--drain-grace-ms")
                 .arg(DRAIN_GRACE.as_millis().to_string())
                 .env("NO_COLOR", no_color.clone());
+            let spec = with_sandbox_net(spec, plan);
             let spec = match &key {
                 Some(key) => spec.arg("--worker-key-file").arg(key),
                 None => spec,
@@ -579,6 +592,15 @@ impl RedisListen {
                 .arg("--bind")
                 .arg("127.0.0.1"),
         }
+    }
+}
+
+/// A daemon that runs Python children, with `faas up --sandbox-net` if it was given (the
+/// daemon's own default, `none`, otherwise).
+fn with_sandbox_net(spec: DaemonSpec, plan: &Plan) -> DaemonSpec {
+    match &plan.sandbox_net {
+        Some(net) => spec.arg("--sandbox-net").arg(net),
+        None => spec,
     }
 }
 
