@@ -515,6 +515,59 @@ async fn the_default_sandbox_reaches_no_service_of_the_machine() {
     }
 }
 
+const FILL: &str = r#"
+import os
+
+def fill(mib):
+    out = {}
+    chunk = b"x" * (1 << 20)
+    written = 0
+    try:
+        with open("/tmp/fill", "wb") as f:
+            for _ in range(mib):
+                f.write(chunk)
+                f.flush()
+                written += 1
+        out["/tmp"] = "all written"
+    except OSError as e:
+        out["/tmp"] = "errno %d" % e.errno
+    out["/tmp MiB"] = written
+    os.remove("/tmp/fill")
+    for path in ["/x", "/dev/x", "/dev/shm/x"]:
+        try:
+            open(path, "wb").close()
+            out[path] = "written"
+        except OSError as e:
+            out[path] = "refused"
+    out["oom_score_adj"] = open("/proc/self/oom_score_adj").read().strip()
+    return out
+"#;
+
+/// A sandbox's one writable place is its /tmp, a tmpfs, so memory: it is sized
+/// (`--tmp-size`), and the tmpfs bwrap builds the sandbox from (its root, /dev, /dev/shm) are
+/// read-only. Before, a task filled 3 GiB of the machine's memory through /tmp, kept while
+/// its child stayed warm. The kernel's out-of-memory killer also takes a task's child first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_cannot_fill_memory_through_the_sandbox_filesystems() {
+    let stack = Stack::builder(Mode::Local)
+        .procs(1)
+        .dispatcher_args(&["--tmp-size", "8MiB"])
+        .start()
+        .await;
+    let fid = stack.register_source("fill", FILL, "fill").await;
+    let reply = call(&stack, fid, json!([32])).await;
+    let r = &reply["result"];
+    assert_eq!(r["/tmp"], "errno 28", "no space left on device: {reply}");
+    assert!(r["/tmp MiB"].as_u64().unwrap() <= 8, "{reply}");
+    for path in ["/x", "/dev/x", "/dev/shm/x"] {
+        assert_eq!(r[path], "refused", "{path}: {reply}");
+    }
+    assert_eq!(r["oom_score_adj"], "1000", "{reply}");
+    // The child stays usable: its /tmp was emptied and takes writes again.
+    let again = call(&stack, fid, json!([4])).await;
+    assert_eq!(again["result"]["/tmp"], "all written", "{again}");
+}
+
 /// Without a sandbox the environment is cleared all the same: `PYTHONPATH` and `--pass-env`
 /// names only (plus a fixed PATH, HOME and LANG).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,6 +55,14 @@ def _confine():
     # of a task can find and kill them even after a double fork or setsid.
     PR_SET_CHILD_SUBREAPER = 36
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # When the machine runs out of memory, the kernel kills a task's child before any part of
+    # the platform (Redis, the daemons): raising one's own score needs no privilege, and the
+    # processes a task starts inherit it.
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
     uid = CONFIG.get("uid")
     if uid is not None:
         os.setgroups([])

@@ -25,6 +25,12 @@
 //! is an allow-list bound read-only (`/usr`, `/etc`, `/opt`, `/lib*`, the interpreter's
 //! prefixes and `sys.path`, which includes `PYTHONPATH`), a private `/tmp`, its own `/proc`
 //! and a minimal `/dev`; `/etc/faas` (the systemd units' settings, with the token) is hidden.
+//! `/tmp` is the one writable place, a tmpfs of `--tmp-size` (128 MiB): a tmpfs holds its
+//! files in memory, and an unsized one let a task fill 3 GiB of the machine's memory, kept
+//! while its child stayed warm. The tmpfs bwrap builds the rest from (its root, `/dev` with
+//! `/dev/shm`) are remounted read-only, since in a non-root daemon's sandbox (a user
+//! namespace) the function owns them. A bwrap older than 0.7 cannot size a tmpfs: the pool
+//! warns at start (`sandbox_tmp_unbounded`).
 //! The daemons' data and working directories are not in it. Functions therefore see no other process: not the daemons, not each
 //! other (`os.getppid()` is 0 or bwrap's init), so they cannot signal them.
 //! When the daemon runs as root, bwrap runs without a user namespace: inside one, the
@@ -59,7 +65,9 @@
 //! that sandbox's processes only. With `--sandbox none` processes are not bounded. Output
 //! (`--max-output`) is capped as it is captured, with a notice line for what was cut; results
 //! over `--max-result` fail `ResultTooLarge` in the child, before they are sent, so the
-//! daemons never hold more than a frame's maximum (the codec refuses longer frames).
+//! daemons never hold more than a frame's maximum (the codec refuses longer frames). Every
+//! child sets its `oom_score_adj` to 1000, so that when the machine runs out of memory the
+//! kernel kills a task's child before Redis or a daemon.
 //!
 //! # Clean-up
 //! Every process a task started is gone when the task ends. The bootstrap is a child

@@ -42,6 +42,10 @@ pub struct ExecutorArgs {
     /// with --sandbox none).
     #[arg(long, env = "FAAS_MAX_PROCESSES", default_value_t = 128)]
     pub max_processes: u64,
+    /// Size of each sandbox's /tmp, its one writable place (e.g. 64MiB, 1GiB). It is a tmpfs:
+    /// what a function writes there is memory, held while the child stays warm.
+    #[arg(long, env = "FAAS_TMP_SIZE", default_value = "128MiB", value_parser = parse_size)]
+    pub tmp_size: u64,
     /// Python children kept alive at most: running, warm per function, and spares. The least
     /// recently used warm ones are stopped past it.
     #[arg(long, env = "FAAS_MAX_CHILDREN", default_value_t = DEFAULT_MAX_CHILDREN)]
@@ -85,6 +89,7 @@ impl ExecutorArgs {
                 max_result: self.max_result,
                 open_files: self.max_open_files,
                 processes: self.max_processes,
+                tmp: self.tmp_size,
             },
         }
     }

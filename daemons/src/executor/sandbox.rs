@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tokio::process::Command;
+use tracing::warn;
 
 use super::ExecutorError;
 
@@ -49,6 +50,8 @@ pub struct Limits {
     /// RLIMIT_NPROC: processes and threads in one sandbox (see [`SandboxConfig`] for why it
     /// binds even when the daemon runs as root).
     pub processes: u64,
+    /// Size of a sandbox's `/tmp` in bytes (a tmpfs: what is written there is memory).
+    pub tmp: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +62,7 @@ impl Default for Limits {
             max_result: 16 << 20,
             open_files: 1024,
             processes: 128,
+            tmp: DEFAULT_TMP_SIZE,
         }
     }
 }
@@ -97,6 +101,16 @@ fn bwrap_path() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Whether `bwrap` takes `--size` (bubblewrap 0.7+), from its `--help`.
+async fn bwrap_sizes_tmpfs(bwrap: &Path) -> bool {
+    Command::new(bwrap)
+        .arg("--help")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--size"))
+}
+
 /// Unprivileged uids for root-run sandboxes: each child gets its own, so the process limit
 /// counts only that child's processes and no two sandboxes share an owner.
 const UID_BASE: u32 = 900_000_000;
@@ -105,6 +119,9 @@ static NEXT_UID: AtomicU32 = AtomicU32::new(0);
 
 /// Where the systemd units read their settings (`demo/systemd`).
 const SETTINGS_DIR: &str = "/etc/faas";
+
+/// `--tmp-size` when it is not given: 128 MiB.
+pub const DEFAULT_TMP_SIZE: u64 = 128 << 20;
 
 /// What the bootstrap is told on its command line.
 #[derive(Serialize)]
@@ -128,6 +145,8 @@ pub(crate) struct Launcher {
     /// Environment every child gets: fixed values, `PYTHONPATH` and the `--pass-env` names.
     env: Vec<(String, OsString)>,
     root: bool,
+    /// This bwrap takes `--size` for a tmpfs (bubblewrap 0.7 and later).
+    sized_tmpfs: bool,
 }
 
 #[derive(Deserialize)]
@@ -181,6 +200,18 @@ impl Launcher {
                 }
             })?),
         };
+        let sized_tmpfs = match &bwrap {
+            Some(path) => bwrap_sizes_tmpfs(path).await,
+            None => false,
+        };
+        if bwrap.is_some() && !sized_tmpfs {
+            warn!(
+                event = "sandbox_tmp_unbounded",
+                "this bwrap cannot size a tmpfs (bubblewrap 0.7 or later can): a function's /tmp \
+                 is bounded by half the machine's memory, not --tmp-size, and a function can fill \
+                 memory through it; upgrade the package `bubblewrap`"
+            );
+        }
         let binds = probe
             .dirs
             .into_iter()
@@ -194,6 +225,7 @@ impl Launcher {
             bwrap,
             env,
             root: nix::unistd::geteuid().is_root(),
+            sized_tmpfs,
         })
     }
 
@@ -294,6 +326,12 @@ impl Launcher {
         }
         // /tmp first: a PYTHONPATH directory under /tmp is bound into it, not hidden by it.
         push(&[&"--dev", &"/dev", &"--proc", &"/proc"]);
+        // /tmp is the sandbox's one writable place, and a tmpfs holds its files in memory: it
+        // is sized (--tmp-size), or a function could fill the machine's memory through it.
+        let tmp = self.cfg.limits.tmp.to_string();
+        if self.sized_tmpfs {
+            push(&[&"--size", &tmp]);
+        }
         push(&[
             &"--perms", &"1777", &"--tmpfs", &"/tmp", &"--chdir", &"/tmp",
         ]);
@@ -313,8 +351,13 @@ impl Launcher {
         // The systemd units' settings (FAAS_TOKEN among them) live here: hidden, whatever
         // their permissions, since a non-root daemon's sandbox runs as the daemon's own user.
         if Path::new(SETTINGS_DIR).is_dir() {
-            push(&[&"--tmpfs", &SETTINGS_DIR]);
+            push(&[&"--tmpfs", &SETTINGS_DIR, &"--remount-ro", &SETTINGS_DIR]);
         }
+        // bwrap's own mounts (the root it builds, /dev with /dev/shm) are unsized tmpfs, and
+        // in a non-root daemon's sandbox (a user namespace) the function owns them and could
+        // fill them: read-only, last, once everything is mounted on them. (The device nodes
+        // are mounts of their own and stay writable.)
+        push(&[&"--remount-ro", &"/dev", &"--remount-ro", &"/"]);
         a
     }
 }
