@@ -540,13 +540,15 @@ def fill(mib):
         except OSError as e:
             out[path] = "refused"
     out["oom_score_adj"] = open("/proc/self/oom_score_adj").read().strip()
+    out["nice"] = os.nice(0)
     return out
 "#;
 
 /// A sandbox's one writable place is its /tmp, a tmpfs, so memory: it is sized
 /// (`--tmp-size`), and the tmpfs bwrap builds the sandbox from (its root, /dev, /dev/shm) are
 /// read-only. Before, a task filled 3 GiB of the machine's memory through /tmp, kept while
-/// its child stayed warm. The kernel's out-of-memory killer also takes a task's child first.
+/// its child stayed warm. The kernel's out-of-memory killer also takes a task's child first,
+/// and children run at nice 10.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_cannot_fill_memory_through_the_sandbox_filesystems() {
     let stack = Stack::builder(Mode::Local)
@@ -563,6 +565,8 @@ async fn a_task_cannot_fill_memory_through_the_sandbox_filesystems() {
         assert_eq!(r[path], "refused", "{path}: {reply}");
     }
     assert_eq!(r["oom_score_adj"], "1000", "{reply}");
+    // And a task that spins every core yields the CPU to Redis and the daemons.
+    assert_eq!(r["nice"], 10, "{reply}");
     // The child stays usable: its /tmp was emptied and takes writes again.
     let again = call(&stack, fid, json!([4])).await;
     assert_eq!(again["result"]["/tmp"], "all written", "{again}");

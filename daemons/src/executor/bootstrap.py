@@ -63,6 +63,9 @@ def _confine():
             f.write("1000")
     except OSError:
         pass
+    # Tasks yield the CPU to the platform: a task that spins every core (threads, processes)
+    # slows other tasks, but Redis and the daemons, at nice 0, still get the CPU first.
+    os.nice(10)
     uid = CONFIG.get("uid")
     if uid is not None:
         os.setgroups([])
