@@ -86,6 +86,9 @@
 //! | `leaving_unanswered` | warn | worker | | draining without the dispatcher |
 //! | `pool_started` | info | dispatcher (local), worker | `python`, `sandbox`, `net`, `size`, `max_children` | the Python pool is up |
 //! | `sandbox_missing`, `sandbox_disabled` | warn | dispatcher (local), worker | | functions run without a sandbox |
+//! | `sandbox_net_host` | warn | dispatcher (local), worker | | `--sandbox-net host`: functions share this machine's network and reach its services |
+//! | `sandbox_tmp_unbounded` | warn | dispatcher (local), worker | | this bwrap cannot size a tmpfs: `--tmp-size` does not bind |
+//! | `idle_children_stopped` | info | dispatcher (local), worker | `stopped`, `idle_bytes`, `max_idle_memory` | idle children held more than `--max-idle-memory`; the least recently used were stopped |
 //! | `child_start_failed` | warn | dispatcher (local), worker | `error` | a Python child did not start |
 //! | `task_timed_out` | warn | dispatcher (local), worker | `task_id`, `pid` | its child was killed |
 //! | `task_cancelled` | info | dispatcher (local), worker | `task_id`, `pid` | its process group was killed |

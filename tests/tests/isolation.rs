@@ -572,6 +572,67 @@ async fn a_task_cannot_fill_memory_through_the_sandbox_filesystems() {
     assert_eq!(again["result"]["/tmp"], "all written", "{again}");
 }
 
+/// Resident memory of every process below `pid` (the executor daemon's children), in bytes.
+fn resident_below(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut todo = children_of(pid);
+    while let Some(p) = todo.pop() {
+        let statm = std::fs::read_to_string(format!("/proc/{p}/statm")).unwrap_or_default();
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        total += pages * 4096;
+        todo.extend(children_of(p));
+    }
+    total
+}
+
+/// Each function keeps 200 MiB in a module global while its child is warm.
+const HOARD: &str = "HOARD = b'x' * (200 << 20)\n\ndef hoard():\n    return len(HOARD) >> 20\n";
+
+/// Idle children together hold at most `--max-idle-memory`: past it the least recently used
+/// warm ones are stopped. Before, only their number was capped (`--max-children`, 128), so a
+/// few functions that keep memory while warm held it all, on the machine, for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_children_hold_no_more_than_the_idle_memory_budget() {
+    const BUDGET: u64 = 450 << 20;
+    let mut stack = Stack::builder(Mode::Local)
+        .procs(1)
+        .dispatcher_args(&["--max-idle-memory", "450MiB"])
+        .start()
+        .await;
+    let mut fids = Vec::new();
+    for name in ["hoard_a", "hoard_b", "hoard_c"] {
+        let fid = stack.register_source(name, HOARD, "hoard").await;
+        let reply = call(&stack, fid, json!([])).await;
+        assert_result(&reply, json!(200));
+        fids.push(fid);
+    }
+    let dispatcher = stack.dispatcher().expect("dispatcher");
+    let pid = dispatcher.pid();
+    // Three warm children of ~215 MiB each, and a spare: about 700 MiB without a budget.
+    let within = wait_until(Duration::from_secs(10), async || {
+        resident_below(pid) <= BUDGET
+    })
+    .await;
+    assert!(
+        within,
+        "idle children hold {} MiB, over the 450 MiB budget:\n{}",
+        resident_below(pid) >> 20,
+        dispatcher.log_tail(20)
+    );
+    assert!(
+        dispatcher.logged(|e| e.is("idle_children_stopped")),
+        "{}",
+        dispatcher.log_tail(20)
+    );
+    // A stopped function starts again on its next call.
+    let again = call(&stack, fids[0], json!([])).await;
+    assert_result(&again, json!(200));
+}
+
 /// Without a sandbox the environment is cleared all the same: `PYTHONPATH` and `--pass-env`
 /// names only (plus a fixed PATH, HOME and LANG).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

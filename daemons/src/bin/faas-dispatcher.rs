@@ -155,6 +155,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 kill_grace: Duration::from_secs(2),
                 sandbox: args.executor.sandbox_config(),
                 max_children: args.executor.max_children,
+                max_idle_memory: args.executor.max_idle_memory(),
             })
             .await
             {

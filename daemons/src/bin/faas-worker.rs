@@ -100,6 +100,7 @@ async fn run(args: Args) {
         drain_grace: Duration::from_millis(args.drain_grace_ms),
         sandbox: args.executor.sandbox_config(),
         max_children: args.executor.max_children,
+        max_idle_memory: args.executor.max_idle_memory(),
         key,
     };
     let shutdown = CancellationToken::new();

@@ -34,6 +34,8 @@ pub(crate) struct PyChild {
     frames_out: FramedRead<ChildStdout, LengthDelimitedCodec>,
     /// The process the pool started: bwrap, or python itself with `--sandbox none`.
     pid: i32,
+    /// The Python process itself (inside the sandbox, below bwrap and its init).
+    python_pid: i32,
     sandboxed: bool,
     /// The function this child has been sent the body of; it runs no other. `None`: a spare.
     bound: Option<FunctionId>,
@@ -90,13 +92,21 @@ impl PyChild {
                     .new_codec(),
             ),
             pid,
+            python_pid: pid,
             sandboxed: launcher.kind() == SandboxKind::Bwrap,
             bound: None,
             last_used: 0,
         };
         let ready = tokio::time::timeout(Duration::from_secs(30), me.read_frame()).await;
         match ready {
-            Ok(Ok(frame)) if frame.get("ready") == Some(&json!(true)) => Ok(me),
+            Ok(Ok(frame)) if frame.get("ready") == Some(&json!(true)) => {
+                if me.sandboxed {
+                    // Ready, the sandbox holds bwrap's init and below it the interpreter: the
+                    // deepest of the two.
+                    me.python_pid = descendants(pid).last().copied().unwrap_or(pid);
+                }
+                Ok(me)
+            }
             Ok(Ok(frame)) => Err(ExecutorError::Handshake {
                 python: shown,
                 detail: format!("unexpected first frame {frame}"),
@@ -117,6 +127,15 @@ impl PyChild {
 
     pub(crate) fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// What measures this child's memory, away from the pool's lock.
+    pub(crate) fn meter(&self) -> Meter {
+        Meter {
+            pid: self.pid,
+            python_pid: self.python_pid,
+            sandboxed: self.sandboxed,
+        }
     }
 
     pub(crate) fn bound(&self) -> Option<FunctionId> {
@@ -224,6 +243,37 @@ impl PyChild {
             Some(frame) => Ok(serde_json::from_slice(&frame?)?),
             None => Err(std::io::ErrorKind::UnexpectedEof.into()),
         }
+    }
+}
+
+/// A child's memory, as the pool's idle-memory budget counts it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Meter {
+    /// The pool's handle on the child ([`PyChild::pid`]).
+    pub(crate) pid: i32,
+    python_pid: i32,
+    sandboxed: bool,
+}
+
+impl Meter {
+    /// Bytes held: the interpreter's resident memory and, in a sandbox, what its /tmp (a
+    /// tmpfs) holds. `None` once the process is gone.
+    pub(crate) fn bytes(&self) -> Option<u64> {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.python_pid)).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .map_or(4096, |p| p as u64);
+        let mut bytes = pages * page;
+        if self.sandboxed {
+            let tmp = format!("/proc/{}/root/tmp", self.python_pid);
+            if let Ok(fs) = nix::sys::statfs::statfs(tmp.as_str()) {
+                let used = fs.blocks().saturating_sub(fs.blocks_free());
+                bytes += used * fs.block_size() as u64;
+            }
+        }
+        Some(bytes)
     }
 }
 

@@ -16,7 +16,11 @@
 //! applied, not yet bound. A new function's first call (its cold start) binds a spare, i.e.
 //! sends it the body, while a replacement spare starts in the background. Children stay warm
 //! per function; past `--max-children` (running + warm + spare) the least recently used idle
-//! ones are stopped. A function whose warm children were evicted pays one cold start again.
+//! ones are stopped, and so they are while the idle children (warm and spare) hold more than
+//! `--max-idle-memory` together (resident memory and /tmp, measured every second; a quarter
+//! of the machine's memory by default). The count alone let 128 warm children each keep up
+//! to a task's memory limit. A function whose warm children were evicted pays one cold start
+//! again.
 //!
 //! # The sandbox ([`sandbox`], `--sandbox bwrap`, the default when `bwrap` is installed)
 //! Every child has its own bubblewrap: own PID, IPC, UTS and network namespaces (see

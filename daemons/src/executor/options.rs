@@ -46,6 +46,11 @@ pub struct ExecutorArgs {
     /// what a function writes there is memory, held while the child stays warm.
     #[arg(long, env = "FAAS_TMP_SIZE", default_value = "128MiB", value_parser = parse_size)]
     pub tmp_size: u64,
+    /// Memory the idle Python children (warm and spare) may hold together, their /tmp
+    /// included (e.g. 4GiB); past it the least recently used warm ones are stopped
+    /// [default: a quarter of this machine's memory].
+    #[arg(long, env = "FAAS_MAX_IDLE_MEMORY", value_parser = parse_size)]
+    pub max_idle_memory: Option<u64>,
     /// Python children kept alive at most: running, warm per function, and spares. The least
     /// recently used warm ones are stopped past it.
     #[arg(long, env = "FAAS_MAX_CHILDREN", default_value_t = DEFAULT_MAX_CHILDREN)]
@@ -92,6 +97,22 @@ impl ExecutorArgs {
                 tmp: self.tmp_size,
             },
         }
+    }
+}
+
+impl ExecutorArgs {
+    /// `--max-idle-memory`, or a quarter of the machine's memory (`MemTotal`), or 2 GiB where
+    /// that cannot be read.
+    pub fn max_idle_memory(&self) -> u64 {
+        self.max_idle_memory.unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| {
+                    let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+                    line.split_whitespace().nth(1)?.parse::<u64>().ok()
+                })
+                .map_or(2 << 30, |kib| kib * 1024 / 4)
+        })
     }
 }
 

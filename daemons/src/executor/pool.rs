@@ -1,5 +1,6 @@
 //! The pool: a fixed number of slots (tasks at once), spare children ready to be bound to a
-//! function, and warm children per function, evicted least-recently-used past a cap.
+//! function, and warm children per function, evicted least-recently-used past a count cap or
+//! an idle-memory budget.
 //!
 //! A running job can be cancelled by its task id ([`Pool::cancel`]): its child is killed with
 //! its whole process group (the same kill as a timeout's), the job's outcome is `Cancelled`,
@@ -15,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::child::{ChildFailure, PyChild};
+use super::child::{ChildFailure, Meter, PyChild};
 use super::sandbox::{Launcher, SandboxConfig};
 use super::{ExecutorError, Job, Outcome};
 
@@ -31,7 +32,13 @@ pub struct PoolConfig {
     /// Children alive at most (`--max-children`): running, warm and spare together. Raised to
     /// twice `size` if lower, so every slot can have a spare beside a running child.
     pub max_children: usize,
+    /// Bytes the idle children (warm and spare) may hold together, their /tmp included
+    /// (`--max-idle-memory`); past it the least recently used warm ones are stopped.
+    pub max_idle_memory: u64,
 }
+
+/// How often the idle children's memory is measured against `max_idle_memory`.
+const MEMORY_SWEEP: Duration = Duration::from_secs(1);
 
 /// Default `--max-children`.
 pub const DEFAULT_MAX_CHILDREN: usize = 128;
@@ -129,7 +136,7 @@ impl Pool {
             max_children,
             "python pool started"
         );
-        Ok(Self {
+        let pool = Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     spares,
@@ -144,7 +151,20 @@ impl Pool {
                     ..cfg
                 },
             }),
-        })
+        };
+        let weak = Arc::downgrade(&pool.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(MEMORY_SWEEP);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(inner) if !inner.slots.is_closed() => Pool { inner }.sweep_memory(),
+                    _ => return,
+                }
+            }
+        });
+        Ok(pool)
     }
 
     pub fn size(&self) -> usize {
@@ -281,6 +301,69 @@ impl Pool {
             }
         }
         self.kill_later(evicted);
+    }
+
+    /// Stops the least recently used warm children while the idle ones (warm and spare) hold
+    /// more than `max_idle_memory`. The count cap alone (`--max-children`) let idle children
+    /// hold up to 128 times a task's memory limit: a function that keeps memory (a module
+    /// global, a file in its /tmp) stays at that size while warm. Measured away from the lock
+    /// (a few `/proc` reads per child), then each is stopped only if it is still idle.
+    fn sweep_memory(&self) {
+        let budget = self.inner.cfg.max_idle_memory;
+        let (warm, spares) = {
+            let st = self.state();
+            let warm: Vec<(u64, Meter)> = st
+                .warm
+                .values()
+                .flatten()
+                .map(|k| (k.last_used, k.meter()))
+                .collect();
+            let spares: Vec<Meter> = st.spares.iter().map(PyChild::meter).collect();
+            (warm, spares)
+        };
+        let mut warm: Vec<(u64, i32, u64)> = warm
+            .into_iter()
+            .map(|(used, m)| (used, m.pid, m.bytes().unwrap_or(0)))
+            .collect();
+        let mut held: u64 = warm.iter().map(|w| w.2).sum::<u64>()
+            + spares.iter().filter_map(Meter::bytes).sum::<u64>();
+        if held <= budget {
+            return;
+        }
+        let before = held;
+        warm.sort_by_key(|w| w.0);
+        let mut victims = Vec::new();
+        {
+            let mut st = self.state();
+            for (_, pid, bytes) in warm {
+                if held <= budget {
+                    break;
+                }
+                let found = st.warm.iter().find_map(|(fid, kids)| {
+                    kids.iter().position(|k| k.pid() == pid).map(|i| (*fid, i))
+                });
+                let Some((fid, i)) = found else {
+                    continue; // taken for a task meanwhile
+                };
+                let kids = st.warm.get_mut(&fid).expect("found above");
+                victims.push(kids.remove(i));
+                if kids.is_empty() {
+                    st.warm.remove(&fid);
+                }
+                st.warm_count -= 1;
+                held -= bytes;
+            }
+        }
+        if !victims.is_empty() {
+            info!(
+                event = "idle_children_stopped",
+                stopped = victims.len(),
+                idle_bytes = before,
+                max_idle_memory = budget,
+                "idle python children held more memory than --max-idle-memory; stopped the least recently used"
+            );
+            self.kill_later(victims);
+        }
     }
 
     /// A child that must not be used again (broken, or over its memory limit).

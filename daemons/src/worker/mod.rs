@@ -59,6 +59,8 @@ pub struct WorkerConfig {
     pub sandbox: SandboxConfig,
     /// Children kept alive at most (`--max-children`).
     pub max_children: usize,
+    /// Memory of idle children at most (`--max-idle-memory`).
+    pub max_idle_memory: u64,
     /// The worker key; without one the channel is plaintext.
     pub key: Option<crate::channel::ChannelKey>,
 }
@@ -241,6 +243,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> Result<(), W
         kill_grace: Duration::from_secs(2),
         sandbox: cfg.sandbox.clone(),
         max_children: cfg.max_children,
+        max_idle_memory: cfg.max_idle_memory,
     })
     .await?;
     // Ready once its children run; reaching a dispatcher may take any time (it waits for one).
