@@ -633,6 +633,54 @@ async fn idle_children_hold_no_more_than_the_idle_memory_budget() {
     assert_result(&again, json!(200));
 }
 
+/// Processes below `pid` that are stopped (state `T`).
+fn stopped_below(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut todo = children_of(pid);
+    while let Some(p) = todo.pop() {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(") ")
+            .next()
+            .and_then(|rest| rest.chars().next());
+        if state == Some('T') {
+            found.push(p);
+        }
+        todo.extend(children_of(p));
+    }
+    found
+}
+
+/// Its first call leaves a thread running in the child, which counts while it runs.
+const LINGER: &str = "import threading, time\n\nTICKS = [0]\n\ndef spin():\n    while True:\n        TICKS[0] += 1\n        time.sleep(0.001)\n\ndef linger():\n    if not any(t.name == 'spinner' for t in threading.enumerate()):\n        threading.Thread(target=spin, name='spinner', daemon=True).start()\n    return TICKS[0]\n";
+
+/// A warm child waiting for its function's next task is frozen (SIGSTOP) after a second, so a
+/// thread a task left behind does not run between tasks, taking CPU from other functions'
+/// tasks for as long as the child stays warm; the next task thaws it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_warm_child_is_frozen_and_thawed_for_its_next_task() {
+    let mut stack = Stack::builder(Mode::Local).procs(1).start().await;
+    let fid = stack.register_source("linger", LINGER, "linger").await;
+    let first = call(&stack, fid, json!([])).await;
+    assert_eq!(first["status"], "COMPLETED", "{first}");
+    let dispatcher = stack.dispatcher().expect("dispatcher");
+    let pid = dispatcher.pid();
+    // The warm child stops; the spare, which never ran a task, does not.
+    let frozen = wait_until(Duration::from_secs(10), async || {
+        stopped_below(pid).len() == 1
+    })
+    .await;
+    assert!(
+        frozen,
+        "stopped below the dispatcher: {:?}\n{}",
+        stopped_below(pid),
+        dispatcher.log_tail(20)
+    );
+    let again = call(&stack, fid, json!([])).await;
+    assert_eq!(again["status"], "COMPLETED", "{again}");
+    assert!(again["result"].as_u64().unwrap() > 0, "{again}");
+}
+
 /// Without a sandbox the environment is cleared all the same: `PYTHONPATH` and `--pass-env`
 /// names only (plus a fixed PATH, HOME and LANG).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

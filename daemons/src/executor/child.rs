@@ -41,6 +41,10 @@ pub(crate) struct PyChild {
     bound: Option<FunctionId>,
     /// When it last finished a task, in the pool's clock (for least-recently-used eviction).
     pub(crate) last_used: u64,
+    /// When it last finished a task, in time (idle warm children are frozen after a while).
+    pub(crate) idle_since: std::time::Instant,
+    /// Stopped (SIGSTOP) while idle: see [`Self::freeze`].
+    frozen: bool,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +100,8 @@ impl PyChild {
             sandboxed: launcher.kind() == SandboxKind::Bwrap,
             bound: None,
             last_used: 0,
+            idle_since: std::time::Instant::now(),
+            frozen: false,
         };
         let ready = tokio::time::timeout(Duration::from_secs(30), me.read_frame()).await;
         match ready {
@@ -127,6 +133,28 @@ impl PyChild {
 
     pub(crate) fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// Stops the interpreter (SIGSTOP) while the child waits, warm, for its function's next
+    /// task: a thread a task left running would otherwise go on between tasks, for as long as
+    /// the child stays warm, taking CPU from other functions' tasks. The processes a task
+    /// starts are killed when it ends, so the interpreter is all there is to stop.
+    pub(crate) fn freeze(&mut self) {
+        if !self.frozen {
+            self.frozen = kill(Pid::from_raw(self.python_pid), Signal::SIGSTOP).is_ok();
+        }
+    }
+
+    /// Lets a frozen child run again, before it is given a task or killed.
+    pub(crate) fn thaw(&mut self) {
+        if self.frozen {
+            let _ = kill(Pid::from_raw(self.python_pid), Signal::SIGCONT);
+            self.frozen = false;
+        }
+    }
+
+    pub(crate) fn frozen(&self) -> bool {
+        self.frozen
     }
 
     /// What measures this child's memory, away from the pool's lock.
@@ -206,6 +234,8 @@ impl PyChild {
     /// namespace. A plain child gets SIGTERM, `grace`, then SIGKILL for its group and every
     /// descendant (it is their subreaper, so setsid ones are among them).
     pub(crate) async fn kill(mut self, grace: Duration) {
+        // A stopped process would not act on SIGTERM until continued.
+        self.thaw();
         let group = Pid::from_raw(self.pid);
         if self.sandboxed {
             let _ = killpg(group, Signal::SIGKILL);

@@ -20,7 +20,11 @@
 //! `--max-idle-memory` together (resident memory and /tmp, measured every second; a quarter
 //! of the machine's memory by default). The count alone let 128 warm children each keep up
 //! to a task's memory limit. A function whose warm children were evicted pays one cold start
-//! again.
+//! again. A warm child that has waited a second for its function's next task is frozen
+//! (SIGSTOP to the interpreter, SIGCONT when it is taken or killed): a thread a task left
+//! running would otherwise take CPU from other functions' tasks between tasks, for as long
+//! as the child stays warm. Not at once, since stopping a process wakes it, which a busy
+//! function would pay on every task.
 //!
 //! # The sandbox ([`sandbox`], `--sandbox bwrap`, the default when `bwrap` is installed)
 //! Every child has its own bubblewrap: own PID, IPC, UTS and network namespaces (see

@@ -37,8 +37,11 @@ pub struct PoolConfig {
     pub max_idle_memory: u64,
 }
 
-/// How often the idle children's memory is measured against `max_idle_memory`.
+/// How often the idle children are looked at: frozen once idle for [`FREEZE_AFTER`], and
+/// their memory measured against `max_idle_memory`.
 const MEMORY_SWEEP: Duration = Duration::from_secs(1);
+/// How long a warm child waits for its function's next task before it is frozen.
+const FREEZE_AFTER: Duration = Duration::from_secs(1);
 
 /// Default `--max-children`.
 pub const DEFAULT_MAX_CHILDREN: usize = 128;
@@ -159,7 +162,11 @@ impl Pool {
             loop {
                 tick.tick().await;
                 match weak.upgrade() {
-                    Some(inner) if !inner.slots.is_closed() => Pool { inner }.sweep_memory(),
+                    Some(inner) if !inner.slots.is_closed() => {
+                        let pool = Pool { inner };
+                        pool.freeze_idle();
+                        pool.sweep_memory();
+                    }
                     _ => return,
                 }
             }
@@ -274,7 +281,11 @@ impl Pool {
             }
         };
         st.busy += 1;
-        child
+        drop(st);
+        child.map(|mut c| {
+            c.thaw();
+            c
+        })
     }
 
     /// Gives a child back after a task: warm for its function, the least recently used ones
@@ -288,6 +299,7 @@ impl Pool {
                 Some(fid) if !self.inner.slots.is_closed() => {
                     st.clock += 1;
                     child.last_used = st.clock;
+                    child.idle_since = std::time::Instant::now();
                     st.warm.entry(fid).or_default().push(child);
                     st.warm_count += 1;
                     while st.total() > self.inner.cfg.max_children {
@@ -301,6 +313,18 @@ impl Pool {
             }
         }
         self.kill_later(evicted);
+    }
+
+    /// Freezes the warm children idle for over [`FREEZE_AFTER`] ([`PyChild::freeze`]); a child
+    /// is thawed when it is taken for a task or killed. Not at once: stopping a process wakes
+    /// it, a cost a busy function would pay on every task.
+    fn freeze_idle(&self) {
+        let mut st = self.state();
+        for child in st.warm.values_mut().flatten() {
+            if !child.frozen() && child.idle_since.elapsed() >= FREEZE_AFTER {
+                child.freeze();
+            }
+        }
     }
 
     /// Stops the least recently used warm children while the idle ones (warm and spare) hold
