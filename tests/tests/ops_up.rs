@@ -376,6 +376,11 @@ async fn up_in_push_mode_runs_tasks_on_worker_processes() {
     assert_eq!(up.a_function_dials_the_gateway().await, "connected");
     let log = std::fs::read_to_string(up.daemon.log_path()).unwrap();
     assert_eq!(log.matches("sandbox_net_host").count(), 2, "{log}");
+    // And faas up, which knows its gateway has no token here, says what that exposes.
+    assert!(
+        log.contains("faas up: warning: with --sandbox-net host") && log.contains("--token"),
+        "{log}"
+    );
     let started = descendants(up.daemon.pid());
     assert!(up.daemon.stop().expect("running").success());
     for pid in started {

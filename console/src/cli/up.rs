@@ -358,6 +358,14 @@ fn plan(args: UpArgs, token: Option<String>) -> Result<Plan, UpError> {
         };
         Some(DataDir::open(&path)?)
     };
+    let shares_network = matches!(args.sandbox_net.as_deref(), Some("host" | "shared"));
+    if shares_network && token.is_none() {
+        eprintln!(
+            "faas up: warning: with --sandbox-net host functions reach this machine's network, \
+             this gateway included, and it has no token: any function can list, read and cancel \
+             every task; pass --token (or FAAS_TOKEN) too"
+        );
+    }
     if args.mode == WorkerMode::Local && args.workers != 1 {
         eprintln!(
             "faas up: note: --workers applies to push and pull modes; local mode runs one pool of --procs processes"
