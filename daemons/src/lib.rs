@@ -85,7 +85,7 @@
 //! | `frame_unreadable`, `message_unreadable` | warn, error | worker | `error` | a frame or message from the dispatcher did not read |
 //! | `leaving_unanswered` | warn | worker | | draining without the dispatcher |
 //! | `pool_started` | info | dispatcher (local), worker | `python`, `sandbox`, `net`, `size`, `max_children` | the Python pool is up |
-//! | `sandbox_missing`, `sandbox_disabled` | warn | dispatcher (local), worker | | functions run without a sandbox |
+//! | `sandbox_disabled` | warn | dispatcher (local), worker | | `--sandbox none`: functions run without a sandbox |
 //! | `sandbox_net_host` | warn | dispatcher (local), worker | | `--sandbox-net host`: functions share this machine's network and reach its services |
 //! | `sandbox_tmp_unbounded` | warn | dispatcher (local), worker | | this bwrap cannot size a tmpfs: `--tmp-size` does not bind |
 //! | `idle_children_stopped` | info | dispatcher (local), worker | `stopped`, `idle_bytes`, `max_idle_memory` | idle children held more than `--max-idle-memory`; the least recently used were stopped |

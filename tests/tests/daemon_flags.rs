@@ -2,11 +2,11 @@
 //! and every older spelling (`-w`, `--workers`, `FAAS_WORKERS` on the dispatcher; the positional
 //! count and `FAAS_WORKER_PROCS` on the worker) still sets the same thing. What each dispatcher
 //! and worker registered (its `slots`) is read back from the Redis registry. A worker refuses
-//! `local` mode with why.
+//! `local` mode with why, and neither starts a pool without `bwrap` unless told `--sandbox none`.
 
 use std::time::Duration;
 
-use faas_tests::{bin, python, Daemon, Mode, Stack};
+use faas_tests::{bin, python, Daemon, Mode, Stack, TestDir};
 use serde_json::Value;
 
 const JOIN: Duration = Duration::from_secs(30);
@@ -140,4 +140,50 @@ fn bad_worker_arguments_are_usage_errors_that_say_why() {
     let (code, err) = run(&["push", "tcp://127.0.0.1:5555", "--procs", "0"]);
     assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("--procs must be at least 1"), "{err}");
+}
+
+/// Without `bwrap` a daemon that runs Python children does not start: it says to install it,
+/// or to pass `--sandbox none`. (Before, it fell back to no sandbox with a warning only.)
+#[test]
+fn no_bwrap_no_pool_unless_sandbox_none_is_asked_for() {
+    // Removed on every exit, panics included.
+    let dir = TestDir::new();
+    let empty = dir.path().join("empty-path");
+    std::fs::create_dir_all(&empty).expect("an empty PATH directory");
+    let py = python().to_string_lossy().into_owned();
+    let cases: [(&str, Vec<&str>); 2] = [
+        (
+            "faas-dispatcher",
+            vec![
+                "-m",
+                "local",
+                "--procs",
+                "1",
+                "--python",
+                &py,
+                "--redis",
+                "redis://127.0.0.1:1",
+            ],
+        ),
+        (
+            "faas-worker",
+            vec!["push", "tcp://127.0.0.1:1", "--procs", "1", "--python", &py],
+        ),
+    ];
+    for (daemon, args) in cases {
+        let out = std::process::Command::new(bin(daemon))
+            .args(&args)
+            .env("PATH", &empty)
+            .env_remove("FAAS_SANDBOX")
+            .output()
+            .expect("run the daemon");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{daemon}: {err}");
+        assert!(
+            err.contains("`bwrap` is not on PATH")
+                && err.contains("bubblewrap")
+                && err.contains("--sandbox none"),
+            "{daemon}: {err}"
+        );
+    }
 }

@@ -26,7 +26,11 @@
 //! as the child stays warm. Not at once, since stopping a process wakes it, which a busy
 //! function would pay on every task.
 //!
-//! # The sandbox ([`sandbox`], `--sandbox bwrap`, the default when `bwrap` is installed)
+//! # The sandbox ([`sandbox`], `--sandbox bwrap`, the default)
+//! Without `bwrap` the pool does not start: it says to install `bubblewrap` or to pass
+//! `--sandbox none` (insecure, warned at start). It used to fall back to no sandbox with only a
+//! warning, on the one machine where the package was missing: an insecure setting nobody asked
+//! for.
 //! Every child has its own bubblewrap: own PID, IPC, UTS and network namespaces (see
 //! "Network" below), `--new-session`, `--die-with-parent`, and only the environment below
 //! (given to bwrap as its own, never on its command line, which `ps` shows). Its filesystem

@@ -4,14 +4,14 @@
 use tracing::warn;
 
 use super::pool::DEFAULT_MAX_CHILDREN;
-use super::sandbox::{default_kind, Limits, SandboxConfig, SandboxKind, SandboxNet};
+use super::sandbox::{Limits, SandboxConfig, SandboxKind, SandboxNet};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ExecutorArgs {
-    /// How Python children are isolated: bwrap (one bubblewrap sandbox per child) or none
-    /// (insecure). Default: bwrap when `bwrap` is installed, else none with a warning.
-    #[arg(long, env = "FAAS_SANDBOX", value_enum)]
-    pub sandbox: Option<SandboxKind>,
+    /// How Python children are isolated: bwrap (one bubblewrap sandbox per child; the daemon
+    /// will not start without `bwrap`) or none (insecure, warned at start).
+    #[arg(long, env = "FAAS_SANDBOX", value_enum, default_value_t = SandboxKind::Bwrap)]
+    pub sandbox: SandboxKind,
     /// The sandboxes' network: none (their own loopback only: functions reach nothing, this
     /// platform's gateway and Redis included) or host (insecure: this machine's network, every
     /// service on it included; for functions that call outside APIs).
@@ -58,21 +58,16 @@ pub struct ExecutorArgs {
 }
 
 impl ExecutorArgs {
-    /// The sandbox these flags ask for; warns when it falls back to none.
+    /// The sandbox these flags ask for; warns when it is none or shares the network.
     pub fn sandbox_config(&self) -> SandboxConfig {
-        let kind = self.sandbox.or_else(default_kind).unwrap_or_else(|| {
-            warn!(
-                event = "sandbox_missing",
-                "bubblewrap (`bwrap`) is not installed: functions run WITHOUT a sandbox and can \
-                 reach this machine's files and processes; install the package `bubblewrap`, \
-                 or pass --sandbox none to say this is intended"
-            );
-            SandboxKind::None
-        });
-        if kind == SandboxKind::None && self.sandbox == Some(SandboxKind::None) {
+        // No quiet fallback to no sandbox where `bwrap` is missing: the pool refuses to start
+        // and says to install it, or to pass --sandbox none.
+        let kind = self.sandbox;
+        if kind == SandboxKind::None {
             warn!(
                 event = "sandbox_disabled",
-                "--sandbox none: functions run without a sandbox (insecure)"
+                "--sandbox none: functions run without a sandbox (insecure): they can reach this \
+                 machine's files, processes and network as the daemon's user"
             );
         }
         if kind == SandboxKind::Bwrap && self.sandbox_net == SandboxNet::Host {

@@ -14,7 +14,7 @@ use super::ExecutorError;
 /// `--sandbox`: whether children run under bubblewrap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SandboxKind {
-    /// One bubblewrap sandbox per child (the default when `bwrap` is installed).
+    /// One bubblewrap sandbox per child (the default; without `bwrap` the pool does not start).
     Bwrap,
     /// Plain processes (insecure: functions see the filesystem and processes of the daemon's
     /// user); the environment is still cleared and the limits still apply.
@@ -87,11 +87,6 @@ impl Default for SandboxConfig {
             limits: Limits::default(),
         }
     }
-}
-
-/// `--sandbox` when it is not given: bubblewrap if `bwrap` is on `PATH`.
-pub fn default_kind() -> Option<SandboxKind> {
-    bwrap_path().map(|_| SandboxKind::Bwrap)
 }
 
 fn bwrap_path() -> Option<PathBuf> {
@@ -194,8 +189,9 @@ impl Launcher {
             SandboxKind::Bwrap => Some(bwrap_path().ok_or_else(|| {
                 ExecutorError::Handshake {
                     python: shown.clone(),
-                    detail: "--sandbox bwrap: bubblewrap (`bwrap`) is not on PATH; install the \
-                         Debian package `bubblewrap`, or run with --sandbox none (insecure)"
+                    detail: "functions run in a bubblewrap sandbox (--sandbox bwrap, the \
+                         default), but `bwrap` is not on PATH: install the Debian package \
+                         `bubblewrap`, or pass --sandbox none to run them without one (insecure)"
                         .into(),
                 }
             })?),
