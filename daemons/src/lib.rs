@@ -36,7 +36,7 @@
 //! | `listening` | info | gateway | `addr` | the API is served |
 //! | `edge_limits` | info | gateway | `max_connections`, `header_timeout_ms`, `body_timeout_ms` | at start |
 //! | `max_connections_lowered` | warn | gateway | `asked`, `max_connections`, `open_file_limit` | the cap was lowered to fit the open-file limit |
-//! | `insecure_no_token` | warn | gateway | | served beyond loopback without `--token` |
+//! | `insecure_no_token` | warn | gateway | | `--insecure-no-token`: served beyond loopback without a token (refused without the flag) |
 //! | `connection_limit` | warn | gateway | `max_connections` | at the cap: new connections wait in the backlog |
 //! | `connection_limit_cleared` | info | gateway | | below the cap again |
 //! | `accept_failed` | warn | gateway | `error` | `accept` failed (out of descriptors, usually) |

@@ -187,3 +187,42 @@ fn no_bwrap_no_pool_unless_sandbox_none_is_asked_for() {
         );
     }
 }
+
+/// A gateway beyond loopback without a token does not start (anyone who could connect could
+/// run code and read every task) unless `--insecure-no-token` asks for it by name, and then
+/// it says so in its log. Both before Redis is reached: the refusal never waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_beyond_loopback_needs_a_token_or_the_insecure_flag() {
+    let dir = TestDir::new();
+    let refused = std::process::Command::new(bin("faas-gateway"))
+        .args(["--listen", "0.0.0.0:0", "--redis", "redis://127.0.0.1:1"])
+        .env_remove("FAAS_TOKEN")
+        .env_remove("FAAS_INSECURE_NO_TOKEN")
+        .output()
+        .expect("run faas-gateway");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("not a loopback address")
+            && err.contains("--token")
+            && err.contains("--insecure-no-token"),
+        "{err}"
+    );
+    let args = [
+        "--listen",
+        "0.0.0.0:0",
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--insecure-no-token",
+    ];
+    let mut gateway = Daemon::spawn("gateway", bin("faas-gateway"), &args, &[], dir.path());
+    assert!(
+        gateway
+            .wait_for_event(JOIN, |e| e.is("insecure_no_token"))
+            .await,
+        "{}",
+        gateway.log_tail(20)
+    );
+    gateway.assert_running();
+    let _ = gateway.stop();
+}

@@ -389,6 +389,25 @@ async fn up_in_push_mode_runs_tasks_on_worker_processes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_beyond_loopback_without_a_token_is_a_usage_error() {
+    let dir = TestDir::new();
+    let listen = format!("0.0.0.0:{}", free_port());
+    let out = tokio::process::Command::new(bin("faas"))
+        .args(["up", "--no-console", "--ephemeral", "--listen", &listen])
+        .env("XDG_DATA_HOME", xdg_data_home(&dir))
+        .env_remove("FAAS_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--token") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_without_redis_server_names_the_install_command() {
     let out = tokio::process::Command::new(bin("faas"))
         .args(["up", "--no-console", "--ephemeral"])

@@ -295,6 +295,14 @@ fn plan(args: UpArgs, token: Option<String>) -> Result<Plan, UpError> {
             "--listen needs a port (0 would hide where the gateway is)".into(),
         ));
     }
+    // The gateway refuses this itself (exit 64); said here first, in faas up's own words.
+    if token.is_none() && !listen.ip().is_loopback() {
+        return Err(UpError::Usage(format!(
+            "--listen {listen} is reachable from other machines, and without a token anyone who \
+             can connect could run code and read every task: pass --token (or FAAS_TOKEN), or \
+             listen on 127.0.0.1"
+        )));
+    }
     // A gateway bound to every interface is still reached through loopback from here.
     let reach = if listen.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())

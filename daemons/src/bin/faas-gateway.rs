@@ -46,6 +46,10 @@ struct Args {
     /// Require `Authorization: Bearer TOKEN` on every route but /healthz.
     #[arg(long, env = "FAAS_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Serve a non-loopback address without a token: anyone who can connect can run code and
+    /// read every task. For trusted, isolated networks only.
+    #[arg(long, env = "FAAS_INSECURE_NO_TOKEN")]
+    insecure_no_token: bool,
     /// How long in-flight requests may run on after SIGTERM, in milliseconds.
     #[arg(long, env = "FAAS_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     shutdown_grace_ms: u64,
@@ -131,6 +135,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Ok(l) => l,
         Err(e) => usage_error(format_args!("cannot listen on {}: {e}", args.listen)),
     };
+    // Beyond loopback without a token is refused unless asked for by name, as the dispatcher
+    // refuses a worker channel without a key (it used to start with a warning only).
+    let local = listener.local_addr()?;
+    if token.is_none() && !local.ip().is_loopback() {
+        if !args.insecure_no_token {
+            usage_error(format_args!(
+                "--listen {local} is not a loopback address and no token is set: anyone who can \
+                 connect could run code, and read and cancel every task.\n\
+                 Set one with --token (or FAAS_TOKEN; e.g. `openssl rand -hex 32`), and give it to \
+                 the clients (Authorization: Bearer, FAAS_TOKEN for faas and the SDK).\n\
+                 (--insecure-no-token overrides this, for isolated networks only.)"
+            ));
+        }
+        tracing::warn!(
+            event = "insecure_no_token",
+            "--insecure-no-token: serving beyond loopback without a token; anyone who can \
+             connect can run code and read every task"
+        );
+    }
     let handle = match metrics::install() {
         Ok(h) => h,
         Err(e) => usage_error(e),
@@ -172,12 +195,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ..EventsConfig::default()
         },
     };
-    if token.is_none() && !listener.local_addr()?.ip().is_loopback() {
-        tracing::warn!(
-            event = "insecure_no_token",
-            "serving beyond loopback without --token: anyone who can connect can run code"
-        );
-    }
     let state = AppState::new(store, config)
         .with_token(token)
         .with_metrics(handle);
