@@ -103,7 +103,12 @@ async fn bwrap_sizes_tmpfs(bwrap: &Path) -> bool {
         .stdin(std::process::Stdio::null())
         .output()
         .await
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--size"))
+        // Versions differ in where the help goes.
+        .is_ok_and(|out| {
+            [out.stdout, out.stderr]
+                .iter()
+                .any(|o| String::from_utf8_lossy(o).contains("--size"))
+        })
 }
 
 /// Unprivileged uids for root-run sandboxes: each child gets its own, so the process limit
