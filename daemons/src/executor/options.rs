@@ -58,6 +58,20 @@ pub struct ExecutorArgs {
 }
 
 impl ExecutorArgs {
+    /// `--max-idle-memory`, or a quarter of the machine's memory (`MemTotal`), or 2 GiB where
+    /// that cannot be read.
+    pub fn max_idle_memory(&self) -> u64 {
+        self.max_idle_memory.unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| {
+                    let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+                    line.split_whitespace().nth(1)?.parse::<u64>().ok()
+                })
+                .map_or(2 << 30, |kib| kib * 1024 / 4)
+        })
+    }
+
     /// The sandbox these flags ask for; warns when it is none or shares the network.
     pub fn sandbox_config(&self) -> SandboxConfig {
         // No quiet fallback to no sandbox where `bwrap` is missing: the pool refuses to start
@@ -92,22 +106,6 @@ impl ExecutorArgs {
                 tmp: self.tmp_size,
             },
         }
-    }
-}
-
-impl ExecutorArgs {
-    /// `--max-idle-memory`, or a quarter of the machine's memory (`MemTotal`), or 2 GiB where
-    /// that cannot be read.
-    pub fn max_idle_memory(&self) -> u64 {
-        self.max_idle_memory.unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/meminfo")
-                .ok()
-                .and_then(|m| {
-                    let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-                    line.split_whitespace().nth(1)?.parse::<u64>().ok()
-                })
-                .map_or(2 << 30, |kib| kib * 1024 / 4)
-        })
     }
 }
 
