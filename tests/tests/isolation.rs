@@ -597,10 +597,10 @@ const HOARD: &str = "HOARD = b'x' * (200 << 20)\n\ndef hoard():\n    return len(
 /// few functions that keep memory while warm held it all, on the machine, for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_children_hold_no_more_than_the_idle_memory_budget() {
-    const BUDGET: u64 = 450 << 20;
+    const BUDGET: u64 = 500 << 20;
     let mut stack = Stack::builder(Mode::Local)
         .procs(1)
-        .dispatcher_args(&["--max-idle-memory", "450MiB"])
+        .dispatcher_args(&["--max-idle-memory", "500MiB"])
         .start()
         .await;
     let mut fids = Vec::new();
@@ -612,14 +612,16 @@ async fn idle_children_hold_no_more_than_the_idle_memory_budget() {
     }
     let dispatcher = stack.dispatcher().expect("dispatcher");
     let pid = dispatcher.pid();
-    // Three warm children of ~215 MiB each, and a spare: about 700 MiB without a budget.
+    // Three warm children of ~215 MiB each and a spare: ~660 MiB without a budget. Within it,
+    // two and the spare stay (~450 MiB), leaving room for the few MiB of the bwrap processes
+    // this sum counts and the budget does not.
     let within = wait_until(Duration::from_secs(10), async || {
         resident_below(pid) <= BUDGET
     })
     .await;
     assert!(
         within,
-        "idle children hold {} MiB, over the 450 MiB budget:\n{}",
+        "idle children hold {} MiB, over the 500 MiB budget:\n{}",
         resident_below(pid) >> 20,
         dispatcher.log_tail(20)
     );
