@@ -254,6 +254,29 @@ pub fn process_gone(pid: i32) -> bool {
     }
 }
 
+/// Every process below `pid`, children first, from `/proc/PID/task/TID/children` (processes
+/// the test started, or that they started: never a look through all of `/proc`).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if !found.contains(&c) {
+                    found.push(c);
+                    stack.push(c);
+                }
+            }
+        }
+    }
+    found
+}
+
 /// CPU time (user + system) process `pid` has used, from `/proc/PID/stat`; `None` if it is gone.
 pub fn cpu_time(pid: i32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

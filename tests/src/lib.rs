@@ -15,7 +15,7 @@ mod stack;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-pub use daemon::{cpu_time, process_gone, Daemon};
+pub use daemon::{cpu_time, descendants, process_gone, Daemon};
 pub use log_events::{redis_circuit_open, redis_unreachable, render_log, LogEvent};
 pub use paths::{bin, workspace_root, TestDir};
 pub use python::{dill_repr, python, python_json, run_python, run_python_with_stdin, DILL_PRELUDE};

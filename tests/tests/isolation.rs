@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use faas_protocol::FunctionId;
-use faas_tests::{process_gone, wait_until, Mode, Stack};
+use faas_tests::{descendants, process_gone, wait_until, Mode, Stack};
 use serde_json::{json, Value};
 
 faas_tests::per_mode!(
@@ -574,19 +574,18 @@ async fn a_task_cannot_fill_memory_through_the_sandbox_filesystems() {
 
 /// Resident memory of every process below `pid` (the executor daemon's children), in bytes.
 fn resident_below(pid: u32) -> u64 {
-    let mut total = 0;
-    let mut todo = children_of(pid);
-    while let Some(p) = todo.pop() {
-        let statm = std::fs::read_to_string(format!("/proc/{p}/statm")).unwrap_or_default();
-        let pages: u64 = statm
-            .split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        total += pages * 4096;
-        todo.extend(children_of(p));
-    }
-    total
+    descendants(pid)
+        .into_iter()
+        .map(|p| {
+            let statm = std::fs::read_to_string(format!("/proc/{p}/statm")).unwrap_or_default();
+            let pages: u64 = statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            pages * 4096
+        })
+        .sum()
 }
 
 /// Each function keeps 200 MiB in a module global while its child is warm.
@@ -637,20 +636,16 @@ async fn idle_children_hold_no_more_than_the_idle_memory_budget() {
 
 /// Processes below `pid` that are stopped (state `T`).
 fn stopped_below(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    let mut todo = children_of(pid);
-    while let Some(p) = todo.pop() {
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(") ")
-            .next()
-            .and_then(|rest| rest.chars().next());
-        if state == Some('T') {
-            found.push(p);
-        }
-        todo.extend(children_of(p));
-    }
-    found
+    descendants(pid)
+        .into_iter()
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            stat.rsplit(") ")
+                .next()
+                .and_then(|rest| rest.chars().next())
+                == Some('T')
+        })
+        .collect()
 }
 
 /// Its first call leaves a thread running in the child, which counts while it runs.

@@ -9,34 +9,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use faas_tests::{bin, free_port, process_gone, python, wait_until, Daemon, TestDir};
+use faas_tests::{bin, descendants, free_port, process_gone, python, wait_until, Daemon, TestDir};
 use serde_json::{json, Value};
 
 /// `faas up` starts Redis, the gateway and a dispatcher with Python children: give it time on a
 /// busy machine.
 const UP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Every process below `pid` (children of all its threads, recursively).
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    let mut stack = vec![pid];
-    while let Some(p) = stack.pop() {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let children =
-                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-                if !found.contains(&c) {
-                    found.push(c);
-                    stack.push(c);
-                }
-            }
-        }
-    }
-    found
-}
 
 /// The `XDG_DATA_HOME` every `faas up` of a test gets: inside the test's directory.
 fn xdg_data_home(dir: &TestDir) -> std::path::PathBuf {
