@@ -153,10 +153,6 @@ impl PyChild {
         }
     }
 
-    pub(crate) fn frozen(&self) -> bool {
-        self.frozen
-    }
-
     /// What measures this child's memory, away from the pool's lock.
     pub(crate) fn meter(&self) -> Meter {
         Meter {

@@ -321,7 +321,8 @@ impl Pool {
     fn freeze_idle(&self) {
         let mut st = self.state();
         for child in st.warm.values_mut().flatten() {
-            if !child.frozen() && child.idle_since.elapsed() >= FREEZE_AFTER {
+            // freeze() stops a child once; later sweeps find it frozen and do nothing.
+            if child.idle_since.elapsed() >= FREEZE_AFTER {
                 child.freeze();
             }
         }
