@@ -64,8 +64,8 @@
 //! | `record_failed` | warn | dispatcher | `task_id`, `error` | recording an outcome failed (retried, or re-run later) |
 //! | `record_given_up` | warn | dispatcher | `task_id` | gave up recording; the task will run again |
 //! | `entry_without_task` | warn | dispatcher | `entry` | a queue entry without a task id was dropped |
-//! | `cancelling` | info | dispatcher, worker | `task_id`, `held` | a cancel reached the task's process, or (`held`) marked a task held to run next, which then never runs |
-//! | `held_task_given_back` | info | dispatcher | `task_id`, `status` | a task a slot held ahead waited past `--hold-at-most-ms` (or its slot stopped) and went back to the queue |
+//! | `cancelling` | info | dispatcher, worker | `task_id`, `held`, `request` | a cancel reached the task's process, or (`held`) marked a task held to run next, which then never runs; `request`: `taken_back` out of the child's pipe, `not_written` there, or `read` by the child already (it runs, its outcome dropped) |
+//! | `held_task_given_back` | info | dispatcher | `task_id`, `status`, `taken_back` | a task a slot held ahead waited past `--hold-at-most-ms` (or its slot stopped) and went back to the queue; `taken_back`: its request was taken back out of the child's pipe |
 //! | `worker_joined` | info | dispatcher | `worker`, `slots`, `new` | a worker said hello (`new`: not a rejoin) |
 //! | `worker_leaving` | info | dispatcher | `worker` | a worker drains: no new tasks for it |
 //! | `worker_left` | info | dispatcher | `worker`, `unfinished` | a worker said bye |

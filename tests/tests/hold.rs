@@ -1,11 +1,16 @@
-//! A local slot holding the next task ahead (see "Holding the next task" in the dispatcher's
+//! A local slot holding the next tasks ahead (see "Holding the next tasks" in the dispatcher's
 //! module docs): a held task waiting behind a run that turned out long goes back to the queue
 //! with its attempt uncounted, a cancelled held task never runs, and a busy stream of short
 //! tasks (which is what holding is for) runs every task once, leaving nothing in the queue.
+//! Tasks of the function running are also written ahead into its child's pipe (executor/
+//! child.rs, "Writing ahead"): taken back out of it when given back or cancelled, and run on
+//! a fresh child when the run before them kills its child.
 //!
 //! The dispatcher runs one process, so the order of the tasks of one batch is the order they
 //! run in, and the hold thresholds are set so that every run counts as short: which task is
-//! held behind which is then known in advance.
+//! held behind which is then known in advance. The first task of a batch runs alone (the
+//! dispatch loop takes one entry per free slot); its outcome's recording takes the rest, the
+//! second to run and the others to hold.
 
 use std::time::Duration;
 
@@ -23,6 +28,15 @@ def nap(seconds):\n    \
 def mark(path):\n    \
     open(path, 'w').write('ran')\n    \
     return 'ran'\n";
+
+/// One function for a whole batch, so that the held tasks are written ahead: sleeps, then
+/// appends a line to `path` if given.
+const STEP: &str = "import time\n\
+def step(seconds, path=None):\n    \
+    time.sleep(seconds)\n    \
+    if path:\n        \
+        open(path, 'a').write('ran\\n')\n    \
+    return seconds\n";
 
 async fn stack(hold_at_most_ms: &str) -> Stack {
     Stack::builder(Mode::Local)
@@ -155,6 +169,133 @@ async fn a_stream_of_short_tasks_runs_each_once_with_the_default_hold() {
         assert_eq!(result["result"], i, "{result}");
         let record = stack.task(*id).await;
         assert_eq!(record["attempts"], 1, "{record}");
+    }
+    assert!(
+        wait_until(BOUND, async || queue_empty(&mut stack).await).await,
+        "entries were left in the queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_written_ahead_behind_a_long_run_is_taken_back_and_given_back() {
+    let mut stack = stack("50").await;
+    let step = stack.register_source("step", STEP, "step").await;
+    let marker = stack.dir().path().join("last-ran");
+    // step 1 runs alone; step 2 runs with the long one and the last held and written ahead
+    // behind it; the long one runs, and the last waits in the child's pipe past 50 ms.
+    let ids = stack
+        .execute_batch(vec![
+            json!({"function_id": step, "args": [0]}),
+            json!({"function_id": step, "args": [0]}),
+            json!({"function_id": step, "args": [1.5]}),
+            json!({"function_id": step, "args": [0, marker.to_string_lossy()]}),
+        ])
+        .await;
+    let last = ids[3];
+    let given_back = stack
+        .dispatcher()
+        .expect("a dispatcher")
+        .wait_for_event(BOUND, |e| {
+            e.is("held_task_given_back")
+                && e.field("task_id") == Some(&last.to_string())
+                && e.value("taken_back") == Some(&json!(true))
+        })
+        .await;
+    assert!(
+        given_back,
+        "the task written ahead behind the long run was not taken back and given back"
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let result = stack.wait_result_within(*id, BOUND).await;
+        assert_eq!(result["status"], "COMPLETED", "task {i}: {result}");
+    }
+    // Taken out of the pipe before the child read it: it ran once, after it was given back.
+    let record = stack.task(last).await;
+    assert_eq!(record["attempts"], 1, "{record}");
+    let ran = std::fs::read_to_string(&marker).unwrap_or_default();
+    assert_eq!(ran, "ran\n", "the task ran {} times", ran.lines().count());
+    assert!(
+        wait_until(BOUND, async || queue_empty(&mut stack).await).await,
+        "entries were left in the queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_task_written_ahead_never_runs() {
+    let mut stack = stack("600000").await;
+    let step = stack.register_source("step", STEP, "step").await;
+    let marker = stack.dir().path().join("cancelled-ran");
+    let ids = stack
+        .execute_batch(vec![
+            json!({"function_id": step, "args": [0]}),
+            json!({"function_id": step, "args": [0]}),
+            json!({"function_id": step, "args": [5]}),
+            json!({"function_id": step, "args": [0, marker.to_string_lossy()]}),
+        ])
+        .await;
+    let (napping, held) = (ids[2], ids[3]);
+    let both_running = wait_until(BOUND, async || {
+        stack.status(napping).await == "RUNNING" && stack.status(held).await == "RUNNING"
+    })
+    .await;
+    assert!(both_running, "the nap runs while the last step is held");
+    let (status, reply) = stack
+        .post_json(&format!("/tasks/{held}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let taken_back = stack
+        .dispatcher()
+        .expect("a dispatcher")
+        .wait_for_event(BOUND, |e| {
+            e.is("cancelling")
+                && e.field("task_id") == Some(&held.to_string())
+                && e.field("request") == Some("taken_back")
+        })
+        .await;
+    assert!(
+        taken_back,
+        "the cancelled task's request was not taken back out of the child's pipe"
+    );
+    assert_eq!(stack.wait_result_within(napping, BOUND).await["result"], 5);
+    let record = stack.task(held).await;
+    assert_eq!(record["error"]["type"], "Cancelled", "{record}");
+    // The same child goes on with the next task, and the cancelled one never ran.
+    let after = stack.execute_json(step, json!([0]), json!({})).await;
+    assert_eq!(stack.wait_result_within(after, BOUND).await["result"], 0);
+    assert!(!marker.exists(), "the cancelled task ran");
+    assert!(
+        wait_until(BOUND, async || queue_empty(&mut stack).await).await,
+        "entries were left in the queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_written_ahead_of_a_run_that_times_out_run_on_a_fresh_child() {
+    let mut stack = stack("600000").await;
+    let step = stack.register_source("step", STEP, "step").await;
+    let markers: Vec<_> = (0..2)
+        .map(|i| stack.dir().path().join(format!("after-timeout-{i}")))
+        .collect();
+    // The two last are written ahead behind the one that times out; its child is killed with
+    // them in its pipe, unread.
+    let ids = stack
+        .execute_batch(vec![
+            json!({"function_id": step, "args": [0]}),
+            json!({"function_id": step, "args": [0]}),
+            json!({"function_id": step, "args": [30], "timeout_ms": 500}),
+            json!({"function_id": step, "args": [0, markers[0].to_string_lossy()]}),
+            json!({"function_id": step, "args": [0, markers[1].to_string_lossy()]}),
+        ])
+        .await;
+    let timed_out = stack.wait_result_within(ids[2], BOUND).await;
+    assert_eq!(timed_out["error"]["type"], "Timeout", "{timed_out}");
+    for (id, marker) in ids[3..].iter().zip(&markers) {
+        let result = stack.wait_result_within(*id, BOUND).await;
+        assert_eq!(result["status"], "COMPLETED", "{result}");
+        let record = stack.task(*id).await;
+        assert_eq!(record["attempts"], 1, "{record}");
+        let ran = std::fs::read_to_string(marker).unwrap_or_default();
+        assert_eq!(ran, "ran\n", "a task ran {} times", ran.lines().count());
     }
     assert!(
         wait_until(BOUND, async || queue_empty(&mut stack).await).await,

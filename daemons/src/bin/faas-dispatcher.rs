@@ -53,13 +53,17 @@ struct Args {
     /// How long SIGTERM waits for running tasks before re-queueing them.
     #[arg(long, env = "FAAS_DRAIN_GRACE_MS", default_value_t = 30_000)]
     drain_grace_ms: u64,
-    /// A local slot whose last task ran under this many milliseconds holds the next task
+    /// A local slot whose last task ran under this many milliseconds holds the next tasks
     /// ahead, so that its child waits for no Redis round trip between tasks (0 = never).
     #[arg(long, env = "FAAS_HOLD_BELOW_MS", default_value_t = 2)]
     hold_below_ms: u64,
     /// A held task waiting longer than this behind a run goes back to the queue.
     #[arg(long, env = "FAAS_HOLD_AT_MOST_MS", default_value_t = 20)]
     hold_at_most_ms: u64,
+    /// How many tasks a local slot of short runs holds ahead, at most (1 to 16).
+    #[arg(long, env = "FAAS_HOLD_AHEAD", default_value_t = 8,
+          value_parser = clap::value_parser!(u8).range(1..=16))]
+    hold_ahead: u8,
     /// Address the worker socket binds to (push/pull). Loopback unless told otherwise.
     #[arg(long, env = "FAAS_BIND", default_value = "127.0.0.1")]
     bind: String,
@@ -130,6 +134,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         drain_grace: Duration::from_millis(args.drain_grace_ms),
         hold_below: Duration::from_millis(args.hold_below_ms),
         hold_at_most: Duration::from_millis(args.hold_at_most_ms),
+        hold_ahead: args.hold_ahead.into(),
         ..DispatcherConfig::default()
     };
     let shutdown = CancellationToken::new();

@@ -8,8 +8,9 @@
 //! about the machine, not the record: the task's process group is killed (local pool, or the
 //! remote worker told with `cancel`), and the run ends through the normal finish path with
 //! `Cancelled`, which `finish.lua` drops when the task is already terminal. A task a slot holds
-//! to run next (see "Holding the next task" in the dispatcher's docs) is marked instead, and
-//! dropped unrun when its turn comes. An id this dispatcher does not run or hold is ignored:
+//! to run next (see "Holding the next tasks" in the dispatcher's docs) is marked instead, its
+//! request taken back if it was written ahead into the child's pipe, and dropped unrun when
+//! its turn comes. An id this dispatcher does not run or hold is ignored:
 //! another dispatcher runs it, or nobody does.
 //!
 //! A drained worker's id: the dispatcher that owns the worker ([`Executor::drain`]) gives it
@@ -34,6 +35,7 @@ use tracing::{debug, info, warn};
 
 use super::{Executor, Shared};
 use crate::backoff::Backoff;
+use crate::executor::TakeBack;
 
 /// Listens for cancels and drains until `shutdown`.
 pub(super) async fn listen<E: Executor>(
@@ -106,7 +108,7 @@ async fn catch_up<E: Executor>(shared: &Shared, executor: &E) {
     };
     for (task_id, status) in running.into_iter().zip(statuses) {
         let ended = status.is_some_and(|s| s.is_terminal());
-        if ended && (executor.cancel(task_id) || shared.cancel_held(task_id)) {
+        if ended && (executor.cancel(task_id) || cancel_held(shared, executor, task_id).is_some()) {
             info!(event = "cancelling", %task_id, reason = "ended while cancels were not heard", "cancelling a running task");
         }
     }
@@ -129,11 +131,23 @@ fn on_cancel<E: Executor>(shared: &Shared, executor: &E, payload: &[u8]) {
         .any(|t| *t == task_id);
     if runs_here && executor.cancel(task_id) {
         info!(event = "cancelling", %task_id, "cancelling a running task");
-    } else if runs_here && shared.cancel_held(task_id) {
-        info!(event = "cancelling", %task_id, held = true, "cancelling a task held to run next: it will not run");
+    } else if let Some(back) = runs_here
+        .then(|| cancel_held(shared, executor, task_id))
+        .flatten()
+    {
+        info!(event = "cancelling", %task_id, held = true, request = back.as_str(), "cancelling a task held to run next: it will not run");
     } else {
         debug!(%task_id, "a cancel for a task not running here; ignored");
     }
+}
+
+/// Marks a held task cancelled, so that its slot drops it unrun, and takes its request back
+/// if its slot wrote it ahead into its worker (a worker that has read it runs it, and its
+/// outcome is dropped: the task is FAILED already). `None` if it is not held here.
+fn cancel_held<E: Executor>(shared: &Shared, executor: &E, task_id: TaskId) -> Option<TakeBack> {
+    shared
+        .cancel_held(task_id)
+        .then(|| executor.take_back(task_id))
 }
 
 /// One published worker id: drains it if this dispatcher owns it.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use faas_protocol::model::{WorkerInfo, WorkerMode};
 use faas_protocol::TaskId;
 
-use crate::executor::{Job, Pool, Slot};
+use crate::executor::{Job, Pool, Slot, TakeBack};
 use crate::now_ms;
 
 use super::{ExecSlot, Executor, RunResult};
@@ -95,6 +95,10 @@ impl Executor for LocalExecutor {
     fn cancel(&self, task: TaskId) -> bool {
         self.pool.cancel(task)
     }
+
+    fn take_back(&self, task: TaskId) -> TakeBack {
+        self.pool.take_back(task)
+    }
 }
 
 impl ExecSlot for LocalSlot {
@@ -102,11 +106,11 @@ impl ExecSlot for LocalSlot {
         self.name.clone()
     }
 
-    async fn run(self, job: Job, _lease: u32) -> (RunResult, Option<Self>) {
+    async fn run(self, job: Job, _lease: u32, ahead: Vec<Job>) -> (RunResult, Option<Self>) {
         // A local child that dies fails its task (WorkerCrashed): the task itself killed it,
         // and running it again would likely kill the next child too.
         self.running.fetch_add(1, Ordering::Relaxed);
-        let (outcome, slot) = self.slot.run(job).await;
+        let (outcome, slot) = self.slot.run(job, &ahead).await;
         self.running.fetch_sub(1, Ordering::Relaxed);
         self.done.fetch_add(1, Ordering::Relaxed);
         let kept = slot.map(|slot| Self {

@@ -9,28 +9,41 @@
 //! hop between processes is a wake-up and a context switch), so the hot path is two scripts:
 //! `take.lua` reads entries and starts their tasks in one call, and `finish.lua` records an
 //! outcome *and* takes the next entry for the slot that just became free. A slot that stays busy
-//! costs one Redis round trip per task; the blocking XREADGROUP only runs when the queue is
+//! costs one Redis round trip per task at most (fewer when it holds tasks ahead); the blocking XREADGROUP only runs when the queue is
 //! empty, and it carries `take.lua` in the same pipeline, which Redis runs the moment the read
 //! is served: a task submitted to an idle dispatcher is read and started in one round trip
 //! ([`QueueReader::read_and_start`]). (The first design read with XREADGROUP, then started and
 //! finished each task with its own call: three round trips per task, and 3,000 no-op tasks/s on
 //! 2 cores instead of 8,000.)
 //!
-//! Holding the next task: between two tasks a slot still waits for that round trip, and on a
-//! small machine a child woken for every task after such a wait costs more than the task. So a
-//! slot that comes back from its run (a local pool's; a remote worker's credit is spent with
-//! its task) and whose last run took under `hold_below` (2 ms, `--hold-below-ms`) takes two
-//! entries when it records an outcome: one to run now and one to *hold*, started (RUNNING on
-//! its worker) but not run yet. When the run ends, the held task runs at once, and the outcome
-//! just produced is recorded while it runs, taking the next one to hold: still one round trip
-//! per task, but none that a child waits for. A held task waits at most for the run before
-//! it, predicted short; if that run lasts over `hold_at_most` (20 ms, `--hold-at-most-ms`),
-//! the held task is given back (`lua/release.lua`: QUEUED again at the queue's end, its
-//! attempt uncounted), as it is when its slot stops (shutdown). A
-//! cancel of a held task marks it, and it never runs. A dispatcher that dies with a task held
-//! leaves it pending like a running one: reclaimed, with the attempt counted. Its record's
-//! `started_at` is when it was held, so its run time in the function statistics includes that
-//! wait (under `hold_below` on a steady slot).
+//! Holding the next tasks: between two tasks a slot still waits for that round trip, and on a
+//! small machine a child woken for every task costs more than the task. So a slot that comes
+//! back from its run (a local pool's; a remote worker's credit is spent with its task) and
+//! whose last run took under `hold_below` (2 ms, `--hold-below-ms`) takes more entries when
+//! it records an outcome: one to run now and up to `hold_ahead` (8, `--hold-ahead`) to *hold*,
+//! started (RUNNING on its worker) but not run yet. The held tasks run one after another, in
+//! order, and their requests are written into the child's pipe behind the one running
+//! (executor/child.rs, "Writing ahead"), so that the child goes from task to task without
+//! sleeping. Outcomes are recorded beside the runs, one recording in flight per slot: it
+//! carries every outcome produced since the one before (`finish.lua` calls pipelined in one
+//! round trip), and its last call tops the held tasks up again. A slot is then paced by its
+//! child, not by Redis round trips, and pays one round trip per several tasks. (Holding one
+//! task, each run waiting for its own recording: 3,100–4,200 no-op tasks/s through the
+//! Python SDK on 2 cores; this: see `demo/bench/README.md`, issue #12, stop 15.)
+//!
+//! A held task waits at most for the runs before it, predicted short; if a run lasts over
+//! `hold_at_most` (20 ms, `--hold-at-most-ms`), the tasks held behind it are given back
+//! (`lua/release.lua`: QUEUED again at the queue's end, the attempt uncounted), their
+//! requests first taken back out of the child's pipe, as they are when the slot stops
+//! (shutdown). A request the child has already read cannot be taken back: that task runs
+//! next, whatever happens. A cancel of a held task marks it, takes its request back, and it
+//! never runs; in the moment between the child reading the request and its run starting, the
+//! cancel comes too late, like one for a task just started, and the task runs, its outcome
+//! dropped (the task is FAILED `Cancelled` already). A dispatcher that dies with tasks held
+//! leaves them pending like running ones: reclaimed, with the attempt counted. A held task's
+//! record's `started_at` is when it was held, so its run time in the function statistics
+//! includes that wait (under `hold_below` per task ahead of it on a steady slot), and its
+//! timeout counts from when its slot turns to it.
 //!
 //! Recovery: a dispatcher keeps the idle time of its in-flight entries low (XCLAIM to itself);
 //! entries idle longer than `reclaim_after` belong to a dead dispatcher, and any live one
@@ -54,7 +67,7 @@ mod cancels;
 mod local;
 mod remote;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,8 +81,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::backoff::Backoff;
-use crate::executor::{FunctionDef, Job, Outcome};
-use crate::store::{entry_order, Finish, QueueReader, Store, StoreError, Taken};
+use crate::executor::{FunctionDef, Job, Outcome, TakeBack};
+use crate::store::{entry_order, Finish, QueueReader, Started, Store, StoreError, Taken};
 
 pub use local::LocalExecutor;
 pub use remote::{RemoteConfig, RemoteExecutor};
@@ -95,6 +108,11 @@ pub trait Executor: Send + Sync + 'static {
     fn drain(&self, _worker: &str) -> bool {
         false
     }
+    /// Takes back the request of held task `task` if a slot wrote it ahead into its worker and
+    /// the worker has not read it (local children only). Never waits.
+    fn take_back(&self, _task: TaskId) -> TakeBack {
+        TakeBack::Absent
+    }
 }
 
 /// The right to run one job now.
@@ -104,7 +122,14 @@ pub trait ExecSlot: Send + Sized + 'static {
     /// Runs `job` as attempt `lease` of its task; gives the slot back when it can run another
     /// job at once (a local pool's slot can; a remote worker's credit or poll is spent, and the
     /// next comes from the executor). A remote worker echoes the lease with its result.
-    fn run(self, job: Job, lease: u32) -> impl Future<Output = (RunResult, Option<Self>)> + Send;
+    /// `ahead`: the jobs the slot holds to run next, in order; a local slot writes them into
+    /// its child's pipe behind this one (executor/child.rs, "Writing ahead").
+    fn run(
+        self,
+        job: Job,
+        lease: u32,
+        ahead: Vec<Job>,
+    ) -> impl Future<Output = (RunResult, Option<Self>)> + Send;
 }
 
 /// How a run ended.
@@ -134,6 +159,8 @@ pub struct DispatcherConfig {
     pub hold_below: Duration,
     /// How long a held task may wait behind a run before it is given back.
     pub hold_at_most: Duration,
+    /// How many tasks a slot of short runs holds ahead, at most.
+    pub hold_ahead: usize,
 }
 
 impl Default for DispatcherConfig {
@@ -147,6 +174,7 @@ impl Default for DispatcherConfig {
             batch: 64,
             hold_below: Duration::from_millis(2),
             hold_at_most: Duration::from_millis(20),
+            hold_ahead: 8,
         }
     }
 }
@@ -382,9 +410,10 @@ async fn take(
 
 /// Runs started queue entries on a slot, one after another: each outcome is recorded together
 /// with taking the next entry for the slot that just became free, so that a busy dispatcher
-/// spends one Redis round trip per task. Ends when the queue is empty, the slot is spent and
-/// none is free, or on shutdown; the loop in [`run`] then waits for work again. A slot of
-/// short tasks also holds the next one ahead (see "Holding the next task" in the module docs).
+/// spends one Redis round trip per task at most. Ends when the queue is empty, the slot is
+/// spent and none is free, or on shutdown; the loop in [`run`] then waits for work again. A
+/// slot of short tasks also holds the next ones ahead (see "Holding the next tasks" in the
+/// module docs).
 async fn run_slot<E: Executor>(
     shared: Arc<Shared>,
     executor: Arc<E>,
@@ -397,29 +426,34 @@ async fn run_slot<E: Executor>(
     while let Some((taken, slot)) = next.take() {
         next = run_entry(&shared, &*executor, taken, slot, &shutdown, &mut ahead).await;
     }
-    // The chain ended with an outcome still to record (the held task it was to run beside
-    // needed no run) or a task held that no slot will run: neither is left behind.
-    if let Some(u) = ahead.unrecorded.take() {
-        u.record(&shared, None).await;
-    }
-    if let Some((held, worker)) = ahead.held.take() {
-        release(&shared, held, &worker).await;
+    // The chain ended (shutdown) with outcomes still to record or tasks held that no slot will
+    // run: neither is left behind.
+    ahead.settle(&shared).await;
+    let unrecorded = std::mem::take(&mut ahead.unrecorded);
+    record_all(&shared, &unrecorded, None).await;
+    // The slot is gone: its child's pipe was emptied of their requests as it went.
+    for (held, worker) in std::mem::take(&mut ahead.held) {
+        release(&shared, held, &worker, false).await;
     }
 }
 
-/// A slot's work beside the task it runs (see "Holding the next task" in the module docs).
+/// A slot's work beside the task it runs (see "Holding the next tasks" in the module docs).
 #[derive(Default)]
 struct Ahead {
-    /// Taken and started for this slot (on the worker named) while it ran the task before:
-    /// it runs next.
-    held: Option<(Taken, String)>,
-    /// The outcome of the task before, recorded while the slot runs the held one.
-    unrecorded: Option<Unrecorded>,
+    /// Taken and started for this slot (on the worker named) while it ran the tasks before:
+    /// they run next, in order.
+    held: VecDeque<(Taken, String)>,
+    /// The outcomes of tasks run since the recording in flight was sent: the next one takes
+    /// them all.
+    unrecorded: Vec<Unrecorded>,
+    /// The recording in flight, if any (one at a time per slot), and the worker it takes
+    /// tasks for: it returns the entries taken to hold.
+    recording: Option<(tokio::task::JoinHandle<Vec<Taken>>, String)>,
 }
 
 impl Ahead {
-    /// Holds `held`, started on `worker`, to run next: in flight (touched, re-queued by
-    /// shutdown's grace) and cancellable before it runs.
+    /// Holds `held`, started on `worker`, to run after those held already: in flight
+    /// (touched, re-queued by shutdown's grace) and cancellable before it runs.
     fn hold(&mut self, shared: &Shared, held: Taken, worker: String) {
         if let Some(task) = held.entry.task_id {
             shared
@@ -429,11 +463,92 @@ impl Ahead {
                 .insert(held.entry.entry_id.clone(), task);
             shared.held.lock().expect("lock").insert(task, false);
         }
-        self.held = Some((held, worker));
+        self.held.push_back((held, worker));
+    }
+
+    /// Sends the outcomes run since the last recording, unless one is in flight: recorded
+    /// while the slot goes on, topping up the tasks held ahead for `worker` when the last run
+    /// was short.
+    fn record(&mut self, shared: &Arc<Shared>, worker: &str) {
+        if self.recording.is_some() || self.unrecorded.is_empty() {
+            return;
+        }
+        let outcomes = std::mem::take(&mut self.unrecorded);
+        let want = match outcomes.last().is_some_and(|u| u.hold) {
+            true => shared.cfg.hold_ahead.saturating_sub(self.held.len()) as u32,
+            false => 0,
+        };
+        let (sh, on) = (shared.clone(), worker.to_owned());
+        let recording = tokio::spawn(async move {
+            record_all(&sh, &outcomes, (want > 0).then_some((on.as_str(), want))).await
+        });
+        self.recording = Some((recording, worker.to_owned()));
+    }
+
+    /// The recording in flight came back with `taken`: those are held.
+    fn recorded(&mut self, shared: &Shared, taken: Vec<Taken>) {
+        let Some((_, worker)) = self.recording.take() else {
+            return;
+        };
+        for held in taken {
+            self.hold(shared, held, worker.clone());
+        }
+    }
+
+    /// Waits for the recording in flight, if any (sending no other).
+    async fn settle(&mut self, shared: &Shared) {
+        if let Some((recording, _)) = &mut self.recording {
+            let taken = recording.await.unwrap_or_default();
+            self.recorded(shared, taken);
+        }
+    }
+
+    /// The next held task, to run on `slot` (after a task that needed no run).
+    fn next<S>(&mut self, slot: S) -> Option<(Taken, S)> {
+        self.held.pop_front().map(|(held, _)| (held, slot))
+    }
+
+    /// The held tasks' jobs, in order, as far as they can be built without a Redis read (a
+    /// function definition not cached, a cancelled or unrunnable task stops the list): what a
+    /// local slot writes ahead into its child's pipe.
+    fn jobs(&self, shared: &Shared) -> Vec<Job> {
+        let functions = shared.functions.lock().expect("lock");
+        let cancelled = shared.held.lock().expect("lock");
+        let mut jobs = Vec::new();
+        for (held, _) in &self.held {
+            let Some(task_id) = held.entry.task_id else {
+                break;
+            };
+            let runnable = held.started.previous == Some(TaskStatus::Queued)
+                && cancelled.get(&task_id) == Some(&false);
+            let function = held.started.function_id.and_then(|f| functions.get(&f));
+            let (true, Some(function)) = (runnable, function) else {
+                break;
+            };
+            jobs.push(job_of(shared, task_id, &held.started, function.clone()));
+        }
+        jobs
     }
 }
 
-/// An outcome to record; `hold`: also take the next entry for the slot, to hold ahead.
+/// The job of a started task.
+fn job_of(shared: &Shared, task_id: TaskId, started: &Started, function: Arc<FunctionDef>) -> Job {
+    let args = match function.format {
+        FunctionFormat::Dill => serde_json::Value::String(started.args.clone()),
+        FunctionFormat::Source => serde_json::from_str(&started.args).unwrap_or_default(),
+    };
+    Job {
+        task_id,
+        function,
+        args,
+        timeout: started
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(shared.cfg.default_timeout),
+    }
+}
+
+/// An outcome to record; `hold`: the run was short, so the slot tops up what it holds ahead.
 struct Unrecorded {
     task_id: TaskId,
     format: FunctionFormat,
@@ -445,8 +560,8 @@ struct Unrecorded {
 }
 
 impl Unrecorded {
-    /// Records it; with `next_worker`, taking an entry for that worker as [`record`] does.
-    async fn record(&self, shared: &Shared, next_worker: Option<&str>) -> Vec<Taken> {
+    /// Records it; with `next`, taking entries for that worker as [`record`] does.
+    async fn record(&self, shared: &Shared, next: Option<(&str, u32)>) -> Vec<Taken> {
         record(
             shared,
             self.task_id,
@@ -454,18 +569,34 @@ impl Unrecorded {
             &self.outcome,
             &self.worker,
             &self.entry,
-            next_worker,
-            false,
+            next,
             self.lease,
         )
         .await
     }
 }
 
+/// Records `outcomes` in one round trip (their scripts pipelined on the shared connection);
+/// with `next` = (worker, how many), the last one also takes that many entries for the worker.
+async fn record_all(
+    shared: &Shared,
+    outcomes: &[Unrecorded],
+    next: Option<(&str, u32)>,
+) -> Vec<Taken> {
+    let Some((last, rest)) = outcomes.split_last() else {
+        return Vec::new();
+    };
+    let (_, taken) = futures::join!(
+        futures::future::join_all(rest.iter().map(|u| u.record(shared, None))),
+        last.record(shared, next),
+    );
+    taken
+}
+
 /// Runs one started queue entry to its recorded outcome; returns the next entry, taken for
 /// the same or another free slot, if there is one.
 async fn run_entry<E: Executor>(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     executor: &E,
     taken: Taken,
     slot: E::Slot,
@@ -477,13 +608,13 @@ async fn run_entry<E: Executor>(
     let Some(task_id) = entry.task_id else {
         warn!(event = "entry_without_task", entry = %entry.entry_id, "queue entry without a task id; dropping it");
         let _ = store.drop_entry(&entry.entry_id).await;
-        return None;
+        return ahead.next(slot);
     };
     let worker = slot.worker();
     if started.previous != Some(TaskStatus::Queued) {
         debug!(%task_id, previous = ?started.previous, "entry needs no run; dropping it");
         let _ = store.drop_entry(&entry.entry_id).await;
-        return None;
+        return ahead.next(slot);
     }
     if shared.unhold(task_id) {
         // Cancelled while held: the gateway recorded it FAILED, so only the entry is left.
@@ -494,9 +625,8 @@ async fn run_entry<E: Executor>(
             .expect("lock")
             .remove(&entry.entry_id);
         let _ = store.drop_entry(&entry.entry_id).await;
-        return None;
+        return ahead.next(slot);
     }
-    let retention = shared.cfg.retention;
     let function = match started.function_id {
         Some(fid) => function(shared, fid).await,
         // take_lib.lua reports a function that is no longer registered as none.
@@ -515,26 +645,13 @@ async fn run_entry<E: Executor>(
                 &worker,
                 &entry.entry_id,
                 None,
-                false,
                 started.attempts,
             )
             .await;
-            return None;
+            return ahead.next(slot);
         }
     };
-    let args = match function.format {
-        FunctionFormat::Dill => serde_json::Value::String(started.args),
-        FunctionFormat::Source => serde_json::from_str(&started.args).unwrap_or_default(),
-    };
-    let job = Job {
-        task_id,
-        function: function.clone(),
-        args,
-        timeout: started
-            .timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(shared.cfg.default_timeout),
-    };
+    let job = job_of(shared, task_id, &started, function.clone());
     shared
         .inflight
         .lock()
@@ -546,8 +663,10 @@ async fn run_entry<E: Executor>(
     // still runs under it, so the result of an attempt given up on is never stored.
     let lease = started.attempts;
     let span = info_span!("task", %task_id, attempt = lease, %worker);
-    let run = slot.run(job, lease).instrument(span.clone());
-    let ((result, kept), ran) = run_beside(shared, run, ahead, &worker).await;
+    let run = slot
+        .run(job, lease, ahead.jobs(shared))
+        .instrument(span.clone());
+    let ((result, kept), ran) = run_beside(shared, executor, run, ahead, &worker).await;
     // Gone from the map: shutdown's grace ran out and the task was re-queued already.
     shared
         .inflight
@@ -557,61 +676,73 @@ async fn run_entry<E: Executor>(
     match result {
         RunResult::Done(outcome) => {
             crate::metrics::task_finished(outcome.status, began.elapsed());
-            // Only a slot that comes back from its run holds a task ahead (a local pool's;
+            // Only a slot that comes back from its run holds tasks ahead (a local pool's;
             // a remote worker's credit is spent with its task), and only after a short run.
             let short = kept.is_some() && ran < shared.cfg.hold_below;
             let slot = match shutdown.is_cancelled() {
                 true => None,
                 false => kept.or_else(|| executor.try_acquire()),
             };
-            if slot.is_some() {
-                if let Some((held, _)) = ahead.held.take() {
-                    // The held task runs at once; this outcome is recorded while it runs.
-                    ahead.unrecorded = Some(Unrecorded {
-                        task_id,
-                        format: function.format,
-                        outcome,
-                        worker,
-                        entry: entry.entry_id,
-                        lease,
-                        hold: short,
-                    });
-                    return slot.map(|slot| (held, slot));
-                }
-            }
-            let next_worker = slot.as_ref().map(ExecSlot::worker);
-            let mut taken = record(
-                shared,
+            let unrecorded = Unrecorded {
                 task_id,
-                function.format,
-                &outcome,
-                &worker,
-                &entry.entry_id,
-                next_worker.as_deref(),
-                short,
+                format: function.format,
+                outcome,
+                worker,
+                entry: entry.entry_id,
                 lease,
-            )
-            .instrument(span)
-            .await
-            .into_iter();
-            let Some(next) = taken.next() else {
-                // Asked for work and found none: the dispatch loop's next take need not ask
-                // again before it blocks. (Nothing is taken without a slot to run it on.)
-                if next_worker.is_some() {
-                    shared.queue_seen_empty.store(true, Ordering::Relaxed);
-                }
-                return None;
+                hold: short,
             };
-            if let (Some(held), Some(on)) = (taken.next(), next_worker) {
-                ahead.hold(shared, held, on);
+            if let Some(slot) = slot {
+                ahead.unrecorded.push(unrecorded);
+                if ahead.held.is_empty() {
+                    // A recording in flight may bring tasks to hold.
+                    ahead.settle(shared).await;
+                }
+                if let Some((held, _)) = ahead.held.pop_front() {
+                    // The held task runs at once; this outcome is recorded while it runs.
+                    ahead.record(shared, &slot.worker());
+                    return Some((held, slot));
+                }
+                let unrecorded = std::mem::take(&mut ahead.unrecorded);
+                // Nothing held: record now, taking the next task (and, after a short run,
+                // tasks to hold ahead) in the same round trip.
+                let on = slot.worker();
+                let take = 1 + if short {
+                    shared.cfg.hold_ahead as u32
+                } else {
+                    0
+                };
+                let mut taken = record_all(shared, &unrecorded, Some((&on, take)))
+                    .instrument(span)
+                    .await
+                    .into_iter();
+                let Some(next) = taken.next() else {
+                    // Asked for work and found none: the dispatch loop's next take need not
+                    // ask again before it blocks.
+                    shared.queue_seen_empty.store(true, Ordering::Relaxed);
+                    return None;
+                };
+                for held in taken {
+                    ahead.hold(shared, held, on.clone());
+                }
+                return Some((next, slot));
             }
-            // An unused slot is dropped here, which gives it back.
-            slot.map(|slot| (next, slot))
+            // No slot to run more on (shutdown, or a remote worker's spent credit).
+            ahead.unrecorded.push(unrecorded);
+            ahead.settle(shared).await;
+            let unrecorded = std::mem::take(&mut ahead.unrecorded);
+            record_all(shared, &unrecorded, None).instrument(span).await;
+            None
         }
         RunResult::Lost(reason) => {
             crate::metrics::task_requeued("worker_lost");
             match store
-                .requeue(task_id, &reason, Some(&entry.entry_id), retention)
+                .requeue(
+                    task_id,
+                    &reason,
+                    Some(&entry.entry_id),
+                    shared.cfg.retention,
+                )
                 .await
             {
                 Ok(status) => {
@@ -626,57 +757,59 @@ async fn run_entry<E: Executor>(
     }
 }
 
-/// Awaits `run` while doing the slot's work beside it: recording the outcome of the task
-/// before (taking the next task to hold, if it says so), and giving the held task back if the
-/// run lasts longer than `hold_at_most`, so that it waits for no long run. Returns the
-/// run's output and how long the run itself took.
-async fn run_beside<R>(
-    shared: &Shared,
+/// Awaits `run` while doing the slot's work beside it: recording the outcomes of the tasks
+/// before (topping up the tasks held ahead, if the last says so; a recording still in flight
+/// when the run ends goes on beside the next run), and giving the held tasks back if the run
+/// lasts longer than `hold_at_most`, so that they wait for no long run. Returns the run's
+/// output and how long it took.
+async fn run_beside<E: Executor, R>(
+    shared: &Arc<Shared>,
+    executor: &E,
     run: impl Future<Output = R>,
     ahead: &mut Ahead,
     worker: &str,
 ) -> (R, Duration) {
     let began = std::time::Instant::now();
-    let mut ran = Duration::ZERO;
-    let unrecorded = ahead.unrecorded.take();
-    let recording = async {
-        match &unrecorded {
-            Some(u) => u.record(shared, u.hold.then_some(worker)).await,
-            None => Vec::new(),
-        }
-    };
+    ahead.record(shared, worker);
     let mut run = std::pin::pin!(run);
-    let mut recording = std::pin::pin!(recording);
     let give_back = tokio::time::sleep(shared.cfg.hold_at_most);
     let mut give_back = std::pin::pin!(give_back);
-    let mut recorded = unrecorded.is_none();
-    let mut result = None;
-    while result.is_none() || !recorded {
+    // Held tasks at the front whose requests the worker had read when asked for them back:
+    // they run next whatever happens.
+    let mut read = 0;
+    loop {
+        let recording = async {
+            match &mut ahead.recording {
+                Some((recording, _)) => recording.await.unwrap_or_default(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            out = &mut run, if result.is_none() => {
-                ran = began.elapsed();
-                result = Some(out);
+            out = &mut run => return (out, began.elapsed()),
+            taken = recording => {
+                ahead.recorded(shared, taken);
+                ahead.record(shared, worker);
             }
-            taken = &mut recording, if !recorded => {
-                recorded = true;
-                if let Some(held) = taken.into_iter().next() {
-                    ahead.hold(shared, held, worker.to_owned());
-                }
-            }
-            _ = &mut give_back, if result.is_none() && ahead.held.is_some() => {
-                if let Some((held, held_on)) = ahead.held.take() {
-                    release(shared, held, &held_on).await;
+            _ = &mut give_back, if ahead.held.len() > read => {
+                for (held, held_on) in ahead.held.split_off(read) {
+                    let back = held.entry.task_id.map(|t| executor.take_back(t));
+                    if back == Some(TakeBack::Read) {
+                        ahead.held.push_back((held, held_on));
+                        read += 1;
+                    } else {
+                        release(shared, held, &held_on, back == Some(TakeBack::Taken)).await;
+                    }
                 }
             }
         }
     }
-    (result.expect("the loop ends with the run's result"), ran)
 }
 
 /// Gives a task held on `worker` back to the queue (`lua/release.lua`): it did not run, so
-/// its attempt is not counted. If Redis cannot be reached, its entry is left to the reclaim
-/// of entries nobody touches (`upkeep`), which re-queues it.
-async fn release(shared: &Shared, held: Taken, worker: &str) {
+/// its attempt is not counted (`taken_back`: its request was taken back out of the child's
+/// pipe). If Redis cannot be reached, its entry is left to the reclaim of entries nobody
+/// touches (`upkeep`), which re-queues it.
+async fn release(shared: &Shared, held: Taken, worker: &str, taken_back: bool) {
     let entry = held.entry.entry_id;
     shared.inflight.lock().expect("lock").remove(&entry);
     let Some(task_id) = held.entry.task_id else {
@@ -689,7 +822,7 @@ async fn release(shared: &Shared, held: Taken, worker: &str) {
         .await
     {
         Ok(status) => {
-            info!(event = "held_task_given_back", %task_id, %status, "gave a held task back to the queue")
+            info!(event = "held_task_given_back", %task_id, %status, taken_back, "gave a held task back to the queue")
         }
         Err(e) => {
             warn!(event = "requeue_failed", %task_id, error = %e, "cannot give a held task back; it will be reclaimed")
@@ -699,8 +832,8 @@ async fn release(shared: &Shared, held: Taken, worker: &str) {
 
 /// Records an outcome, retrying while Redis is away: a result, once computed, is not dropped
 /// lightly. If Redis stays away, the entry stays pending and the task runs again elsewhere.
-/// With `next_worker`, the same call takes and starts the next entry for that worker (and,
-/// with `hold`, one more, to hold ahead).
+/// With `next` = (worker, how many), the same call takes and starts that many entries for
+/// that worker.
 #[allow(clippy::too_many_arguments)]
 async fn record(
     shared: &Shared,
@@ -709,12 +842,12 @@ async fn record(
     outcome: &Outcome,
     worker: &str,
     entry: &str,
-    next_worker: Option<&str>,
-    hold: bool,
+    next: Option<(&str, u32)>,
     lease: u32,
 ) -> Vec<Taken> {
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
-    let next = next_worker.map(|w| (w, shared.cfg.name.as_str()));
+    let take = next.map_or(1, |(_, n)| n);
+    let next = next.map(|(w, _)| (w, shared.cfg.name.as_str()));
     for _ in 0..20 {
         let done = shared
             .store
@@ -726,7 +859,7 @@ async fn record(
                 entry: Some(entry),
                 retention: shared.cfg.retention,
                 next,
-                hold: hold && next.is_some(),
+                take,
                 lease: Some(lease),
             })
             .await;

@@ -30,8 +30,12 @@ SANDBOXED = bool(CONFIG.get("sandboxed"))
 
 # The frame pipes are taken off fds 0 and 1 first, so that a user's print (or a C library
 # writing to fd 1) can never interleave with a frame: fd 1 becomes stderr, fd 0 /dev/null.
-# Buffered: one read(2) usually brings a whole frame, header and body (the pipe is private).
-FRAMES_IN = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
+# The request pipe is read with raw read(2)s of 64 KiB: the pool writes it in packet mode
+# (O_DIRECT), where one read returns one write's packet, so a request of up to 4 KiB is one
+# read, and this child never takes a request off the pipe before it is ready to run it. The
+# pool relies on that to take back requests it wrote ahead (executor/child.rs, "Writing
+# ahead"). A longer request comes in several packets, each a read.
+FRAMES_IN = os.dup(0)
 FRAMES_OUT = os.fdopen(os.dup(1), "wb")
 os.dup2(2, 1)
 _null = os.open(os.devnull, os.O_RDONLY)
@@ -138,15 +142,21 @@ class CappedLog(io.TextIOBase):
         return text
 
 
+# Bytes read off the request pipe and not used yet: never more than the rest of one request.
+_pending = bytearray()
+
+
 def read_exact(n):
-    chunks = []
-    while n:
-        chunk = FRAMES_IN.read(n)
+    global _pending
+    while len(_pending) < n:
+        # At least a packet's size (4 KiB): a shorter read of a packet would drop its rest.
+        chunk = os.read(FRAMES_IN, max(1 << 16, n - len(_pending)))
         if not chunk:
             return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
+        _pending += chunk
+    data = bytes(_pending[:n])
+    del _pending[:n]
+    return data
 
 
 def write_frame(obj):

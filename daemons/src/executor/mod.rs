@@ -93,7 +93,12 @@
 //! and its slot takes a spare for the next task.
 //!
 //! Frames on the pipes are `tokio_util`'s `LengthDelimitedCodec` (4-byte big-endian length)
-//! with a maximum frame length, and UTF-8 JSON.
+//! with a maximum frame length, and UTF-8 JSON. The request pipe is in packet mode, so that
+//! requests of the tasks a slot holds next can be written ahead while the child runs, and
+//! taken back when they should not run there after all (child.rs, "Writing ahead"); a slot
+//! keeps its child from one task to the next while requests are in its pipe
+//! ([`Slot::run`]'s `ahead`). A child killed with requests in its pipe takes none of them
+//! along: their tasks are still the dispatcher's to run.
 
 mod child;
 mod options;
@@ -105,6 +110,7 @@ use std::time::Duration;
 pub use faas_protocol::model::{FunctionDef, Outcome};
 use faas_protocol::TaskId;
 
+pub use child::TakeBack;
 pub use options::{parse_size, ExecutorArgs};
 pub use pool::{Pool, PoolConfig, Slot, DEFAULT_MAX_CHILDREN};
 pub use sandbox::{Limits, SandboxConfig, SandboxKind, SandboxNet};

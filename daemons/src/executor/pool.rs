@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::child::{ChildFailure, Meter, PyChild};
+use super::child::{AheadIndex, ChildFailure, Meter, PyChild, TakeBack};
 use super::sandbox::{Launcher, SandboxConfig};
 use super::{ExecutorError, Job, Outcome};
 
@@ -60,6 +60,8 @@ struct Inner {
     slots: Arc<Semaphore>,
     /// Jobs running now, by task id, with what cancels each.
     running: Mutex<HashMap<TaskId, CancellationToken>>,
+    /// Requests written ahead into children's pipes, by task (child.rs, "Writing ahead").
+    ahead: AheadIndex,
 }
 
 /// A job's entry in [`Inner::running`], removed when the job ends however it ends.
@@ -118,6 +120,24 @@ impl State {
 pub struct Slot {
     pool: Pool,
     _permit: OwnedSemaphorePermit,
+    /// The child of the last run, kept because requests are still in its pipe (written ahead
+    /// for the slot's next runs): the next run goes on with it.
+    kept: Option<PyChild>,
+}
+
+impl Drop for Slot {
+    /// A slot let go with a child still holding requests: those not read yet are taken back
+    /// (they never run), and the child, which may be running one it read, is killed.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.kept.take() {
+            child.take_back_all();
+            if child.has_requests() {
+                self.pool.discard(child);
+            } else {
+                self.pool.give_back(child);
+            }
+        }
+    }
 }
 
 impl Pool {
@@ -128,7 +148,8 @@ impl Pool {
         let size = cfg.size.max(1);
         let max_children = cfg.max_children.max(2 * size);
         let launcher = Launcher::new(&cfg.python, cfg.sandbox.clone()).await?;
-        let spawns = (0..size).map(|_| PyChild::spawn(&launcher));
+        let ahead = AheadIndex::default();
+        let spawns = (0..size).map(|_| PyChild::spawn(&launcher, &ahead));
         let spares = futures::future::try_join_all(spawns).await?;
         info!(
             event = "pool_started",
@@ -147,6 +168,7 @@ impl Pool {
                 }),
                 slots: Arc::new(Semaphore::new(size)),
                 running: Mutex::default(),
+                ahead,
                 launcher,
                 cfg: PoolConfig {
                     size,
@@ -194,6 +216,7 @@ impl Pool {
         Some(Slot {
             pool: self.clone(),
             _permit: permit,
+            kept: None,
         })
     }
 
@@ -203,13 +226,14 @@ impl Pool {
         Some(Slot {
             pool: self.clone(),
             _permit: permit,
+            kept: None,
         })
     }
 
     /// Runs a job when a slot is free.
     pub async fn run(&self, job: Job) -> Outcome {
         match self.acquire().await {
-            Some(slot) => slot.run(job).await.0,
+            Some(slot) => slot.run(job, &[]).await.0,
             None => Outcome::platform_failure("ShuttingDown", "the executor pool is shut down"),
         }
     }
@@ -248,6 +272,30 @@ impl Pool {
             }
             None => false,
         }
+    }
+
+    /// Takes the request of `task` back out of the child's pipe it was written ahead into,
+    /// if the child has not read it (child.rs, "Writing ahead"). Never waits.
+    pub fn take_back(&self, task: TaskId) -> TakeBack {
+        let requests = self
+            .inner
+            .ahead
+            .lock()
+            .expect("ahead index lock")
+            .get(&task)
+            .cloned();
+        let Some(requests) = requests.and_then(|r| r.upgrade()) else {
+            return TakeBack::Absent;
+        };
+        let found = requests.lock().expect("requests lock").take_back_one(task);
+        if found == TakeBack::Taken {
+            self.inner
+                .ahead
+                .lock()
+                .expect("ahead index lock")
+                .remove(&task);
+        }
+        found
     }
 
     fn register(&self, task: TaskId) -> Running<'_> {
@@ -291,6 +339,7 @@ impl Pool {
     /// Gives a child back after a task: warm for its function, the least recently used ones
     /// evicted past the cap.
     fn give_back(&self, mut child: PyChild) {
+        child.forget_early();
         let mut evicted = Vec::new();
         {
             let mut st = self.state();
@@ -420,7 +469,7 @@ impl Pool {
         for _ in 0..wanted {
             let pool = pool.clone();
             tokio::spawn(async move {
-                let spare = PyChild::spawn(&pool.inner.launcher).await;
+                let spare = PyChild::spawn(&pool.inner.launcher, &pool.inner.ahead).await;
                 let mut extra = Vec::new();
                 {
                     let mut st = pool.state();
@@ -453,13 +502,30 @@ impl Slot {
     /// gives the slot back for another job. A child that times out, dies or runs out of memory
     /// is killed in the background; the outcome is reported at once. A cancelled job's child
     /// is killed before its outcome (`Cancelled`) is reported.
-    pub async fn run(self, job: Job) -> (Outcome, Option<Slot>) {
+    ///
+    /// `ahead`: the jobs this slot runs next, in order; those of the same function have their
+    /// requests written into the child's pipe behind this one's (child.rs, "Writing ahead"),
+    /// and the slot keeps that child for its next run.
+    pub async fn run(mut self, job: Job, ahead: &[Job]) -> (Outcome, Option<Slot>) {
         let pool = self.pool.clone();
         let running = pool.register(job.task_id);
         let fid = job.function.id;
-        let child = match pool.take(fid) {
+        let kept = match self.kept.take() {
+            Some(c) if c.bound() == Some(fid) => Some(c),
+            Some(mut other) => {
+                // Its requests are of tasks that will not run on it after all.
+                other.take_back_all();
+                match other.has_requests() {
+                    true => pool.discard(other),
+                    false => pool.give_back(other),
+                }
+                None
+            }
+            None => None,
+        };
+        let child = match kept.or_else(|| pool.take(fid)) {
             Some(c) => Ok(c),
-            None => PyChild::spawn(&pool.inner.launcher).await,
+            None => PyChild::spawn(&pool.inner.launcher, &pool.inner.ahead).await,
         };
         let mut child = match child {
             Ok(c) => c,
@@ -473,7 +539,7 @@ impl Slot {
         // A job cancelled while its child started is killed as soon as it runs.
         let ran = tokio::select! {
             biased;
-            ran = child.run(&job) => Some(ran),
+            ran = child.run(&job, ahead) => Some(ran),
             _ = running.cancelled.cancelled() => None,
         };
         let Some(ran) = ran else {
@@ -492,6 +558,8 @@ impl Slot {
                 if out_of_memory {
                     // Its heap may be in any state after a failed allocation: start afresh.
                     pool.discard(child);
+                } else if child.has_requests() {
+                    self.kept = Some(child);
                 } else {
                     pool.give_back(child);
                 }

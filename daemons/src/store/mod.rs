@@ -201,8 +201,9 @@ pub struct Finish<'a> {
     pub retention: Duration,
     /// (worker, consumer): take the next queue entry for that worker in the same round trip.
     pub next: Option<(&'a str, &'a str)>,
-    /// With `next`: take two entries for that worker, the second to hold ahead.
-    pub hold: bool,
+    /// With `next`: how many entries to take for that worker (at least one; those after the
+    /// first are held ahead).
+    pub take: u32,
     /// The attempt the outcome belongs to: recorded only while the task runs under it.
     pub lease: Option<u32>,
 }
@@ -559,7 +560,7 @@ impl Store {
             entry,
             retention,
             next,
-            hold,
+            take,
             lease,
         } = *f;
         let result = match &outcome.result {
@@ -608,7 +609,7 @@ impl Store {
             .arg(consumer)
             .arg(self.keys.task_prefix())
             .arg(lease.map(|l| l.to_string()).unwrap_or_default())
-            .arg(if hold { "2" } else { "1" })
+            .arg(take.max(1))
             .invoke_async(&mut c)
             .await?;
         let recorded = reply.first().is_some_and(|r| r == "1");

@@ -159,7 +159,7 @@ impl Core {
     ) {
         let outcome = match job {
             Ok(job) => match slot {
-                Some(slot) => slot.run(job).await.0,
+                Some(slot) => slot.run(job, &[]).await.0,
                 None => self.pool.run(job).await,
             },
             Err(why) => Outcome::platform_failure("ProtocolError", why),

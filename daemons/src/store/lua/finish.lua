@@ -15,8 +15,8 @@
 --   outcome is recorded only while the task is RUNNING under that attempt on worker ARGV[6]:
 --   a late result of an earlier attempt (a frozen worker back, a worker declared lost) or of
 --   another worker is dropped, and the reply says so ('2').
--- ARGV[16]: how many entries to take for worker ARGV[12] ('' = 1): 2 when the slot also holds
---   one ahead (dispatcher/mod.rs, "Holding the next task").
+-- ARGV[16]: how many entries to take for worker ARGV[12] ('' = 1): more when the slot also
+--   holds tasks ahead (dispatcher/mod.rs, "Holding the next tasks").
 -- Returns: {'1' when the outcome was recorded, '0' when the task was already terminal or is
 -- gone, or '2' when the lease did not match, then take_entries' 7 values per entry taken}. A
 -- failed take is no error: the outcome is what matters here, and the dispatcher's next read
