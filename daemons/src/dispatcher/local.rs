@@ -106,7 +106,7 @@ impl ExecSlot for LocalSlot {
         self.name.clone()
     }
 
-    async fn run(self, job: Job, _lease: u32, ahead: Vec<Job>) -> (RunResult, Option<Self>) {
+    async fn run(self, job: Job, _lease: u32, ahead: Vec<Arc<Job>>) -> (RunResult, Option<Self>) {
         // A local child that dies fails its task (WorkerCrashed): the task itself killed it,
         // and running it again would likely kill the next child too.
         self.running.fetch_add(1, Ordering::Relaxed);

@@ -128,7 +128,7 @@ pub trait ExecSlot: Send + Sized + 'static {
         self,
         job: Job,
         lease: u32,
-        ahead: Vec<Job>,
+        ahead: Vec<Arc<Job>>,
     ) -> impl Future<Output = (RunResult, Option<Self>)> + Send;
 }
 
@@ -432,8 +432,8 @@ async fn run_slot<E: Executor>(
     let unrecorded = std::mem::take(&mut ahead.unrecorded);
     record_all(&shared, &unrecorded, None).await;
     // The slot is gone: its child's pipe was emptied of their requests as it went.
-    for (held, worker) in std::mem::take(&mut ahead.held) {
-        release(&shared, held, &worker, false).await;
+    for held in std::mem::take(&mut ahead.held) {
+        release(&shared, held.taken, &held.worker, false).await;
     }
 }
 
@@ -442,7 +442,7 @@ async fn run_slot<E: Executor>(
 struct Ahead {
     /// Taken and started for this slot (on the worker named) while it ran the tasks before:
     /// they run next, in order.
-    held: VecDeque<(Taken, String)>,
+    held: VecDeque<Held>,
     /// The outcomes of tasks run since the recording in flight was sent: the next one takes
     /// them all.
     unrecorded: Vec<Unrecorded>,
@@ -451,10 +451,21 @@ struct Ahead {
     recording: Option<(tokio::task::JoinHandle<Vec<Taken>>, String)>,
 }
 
+/// A task held to run next.
+struct Held {
+    taken: Taken,
+    /// The worker it was started on.
+    worker: String,
+    /// Its job, built once when it was held, if that needed no Redis read (its function's
+    /// definition was cached) and it is to run: what a local slot writes ahead.
+    job: Option<Arc<Job>>,
+}
+
 impl Ahead {
     /// Holds `held`, started on `worker`, to run after those held already: in flight
     /// (touched, re-queued by shutdown's grace) and cancellable before it runs.
     fn hold(&mut self, shared: &Shared, held: Taken, worker: String) {
+        let mut job = None;
         if let Some(task) = held.entry.task_id {
             shared
                 .inflight
@@ -462,8 +473,19 @@ impl Ahead {
                 .expect("lock")
                 .insert(held.entry.entry_id.clone(), task);
             shared.held.lock().expect("lock").insert(task, false);
+            let function = held
+                .started
+                .function_id
+                .and_then(|f| shared.functions.lock().expect("lock").get(&f).cloned());
+            if let (Some(TaskStatus::Queued), Some(function)) = (held.started.previous, function) {
+                job = Some(Arc::new(job_of(shared, task, &held.started, function)));
+            }
         }
-        self.held.push_back((held, worker));
+        self.held.push_back(Held {
+            taken: held,
+            worker,
+            job,
+        });
     }
 
     /// Sends the outcomes run since the last recording, unless one is in flight: recorded
@@ -505,29 +527,20 @@ impl Ahead {
 
     /// The next held task, to run on `slot` (after a task that needed no run).
     fn next<S>(&mut self, slot: S) -> Option<(Taken, S)> {
-        self.held.pop_front().map(|(held, _)| (held, slot))
+        self.held.pop_front().map(|held| (held.taken, slot))
     }
 
-    /// The held tasks' jobs, in order, as far as they can be built without a Redis read (a
-    /// function definition not cached, a cancelled or unrunnable task stops the list): what a
+    /// The held tasks' jobs, in order, up to the first without one or cancelled: what a
     /// local slot writes ahead into its child's pipe.
-    fn jobs(&self, shared: &Shared) -> Vec<Job> {
-        let functions = shared.functions.lock().expect("lock");
+    fn jobs(&self, shared: &Shared) -> Vec<Arc<Job>> {
         let cancelled = shared.held.lock().expect("lock");
-        let mut jobs = Vec::new();
-        for (held, _) in &self.held {
-            let Some(task_id) = held.entry.task_id else {
-                break;
-            };
-            let runnable = held.started.previous == Some(TaskStatus::Queued)
-                && cancelled.get(&task_id) == Some(&false);
-            let function = held.started.function_id.and_then(|f| functions.get(&f));
-            let (true, Some(function)) = (runnable, function) else {
-                break;
-            };
-            jobs.push(job_of(shared, task_id, &held.started, function.clone()));
-        }
-        jobs
+        self.held
+            .iter()
+            .map_while(|held| {
+                let job = held.job.as_ref()?;
+                (cancelled.get(&job.task_id) == Some(&false)).then(|| job.clone())
+            })
+            .collect()
     }
 }
 
@@ -698,10 +711,10 @@ async fn run_entry<E: Executor>(
                     // A recording in flight may bring tasks to hold.
                     ahead.settle(shared).await;
                 }
-                if let Some((held, _)) = ahead.held.pop_front() {
+                if let Some(held) = ahead.held.pop_front() {
                     // The held task runs at once; this outcome is recorded while it runs.
                     ahead.record(shared, &slot.worker());
-                    return Some((held, slot));
+                    return Some((held.taken, slot));
                 }
                 let unrecorded = std::mem::take(&mut ahead.unrecorded);
                 // Nothing held: record now, taking the next task (and, after a short run,
@@ -791,13 +804,14 @@ async fn run_beside<E: Executor, R>(
                 ahead.record(shared, worker);
             }
             _ = &mut give_back, if ahead.held.len() > read => {
-                for (held, held_on) in ahead.held.split_off(read) {
-                    let back = held.entry.task_id.map(|t| executor.take_back(t));
+                for held in ahead.held.split_off(read) {
+                    let back = held.taken.entry.task_id.map(|t| executor.take_back(t));
                     if back == Some(TakeBack::Read) {
-                        ahead.held.push_back((held, held_on));
+                        ahead.held.push_back(held);
                         read += 1;
                     } else {
-                        release(shared, held, &held_on, back == Some(TakeBack::Taken)).await;
+                        let taken_back = back == Some(TakeBack::Taken);
+                        release(shared, held.taken, &held.worker, taken_back).await;
                     }
                 }
             }

@@ -368,7 +368,11 @@ impl PyChild {
     /// pipe, behind it, the requests of `ahead` (the jobs its slot runs next, in order) that
     /// can go as packets (see "Writing ahead"). On `Err` the child is broken and must be
     /// killed with [`Self::kill`]; requests written ahead die with it, unrun.
-    pub(crate) async fn run(&mut self, job: &Job, ahead: &[Job]) -> Result<Outcome, ChildFailure> {
+    pub(crate) async fn run(
+        &mut self,
+        job: &Job,
+        ahead: &[Arc<Job>],
+    ) -> Result<Outcome, ChildFailure> {
         let exchange = async {
             self.send(job, ahead).await?;
             self.answer(job).await
@@ -426,7 +430,7 @@ impl PyChild {
     }
 
     /// Writes `job`'s request unless it was written ahead, then those of `ahead`.
-    async fn send(&mut self, job: &Job, ahead: &[Job]) -> std::io::Result<()> {
+    async fn send(&mut self, job: &Job, ahead: &[Arc<Job>]) -> std::io::Result<()> {
         let f = &job.function;
         debug_assert!(self.bound.is_none() || self.bound == Some(f.id));
         let with_body = self.bound.is_none();

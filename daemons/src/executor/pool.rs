@@ -506,7 +506,7 @@ impl Slot {
     /// `ahead`: the jobs this slot runs next, in order; those of the same function have their
     /// requests written into the child's pipe behind this one's (child.rs, "Writing ahead"),
     /// and the slot keeps that child for its next run.
-    pub async fn run(mut self, job: Job, ahead: &[Job]) -> (Outcome, Option<Slot>) {
+    pub async fn run(mut self, job: Job, ahead: &[Arc<Job>]) -> (Outcome, Option<Slot>) {
         let pool = self.pool.clone();
         let running = pool.register(job.task_id);
         let fid = job.function.id;

@@ -223,7 +223,7 @@ impl ExecSlot for RemoteSlot {
             .unwrap_or_default()
     }
 
-    async fn run(self, job: Job, lease: u32, _ahead: Vec<Job>) -> (RunResult, Option<Self>) {
+    async fn run(self, job: Job, lease: u32, _ahead: Vec<Arc<Job>>) -> (RunResult, Option<Self>) {
         // Spent either way: push credit comes back with the result, a pull poll is answered.
         (self.send_and_wait(job, lease).await, None)
     }
