@@ -139,16 +139,22 @@ impl Requests {
         let Some(reader) = &self.take_back else {
             return Vec::new();
         };
-        if !self.written.iter().any(|w| w.ahead) {
+        // Nothing to take back, or a request longer than a packet may be in the pipe (being
+        // written by the codec): reading now could take part of it.
+        if !self.written.iter().any(|w| w.ahead) || self.written.iter().any(|w| w.packet.is_none())
+        {
             return Vec::new();
         }
         let mut packets = 0;
         let mut buf = vec![0u8; PIPE_BUF];
-        while let Ok(n) = nix::unistd::read(reader, &mut buf) {
-            if n == 0 {
-                break;
+        // Every packet left: the ones read must be the newest requests, all of them.
+        loop {
+            match nix::unistd::read(reader, &mut buf) {
+                Ok(0) => break,
+                Ok(_) => packets += 1,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break, // EAGAIN: the pipe is empty
             }
-            packets += 1;
         }
         if packets == 0 {
             return Vec::new();
