@@ -9,10 +9,10 @@
 //! hop between processes is a wake-up and a context switch), so the hot path is two scripts:
 //! `take.lua` reads entries and starts their tasks in one call, and `finish.lua` records an
 //! outcome *and* takes the next entry for the slot that just became free. A slot that stays busy
-//! costs one Redis round trip per task at most (fewer when it holds tasks ahead); the blocking XREADGROUP only runs when the queue is
-//! empty, and it carries `take.lua` in the same pipeline, which Redis runs the moment the read
-//! is served: a task submitted to an idle dispatcher is read and started in one round trip
-//! ([`QueueReader::read_and_start`]). (The first design read with XREADGROUP, then started and
+//! costs one Redis round trip per task at most (fewer when it holds tasks ahead); the blocking
+//! XREADGROUP only runs when the queue is empty, and it carries `take.lua` in the same
+//! pipeline, which Redis runs the moment the read is served: a task submitted to an idle
+//! dispatcher is read and started in one round trip ([`QueueReader::read_and_start`]). (The first design read with XREADGROUP, then started and
 //! finished each task with its own call: three round trips per task, and 3,000 no-op tasks/s on
 //! 2 cores instead of 8,000.)
 //!
