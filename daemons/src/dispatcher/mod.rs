@@ -12,9 +12,9 @@
 //! costs one Redis round trip per task at most (fewer when it holds tasks ahead); the blocking
 //! XREADGROUP only runs when the queue is empty, and it carries `take.lua` in the same
 //! pipeline, which Redis runs the moment the read is served: a task submitted to an idle
-//! dispatcher is read and started in one round trip ([`QueueReader::read_and_start`]). (The first design read with XREADGROUP, then started and
-//! finished each task with its own call: three round trips per task, and 3,000 no-op tasks/s on
-//! 2 cores instead of 8,000.)
+//! dispatcher is read and started in one round trip ([`QueueReader::read_and_start`]). (The
+//! first design read with XREADGROUP, then started and finished each task with its own call:
+//! three round trips per task, and 3,000 no-op tasks/s on 2 cores instead of 8,000.)
 //!
 //! Holding the next tasks: between two tasks a slot still waits for that round trip, and on a
 //! small machine a child woken for every task costs more than the task. So a slot that comes
