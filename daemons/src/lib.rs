@@ -65,6 +65,7 @@
 //! | `record_given_up` | warn | dispatcher | `task_id` | gave up recording; the task will run again |
 //! | `entry_without_task` | warn | dispatcher | `entry` | a queue entry without a task id was dropped |
 //! | `cancelling` | info | dispatcher, worker | `task_id`, `held`, `request` | a cancel reached the task's process, or (`held`) marked a task held to run next, which then never runs; `request`: `taken_back` out of the child's pipe, `not_written` there, or `read` by the child already (it runs, its outcome dropped) |
+//! | `child_pipe_tampered` | warn | dispatcher | `packets`, `written` | a take-back found in a child's request pipe what the pool had not written there (the task's code wrote into it): the pipe is left as it was, and nothing more is written ahead to that child |
 //! | `held_task_given_back` | info | dispatcher | `task_id`, `status`, `taken_back` | a task a slot held ahead waited past `--hold-at-most-ms` (or its slot stopped) and went back to the queue; `taken_back`: its request was taken back out of the child's pipe |
 //! | `worker_joined` | info | dispatcher | `worker`, `slots`, `new` | a worker said hello (`new`: not a rejoin) |
 //! | `worker_leaving` | info | dispatcher | `worker` | a worker drains: no new tasks for it |

@@ -302,3 +302,58 @@ async fn tasks_written_ahead_of_a_run_that_times_out_run_on_a_fresh_child() {
         "entries were left in the queue"
     );
 }
+
+/// Writes a request of its own into the pipe its child reads requests from (its function's,
+/// or what looks like one), then naps; appends to `path` either way.
+const TAMPER: &str = "import fcntl, os, struct, time\n\
+def reads_a_pipe(fd):\n    \
+    try:\n        \
+        link = os.readlink('/proc/self/fd/%d' % fd)\n        \
+        return link.startswith('pipe:') and fcntl.fcntl(fd, fcntl.F_GETFL) & 3 == os.O_RDONLY\n    \
+    except OSError:\n        \
+        return False\n\
+def act(mode, path):\n    \
+    if mode == 'tamper':\n        \
+        fds = [int(f) for f in os.listdir('/proc/self/fd') if int(f) > 2]\n        \
+        pipe = [f for f in fds if reads_a_pipe(f)][0]\n        \
+        w = os.open('/proc/self/fd/%d' % pipe, os.O_WRONLY)\n        \
+        body = b'{\\\"function_id\\\": \\\"x\\\", \\\"format\\\": \\\"source\\\", \\\"args\\\": {}}'\n        \
+        os.write(w, struct.pack('>I', len(body)) + body)\n        \
+        os.close(w)\n        \
+        time.sleep(1.5)\n    \
+    open(path, 'a').write('ran\\n')\n    \
+    return mode\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_writing_into_its_request_pipe_gets_nothing_taken_back() {
+    let mut stack = stack("50").await;
+    let act = stack.register_source("act", TAMPER, "act").await;
+    let dir = stack.dir().path().to_owned();
+    let marker = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    // The last is written ahead behind `tamper`, which adds a request of its own behind it and
+    // naps past 50 ms: the give-back finds two packets where one was written.
+    let ids = stack
+        .execute_batch(vec![
+            json!({"function_id": act, "args": ["", marker("first")]}),
+            json!({"function_id": act, "args": ["", marker("second")]}),
+            json!({"function_id": act, "args": ["tamper", marker("tamper")]}),
+            json!({"function_id": act, "args": ["", marker("last")]}),
+        ])
+        .await;
+    let noticed = stack
+        .dispatcher()
+        .expect("a dispatcher")
+        .wait_for_event(BOUND, |e| e.is("child_pipe_tampered"))
+        .await;
+    assert!(noticed, "the take-back did not notice the foreign request");
+    for id in &ids[2..] {
+        let result = stack.wait_result_within(*id, BOUND).await;
+        assert_eq!(result["status"], "COMPLETED", "{result}");
+    }
+    // Nothing was believed taken back: neither the napping task's request (written back, it
+    // would run twice) nor the last one's (given back, it would run here and elsewhere).
+    for name in ["tamper", "last"] {
+        let ran = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        assert_eq!(ran, "ran\n", "{name} ran {} times", ran.lines().count());
+    }
+}

@@ -17,6 +17,13 @@
 //! back, and never runs, or was read by the child, and runs. Only requests of one packet are
 //! written ahead, and only behind requests of one packet, so what is taken back is always
 //! whole frames. Where packet mode is not available, nothing is written ahead.
+//!
+//! The task's code runs in the process that reads the pipe, so it can read the requests
+//! written ahead, or write into the pipe. Only requests of the child's own function are
+//! written there, so that is no more than a function can do to its own calls anyway (it sees
+//! their arguments, it chooses their results). A take-back checks that what it reads is,
+//! byte for byte, what was written last; if not, it puts it all back and writes nothing more
+//! ahead to that child (`child_pipe_tampered`), so that a task never runs twice for it.
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -145,27 +152,42 @@ impl Requests {
         {
             return Vec::new();
         }
-        let mut packets = 0;
+        let mut packets: Vec<Vec<u8>> = Vec::new();
         let mut buf = vec![0u8; PIPE_BUF];
         // Every packet left: the ones read must be the newest requests, all of them.
         loop {
             match nix::unistd::read(reader, &mut buf) {
                 Ok(0) => break,
-                Ok(_) => packets += 1,
+                Ok(n) => packets.push(buf[..n].to_vec()),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break, // EAGAIN: the pipe is empty
             }
         }
-        if packets == 0 {
+        if packets.is_empty() {
             return Vec::new();
         }
-        let Some(first) = self.written.len().checked_sub(packets) else {
-            // More packets than requests written: cannot happen while every write is a packet.
+        // They must be the requests written last, byte for byte. The task's code can write into
+        // its own request pipe (it runs in the child that reads it), and a request it took
+        // must not be believed taken back, and run again elsewhere: on any mismatch, what was
+        // read goes back as it was, and this child gets nothing more written ahead.
+        let first = self.written.len().checked_sub(packets.len());
+        let matches = first.is_some_and(|first| {
+            packets
+                .iter()
+                .zip(self.written.range(first..))
+                .all(|(read, w)| w.packet.as_deref() == Some(read.as_slice()))
+        });
+        let (true, Some(first)) = (matches, first) else {
             warn!(
-                packets,
+                event = "child_pipe_tampered",
+                packets = packets.len(),
                 written = self.written.len(),
-                "took back more packets than were written"
+                "a child's request pipe held what was not written there; nothing more is written ahead to it"
             );
+            for packet in &packets {
+                let _ = nix::unistd::write(&self.write_end, packet);
+            }
+            self.take_back = None;
             return Vec::new();
         };
         let mut taken = Vec::new();
