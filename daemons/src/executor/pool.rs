@@ -5,6 +5,12 @@
 //! A running job can be cancelled by its task id ([`Pool::cancel`]): its child is killed with
 //! its whole process group (the same kill as a timeout's), the job's outcome is `Cancelled`,
 //! and the slot takes a spare for its next job, as after any child it had to discard.
+//!
+//! A slot given the jobs it runs next ([`Slot::run`]'s `ahead`) writes their requests into its
+//! child's pipe and keeps that child, counted busy, from one job to the next while requests
+//! are in its pipe (child.rs, "Writing ahead"); [`Pool::take_back`] takes one out before the
+//! child reads it. A slot let go with requests still in its child's pipe takes back those not
+//! read, and kills the child if it has read one.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
