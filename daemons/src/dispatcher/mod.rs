@@ -466,7 +466,10 @@ impl Ahead {
     /// (touched, re-queued by shutdown's grace) and cancellable before it runs.
     fn hold(&mut self, shared: &Shared, held: Taken, worker: String) {
         let mut job = None;
-        if let Some(task) = held.entry.task_id {
+        // An entry that needs no run (its task cancelled while queued, or gone) is dropped at
+        // its turn, and is neither in flight nor cancellable meanwhile.
+        let runnable = held.started.previous == Some(TaskStatus::Queued);
+        if let (Some(task), true) = (held.entry.task_id, runnable) {
             shared
                 .inflight
                 .lock()
@@ -477,7 +480,7 @@ impl Ahead {
                 .started
                 .function_id
                 .and_then(|f| shared.functions.lock().expect("lock").get(&f).cloned());
-            if let (Some(TaskStatus::Queued), Some(function)) = (held.started.previous, function) {
+            if let Some(function) = function {
                 job = Some(Arc::new(job_of(shared, task, &held.started, function)));
             }
         }

@@ -1,5 +1,5 @@
 -- Gives back a task a dispatcher's slot held ahead and never ran (dispatcher/mod.rs, "Holding
--- the next task"): QUEUED again, its attempt uncounted, its entry re-added at the queue's end
+-- the next tasks"): QUEUED again, its attempt uncounted, its entry re-added at the queue's end
 -- for any dispatcher to take. Only a task still RUNNING under that attempt on that worker
 -- moves; anything else (cancelled meanwhile, re-queued by a reclaim) is left as it is.
 -- KEYS[1]: task hash  KEYS[2]: events channel  KEYS[3]: queue stream
