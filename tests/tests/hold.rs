@@ -357,3 +357,56 @@ async fn a_task_writing_into_its_request_pipe_gets_nothing_taken_back() {
         assert_eq!(ran, "ran\n", "{name} ran {} times", ran.lines().count());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_taken_from_between_others_leaves_them_in_order() {
+    let mut stack = stack("600000").await;
+    let step = stack.register_source("step", STEP, "step").await;
+    let dir = stack.dir().path().to_owned();
+    let marker = |i: usize| dir.join(format!("behind-{i}"));
+    let paths: Vec<String> = (0..3)
+        .map(|i| marker(i).to_string_lossy().into_owned())
+        .collect();
+    // Three written ahead behind the nap; the middle one is cancelled, so the first and the
+    // last are written back around it, and each reply must still reach its own task.
+    let ids = stack
+        .execute_batch(vec![
+            json!({"function_id": step, "args": [0]}),
+            json!({"function_id": step, "args": [0]}),
+            json!({"function_id": step, "args": [3]}),
+            json!({"function_id": step, "args": [0.01, paths[0]]}),
+            json!({"function_id": step, "args": [0.02, paths[1]]}),
+            json!({"function_id": step, "args": [0.03, paths[2]]}),
+        ])
+        .await;
+    let (napping, middle) = (ids[2], ids[4]);
+    let held = wait_until(BOUND, async || {
+        stack.status(napping).await == "RUNNING" && stack.status(ids[5]).await == "RUNNING"
+    })
+    .await;
+    assert!(held, "the nap runs with the three steps held");
+    let (status, reply) = stack
+        .post_json(&format!("/tasks/{middle}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let taken_back = stack
+        .dispatcher()
+        .expect("a dispatcher")
+        .wait_for_event(BOUND, |e| {
+            e.is("cancelling")
+                && e.field("task_id") == Some(&middle.to_string())
+                && e.field("request") == Some("taken_back")
+        })
+        .await;
+    assert!(taken_back, "the middle request was not taken back");
+    for (i, seconds) in [(3, 0.01), (5, 0.03)] {
+        let result = stack.wait_result_within(ids[i], BOUND).await;
+        assert_eq!(
+            result["result"], seconds,
+            "task {i} got another's reply: {result}"
+        );
+        let ran = std::fs::read_to_string(marker(i - 3)).unwrap_or_default();
+        assert_eq!(ran, "ran\n", "task {i} ran {} times", ran.lines().count());
+    }
+    assert!(!marker(1).exists(), "the cancelled task ran");
+}
