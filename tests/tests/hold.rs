@@ -3,8 +3,9 @@
 //! with its attempt uncounted, a cancelled held task never runs, and a busy stream of short
 //! tasks (which is what holding is for) runs every task once, leaving nothing in the queue.
 //! Tasks of the function running are also written ahead into its child's pipe (executor/
-//! child.rs, "Writing ahead"): taken back out of it when given back or cancelled, and run on
-//! a fresh child when the run before them kills its child.
+//! child.rs, "Writing ahead"): taken back out of it when given back or cancelled (the others
+//! left in order, each reply to its own task), run on a fresh child when the run before them
+//! kills its child, and never believed taken back when the task's code wrote into the pipe.
 //!
 //! The dispatcher runs one process, so the order of the tasks of one batch is the order they
 //! run in, and the hold thresholds are set so that every run counts as short: which task is
