@@ -451,8 +451,13 @@ impl PyChild {
     /// Takes back every request written ahead that the child has not read.
     pub(crate) fn take_back_all(&mut self) {
         let taken = self.requests.lock().expect("requests lock").take_back(None);
+        self.unlist(taken);
+    }
+
+    /// Drops `tasks` from the pool's [`AheadIndex`]: their requests are out of this pipe.
+    fn unlist(&self, tasks: impl IntoIterator<Item = TaskId>) {
         let mut index = self.index.lock().expect("ahead index lock");
-        for task in taken {
+        for task in tasks {
             index.remove(&task);
         }
     }
@@ -475,17 +480,11 @@ impl PyChild {
         };
         if !already {
             let frame = self.frame(job, with_body)?;
+            // Requests written ahead of a job that was not are of later jobs: out of the pipe,
+            // so that this one goes first (they are written again below).
+            self.take_back_all();
             let as_packet = {
                 let mut r = self.requests.lock().expect("requests lock");
-                // Requests written ahead of a job that was not are of later jobs: out of the
-                // pipe, so that this one goes first (they are written again below).
-                let taken = r.take_back(None);
-                if !taken.is_empty() {
-                    let mut index = self.index.lock().expect("ahead index lock");
-                    for task in &taken {
-                        index.remove(task);
-                    }
-                }
                 let as_packet = r.write_packet(job.task_id, frame.clone(), false);
                 if !as_packet {
                     r.written.push_back(Written {
@@ -564,10 +563,7 @@ impl PyChild {
             let Some(answered) = answered else {
                 return Err(std::io::Error::other("a reply to no request"));
             };
-            self.index
-                .lock()
-                .expect("ahead index lock")
-                .remove(&answered.task);
+            self.unlist([answered.task]);
             if reply.need_body {
                 // A miss is answered with the body, never with a failed task; a bound child
                 // never misses.
@@ -592,12 +588,7 @@ impl PyChild {
             let r = self.requests.lock().expect("requests lock");
             r.written.iter().map(|w| w.task).collect()
         };
-        if !written.is_empty() {
-            let mut index = self.index.lock().expect("ahead index lock");
-            for task in written {
-                index.remove(&task);
-            }
-        }
+        self.unlist(written);
         // A stopped process would not act on SIGTERM until continued.
         self.thaw();
         let group = Pid::from_raw(self.pid);
