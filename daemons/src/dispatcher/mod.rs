@@ -422,9 +422,9 @@ async fn run_slot<E: Executor>(
     shutdown: CancellationToken,
 ) {
     let mut ahead = Ahead::default();
-    let mut next = Some((taken, slot));
-    while let Some((taken, slot)) = next.take() {
-        next = run_entry(&shared, &*executor, taken, slot, &shutdown, &mut ahead).await;
+    let mut next = Some((taken, None, slot));
+    while let Some((taken, job, slot)) = next.take() {
+        next = run_entry(&shared, &*executor, taken, job, slot, &shutdown, &mut ahead).await;
     }
     // The chain ended (shutdown) with outcomes still to record or tasks held that no slot will
     // run: neither is left behind.
@@ -457,7 +457,7 @@ struct Held {
     /// The worker it was started on.
     worker: String,
     /// Its job, built once when it was held, if that needed no Redis read (its function's
-    /// definition was cached) and it is to run: what a local slot writes ahead.
+    /// definition was cached) and it is to run: what a local slot writes ahead, and runs.
     job: Option<Arc<Job>>,
 }
 
@@ -529,8 +529,10 @@ impl Ahead {
     }
 
     /// The next held task, to run on `slot` (after a task that needed no run).
-    fn next<S>(&mut self, slot: S) -> Option<(Taken, S)> {
-        self.held.pop_front().map(|held| (held.taken, slot))
+    fn next<S>(&mut self, slot: S) -> Option<Next<S>> {
+        self.held
+            .pop_front()
+            .map(|held| (held.taken, held.job, slot))
     }
 
     /// The held tasks' jobs, in order, up to the first without one or cancelled: what a
@@ -609,16 +611,20 @@ async fn record_all(
     taken
 }
 
-/// Runs one started queue entry to its recorded outcome; returns the next entry, taken for
-/// the same or another free slot, if there is one.
+/// An entry to run on a slot, with its job when it was built as the entry was held.
+type Next<S> = (Taken, Option<Arc<Job>>, S);
+
+/// Runs one started queue entry (its job `built` already, if it was held) to its recorded
+/// outcome; returns the next entry, taken for the same or another free slot, if there is one.
 async fn run_entry<E: Executor>(
     shared: &Arc<Shared>,
     executor: &E,
     taken: Taken,
+    built: Option<Arc<Job>>,
     slot: E::Slot,
     shutdown: &CancellationToken,
     ahead: &mut Ahead,
-) -> Option<(Taken, E::Slot)> {
+) -> Option<Next<E::Slot>> {
     let store = &shared.store;
     let Taken { entry, started } = taken;
     let Some(task_id) = entry.task_id else {
@@ -667,7 +673,10 @@ async fn run_entry<E: Executor>(
             return ahead.next(slot);
         }
     };
-    let job = job_of(shared, task_id, &started, function.clone());
+    let job = match built {
+        Some(job) => Arc::unwrap_or_clone(job),
+        None => job_of(shared, task_id, &started, function.clone()),
+    };
     shared
         .inflight
         .lock()
@@ -717,7 +726,7 @@ async fn run_entry<E: Executor>(
                 if let Some(held) = ahead.held.pop_front() {
                     // The held task runs at once; this outcome is recorded while it runs.
                     ahead.record(shared, &slot.worker());
-                    return Some((held.taken, slot));
+                    return Some((held.taken, held.job, slot));
                 }
                 let unrecorded = std::mem::take(&mut ahead.unrecorded);
                 // Nothing held: record now, taking the next task (and, after a short run,
@@ -741,7 +750,7 @@ async fn run_entry<E: Executor>(
                 for held in taken {
                     ahead.hold(shared, held, on.clone());
                 }
-                return Some((next, slot));
+                return Some((next, None, slot));
             }
             // No slot to run more on (shutdown, or a remote worker's spent credit).
             ahead.unrecorded.push(unrecorded);
