@@ -13,9 +13,10 @@
 //! dispatch loop takes one entry per free slot); its outcome's recording takes the rest, the
 //! second to run and the others to hold.
 
+use std::path::Path;
 use std::time::Duration;
 
-use faas_protocol::Keys;
+use faas_protocol::{Keys, TaskId};
 use faas_tests::{wait_until, Mode, Resp, Stack};
 use serde_json::{json, Value};
 
@@ -51,6 +52,34 @@ async fn stack(hold_at_most_ms: &str) -> Stack {
         ])
         .start()
         .await
+}
+
+/// Cancels held task `task` and waits for the dispatcher to say it took the task's request
+/// back out of the child's pipe.
+async fn cancel_and_take_back(stack: &mut Stack, task: TaskId) {
+    let (status, reply) = stack
+        .post_json(&format!("/tasks/{task}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let taken_back = stack
+        .dispatcher()
+        .expect("a dispatcher")
+        .wait_for_event(BOUND, |e| {
+            e.is("cancelling")
+                && e.field("task_id") == Some(&task.to_string())
+                && e.field("request") == Some("taken_back")
+        })
+        .await;
+    assert!(
+        taken_back,
+        "the cancelled task's request was not taken back out of the child's pipe"
+    );
+}
+
+/// Asserts that the task writing to `marker` ran exactly once (`what` names it).
+fn assert_ran_once(marker: &Path, what: &str) {
+    let ran = std::fs::read_to_string(marker).unwrap_or_default();
+    assert_eq!(ran, "ran\n", "{what} ran {} times", ran.lines().count());
 }
 
 /// Whether the queue stream has no entry left, read or not.
@@ -213,8 +242,7 @@ async fn a_task_written_ahead_behind_a_long_run_is_taken_back_and_given_back() {
     // Taken out of the pipe before the child read it: it ran once, after it was given back.
     let record = stack.task(last).await;
     assert_eq!(record["attempts"], 1, "{record}");
-    let ran = std::fs::read_to_string(&marker).unwrap_or_default();
-    assert_eq!(ran, "ran\n", "the task ran {} times", ran.lines().count());
+    assert_ran_once(&marker, "the task given back");
     assert!(
         wait_until(BOUND, async || queue_empty(&mut stack).await).await,
         "entries were left in the queue"
@@ -240,23 +268,7 @@ async fn a_cancelled_task_written_ahead_never_runs() {
     })
     .await;
     assert!(both_running, "the nap runs while the last step is held");
-    let (status, reply) = stack
-        .post_json(&format!("/tasks/{held}/cancel"), json!({}))
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    let taken_back = stack
-        .dispatcher()
-        .expect("a dispatcher")
-        .wait_for_event(BOUND, |e| {
-            e.is("cancelling")
-                && e.field("task_id") == Some(&held.to_string())
-                && e.field("request") == Some("taken_back")
-        })
-        .await;
-    assert!(
-        taken_back,
-        "the cancelled task's request was not taken back out of the child's pipe"
-    );
+    cancel_and_take_back(&mut stack, held).await;
     assert_eq!(stack.wait_result_within(napping, BOUND).await["result"], 5);
     let record = stack.task(held).await;
     assert_eq!(record["error"]["type"], "Cancelled", "{record}");
@@ -295,8 +307,7 @@ async fn tasks_written_ahead_of_a_run_that_times_out_run_on_a_fresh_child() {
         assert_eq!(result["status"], "COMPLETED", "{result}");
         let record = stack.task(*id).await;
         assert_eq!(record["attempts"], 1, "{record}");
-        let ran = std::fs::read_to_string(marker).unwrap_or_default();
-        assert_eq!(ran, "ran\n", "a task ran {} times", ran.lines().count());
+        assert_ran_once(marker, "a task written ahead");
     }
     assert!(
         wait_until(BOUND, async || queue_empty(&mut stack).await).await,
@@ -354,8 +365,7 @@ async fn a_task_writing_into_its_request_pipe_gets_nothing_taken_back() {
     // Nothing was believed taken back: neither the napping task's request (written back, it
     // would run twice) nor the last one's (given back, it would run here and elsewhere).
     for name in ["tamper", "last"] {
-        let ran = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-        assert_eq!(ran, "ran\n", "{name} ran {} times", ran.lines().count());
+        assert_ran_once(&dir.join(name), name);
     }
 }
 
@@ -386,28 +396,14 @@ async fn a_request_taken_from_between_others_leaves_them_in_order() {
     })
     .await;
     assert!(held, "the nap runs with the three steps held");
-    let (status, reply) = stack
-        .post_json(&format!("/tasks/{middle}/cancel"), json!({}))
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    let taken_back = stack
-        .dispatcher()
-        .expect("a dispatcher")
-        .wait_for_event(BOUND, |e| {
-            e.is("cancelling")
-                && e.field("task_id") == Some(&middle.to_string())
-                && e.field("request") == Some("taken_back")
-        })
-        .await;
-    assert!(taken_back, "the middle request was not taken back");
+    cancel_and_take_back(&mut stack, middle).await;
     for (i, seconds) in [(3, 0.01), (5, 0.03)] {
         let result = stack.wait_result_within(ids[i], BOUND).await;
         assert_eq!(
             result["result"], seconds,
             "task {i} got another's reply: {result}"
         );
-        let ran = std::fs::read_to_string(marker(i - 3)).unwrap_or_default();
-        assert_eq!(ran, "ran\n", "task {i} ran {} times", ran.lines().count());
+        assert_ran_once(&marker(i - 3), &format!("task {i}"));
     }
     assert!(!marker(1).exists(), "the cancelled task ran");
 }
