@@ -318,7 +318,9 @@ async fn an_idle_dispatcher_starts_tasks_after_redis_forgot_its_scripts() {
 
 /// A daemon pointed at a Redis unix socket that is not there yet says so at once, naming the
 /// URL and the OS error, and is up as soon as a Redis listens there (`faas up` runs its Redis
-/// on such a socket).
+/// on such a socket). After that Redis is replaced by another on the same socket, the gateway
+/// dials again, and a batch far larger than a socket's buffer goes through (the daemons'
+/// sockets wait for write room only when a write would block, `store/link.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_waiting_for_a_redis_socket_says_so_and_comes_up_with_it() {
     let dir = TestDir::new();
@@ -333,8 +335,8 @@ async fn a_daemon_waiting_for_a_redis_socket_says_so_and_comes_up_with_it() {
         &[],
         dir.path(),
     );
-    // Bounded well above the gateway's own first attempt (it fails at once: no socket) and below
-    // the ~7 s the connection manager's own retries take, so the warning must come from the first.
+    // Bounded well above the gateway's own first attempt, which fails at once (no socket), so
+    // the warning must come from that one.
     let said = gateway
         .wait_for_event(Duration::from_secs(4), |e| {
             redis_unreachable(e) && e.field("url") == Some(url.as_str())
@@ -354,24 +356,27 @@ async fn a_daemon_waiting_for_a_redis_socket_says_so_and_comes_up_with_it() {
         gateway.log_tail(20)
     );
 
-    let mut redis = Daemon::spawn(
-        "redis",
-        "redis-server",
-        &[
-            "--port",
-            "0",
-            "--unixsocket",
-            &socket.to_string_lossy(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &dir.path().to_string_lossy(),
-        ],
-        &[],
-        dir.path(),
-    );
+    let redis_on_socket = || {
+        Daemon::spawn(
+            "redis",
+            "redis-server",
+            &[
+                "--port",
+                "0",
+                "--unixsocket",
+                &socket.to_string_lossy(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                &dir.path().to_string_lossy(),
+            ],
+            &[],
+            dir.path(),
+        )
+    };
+    let mut redis = redis_on_socket();
     let client = reqwest::Client::new();
     let healthy = wait_until(Duration::from_secs(30), async || {
         let r = client.get(format!("http://{listen}/healthz")).send().await;
@@ -379,6 +384,59 @@ async fn a_daemon_waiting_for_a_redis_socket_says_so_and_comes_up_with_it() {
     })
     .await;
     assert!(healthy, "{}", gateway.log_tail(20));
+
+    redis.stop();
+    let mut redis = redis_on_socket();
+    let register =
+        json!({"name": "echo", "source": "def echo(s):\n    return s\n", "entrypoint": "echo"});
+    let mut function_id = None;
+    let registered = wait_until(Duration::from_secs(30), async || {
+        let r = client
+            .post(format!("http://{listen}/register_function"))
+            .json(&register)
+            .send()
+            .await;
+        let Ok(r) = r else { return false };
+        if r.status() != StatusCode::OK {
+            return false;
+        }
+        let reply: serde_json::Value = r.json().await.expect("json reply");
+        function_id = reply["function_id"].as_str().map(str::to_owned);
+        true
+    })
+    .await;
+    assert!(registered, "{}", gateway.log_tail(20));
+    let function_id = function_id.expect("an id");
+    // 2,000 tasks of 2 KiB each: some 5 MiB of commands in one pipeline.
+    let arg = "x".repeat(2048);
+    let executions: Vec<_> = (0..2000)
+        .map(|_| json!({"function_id": function_id, "args": [arg]}))
+        .collect();
+    let r = client
+        .post(format!("http://{listen}/execute_batch"))
+        .json(&json!({ "executions": executions }))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(r.status(), StatusCode::OK, "{}", gateway.log_tail(20));
+    let reply: serde_json::Value = r.json().await.expect("json reply");
+    let ids = reply["task_ids"].as_array().expect("task_ids");
+    assert_eq!(ids.len(), 2000);
+    let last = ids[1999].as_str().expect("an id");
+    let task: serde_json::Value = client
+        .get(format!("http://{listen}/tasks/{last}"))
+        .send()
+        .await
+        .expect("gateway answers")
+        .json()
+        .await
+        .expect("json reply");
+    assert_eq!(task["status"], "QUEUED", "{task}");
+    assert_eq!(
+        task["args"]["args"][0].as_str().map(str::len),
+        Some(2048),
+        "{task}"
+    );
     gateway.stop();
     redis.stop();
 }

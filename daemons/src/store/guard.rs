@@ -1,9 +1,9 @@
 //! Failing fast while Redis is away: a bound on every command and a circuit breaker.
 //!
-//! Every command of the shared connection goes through [`Guarded`]. Each gets at most the
-//! command timeout (a pipeline a little more per command), so a stopped or unreachable Redis
-//! costs a request that long, not the connection manager's reconnect and response timeouts
-//! one after the other (7.5 s before this). After [`OPEN_AFTER`] consecutive failures (time
+//! Every command of the shared connection ([`super::Redial`]) goes through [`Guarded`]. Each
+//! gets at most the command timeout (a pipeline a little more per command), dialling included,
+//! so a stopped or unreachable Redis costs a request that long, not a dial's and a response's
+//! timeouts one after the other (7.5 s before this). After [`OPEN_AFTER`] consecutive failures (time
 //! outs, refused or dropped connections, a Redis still loading its data) the circuit opens:
 //! commands fail at once for [`COOL_DOWN`], then one probe goes through (half-open), and its
 //! success closes the circuit again. Error replies (OOM, READONLY, a script error) are answers,
@@ -15,11 +15,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionLike;
 use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
 };
 use tracing::{info, warn};
+
+use super::Redial;
 
 /// Consecutive failures that open the circuit.
 pub const OPEN_AFTER: u32 = 3;
@@ -131,7 +133,7 @@ impl Drop for ProbeGuard<'_> {
 /// The shared connection with the command timeout and the breaker in front.
 #[derive(Clone)]
 pub struct Guarded {
-    inner: ConnectionManager,
+    inner: Redial,
     breaker: Arc<Breaker>,
     timeout: Duration,
 }
@@ -146,7 +148,7 @@ impl std::fmt::Debug for Guarded {
 }
 
 impl Guarded {
-    pub fn new(inner: ConnectionManager, timeout: Duration) -> Self {
+    pub fn new(inner: Redial, timeout: Duration) -> Self {
         Self {
             inner,
             breaker: Arc::default(),

@@ -9,6 +9,7 @@
 
 mod epoch;
 mod guard;
+mod link;
 mod queue;
 mod tasks;
 
@@ -24,7 +25,6 @@ use faas_protocol::model::{
     FunctionDef, FunctionSummary, Outcome, TaskError, TaskRecord, WorkerInfo,
 };
 use faas_protocol::{FunctionFormat, FunctionId, Keys, TaskId, TaskStatus};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -34,8 +34,12 @@ use crate::now_ms;
 
 pub use epoch::{watch_epoch, EPOCH_EVERY};
 pub use guard::Guarded;
+pub use link::{dial, QuietUnix, Redial};
 pub use queue::{entry_order, QueueEntry, QueueReader, Taken};
 pub use tasks::{Cancelled, Cursor, RetrySource, TaskFilter};
+
+/// How long one attempt to connect to Redis may take.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The default bound on one Redis command (see [`guard`]).
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -233,15 +237,12 @@ impl Store {
         shutdown: &CancellationToken,
     ) -> Result<Option<Self>> {
         let client = redis::Client::open(url)?;
-        // The guard's timeout is the bound a caller sees; these only keep the manager from
-        // holding a dead connection long.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_max_delay(Duration::from_secs(2));
+        // The guard's timeout is the bound a caller sees; this one only keeps a connection that
+        // Redis stopped answering on from being held long.
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(5)));
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        // The manager retries by itself for several seconds before it reports a failure; one
-        // plain attempt first says at once that Redis is not there (a wrong URL, a Redis still
+        // One plain attempt first says at once that Redis is not there (a wrong URL, a Redis still
         // starting), rather than leave an operator looking at a silent daemon.
         let probe = tokio::select! {
             p = Self::probe(&client) => p,
@@ -252,7 +253,7 @@ impl Store {
         }
         let conn = loop {
             let attempt = tokio::select! {
-                c = ConnectionManager::new_with_config(client.clone(), config.clone()) => c,
+                c = Redial::connect(client.clone(), config.clone(), DIAL_TIMEOUT) => c,
                 () = shutdown.cancelled() => return Ok(None),
             };
             match attempt {
@@ -275,13 +276,8 @@ impl Store {
 
     /// One connection attempt and a PING, each bounded.
     async fn probe(client: &redis::Client) -> redis::RedisResult<()> {
-        let bound = Some(Duration::from_secs(2));
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(bound)
-            .set_response_timeout(bound);
-        let mut con = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(DIAL_TIMEOUT));
+        let mut con = dial(client, &config, DIAL_TIMEOUT).await?;
         redis::cmd("PING").query_async(&mut con).await
     }
 

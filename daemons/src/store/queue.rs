@@ -11,7 +11,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::AsyncConnectionConfig;
 
-use super::{Result, Started, Store, TAKE};
+use super::{dial, Result, Started, Store, DIAL_TIMEOUT, TAKE};
 
 /// How much longer than its BLOCK time a blocking read may take before it counts as lost.
 const BLOCKING_SLACK: Duration = Duration::from_secs(1);
@@ -146,14 +146,8 @@ impl QueueReader {
     /// other command, and needs no response timeout).
     async fn blocking(&mut self) -> Result<&mut MultiplexedConnection> {
         if self.blocking.is_none() {
-            let config = AsyncConnectionConfig::new()
-                .set_response_timeout(None)
-                .set_connection_timeout(Some(Duration::from_secs(2)));
-            let c = self
-                .store
-                .client()
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
+            let config = AsyncConnectionConfig::new().set_response_timeout(None);
+            let c = dial(self.store.client(), &config, DIAL_TIMEOUT).await?;
             self.blocking = Some(c);
         }
         Ok(self.blocking.as_mut().expect("made above"))
