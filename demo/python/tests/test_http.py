@@ -3,9 +3,11 @@ answers scripted bytes: the response framings a gateway or a proxy in front of i
 
 import socket
 import threading
+import time
 
 import pytest
 
+from faas_client import _http as faas_http
 from faas_client._http import FastHttp
 from faas_client.errors import GatewayError, GatewayUnreachable
 
@@ -75,3 +77,46 @@ def test_a_connection_closed_mid_response_is_unreachable_and_maybe_sent():
         http.request("POST", "/x", {})
     assert not e.value.not_sent
     thread.join(5)
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_before_sending():
+    """The server closes the kept-alive connection after one reply, without saying so: the next
+    request notices before sending (from the socket's TCP state on Linux) and goes out on a new
+    connection, so nothing is sent into a closed one."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2)
+    close_now, closed = threading.Event(), threading.Event()
+    seen = []
+
+    def run():
+        for n in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                seen.append(data)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"n\":%d}" % n)
+                if n == 0:
+                    close_now.wait(5)
+                    conn.shutdown(socket.SHUT_RDWR)
+                    closed.set()
+        listener.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    http = FastHttp(f"http://127.0.0.1:{listener.getsockname()[1]}", None, 5.0)
+    assert http.request("GET", "/a") == {"n": 0}
+    first = http._conn.sock
+    assert not faas_http._dropped(first)
+    close_now.set()
+    assert closed.wait(5)
+    deadline = time.monotonic() + 5
+    while not faas_http._dropped(first) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert faas_http._dropped(first)
+    assert http.request("GET", "/b") == {"n": 1}
+    assert http._conn.sock is not first
+    thread.join(5)
+    assert len(seen) == 2
