@@ -139,7 +139,23 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::*;
+
+    /// The limits are written twice, as the flags' defaults (which `--help` shows) and as
+    /// `Limits::default()` (what the pool gets without flags: its tests, library use): this
+    /// keeps the two the same.
+    #[test]
+    fn the_flags_default_to_the_default_limits() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            executor: ExecutorArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(["faas"]).expect("no flag is required");
+        let flags = serde_json::to_value(cli.executor.sandbox_config().limits).expect("json");
+        let defaults = serde_json::to_value(Limits::default()).expect("json");
+        assert_eq!(flags, defaults);
+    }
 
     #[test]
     fn sizes_parse_in_powers_of_1024() {
