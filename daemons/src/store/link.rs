@@ -22,10 +22,12 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use futures::future::{BoxFuture, FutureExt, Shared};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Cmd, ConnectionAddr, Pipeline, RedisFuture, Value};
 use tokio::io::unix::AsyncFd;
@@ -153,27 +155,40 @@ pub async fn dial(
 /// A multiplexed connection shared by all its clones, dialled again by the first command after
 /// it was lost (an error that redis-rs says needs a new connection). Commands bound their own
 /// time ([`super::Guarded`]); a lost connection costs the command that found it lost, as with
-/// redis-rs's `ConnectionManager`.
+/// redis-rs's `ConnectionManager`. A dial runs in a task of its own, within `dial_timeout`, and
+/// concurrent commands wait for the same one: a command's bound, shorter than a slow Redis's
+/// handshake, may end the command's wait but never the dial, which the next command finds done.
 #[derive(Clone)]
 pub struct Redial(Arc<RedialInner>);
 
 impl std::fmt::Debug for Redial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let number = self.in_use().map(|(n, _)| n);
-        f.debug_struct("Redial")
-            .field("connection", &number)
-            .finish()
+        let state = match &*self.0.state.lock().expect("redial lock") {
+            Link::Down => "down".to_owned(),
+            Link::Dialling(n, _) => format!("dialling connection {n}"),
+            Link::Up(n, _) => format!("connection {n}"),
+        };
+        f.debug_struct("Redial").field("state", &state).finish()
     }
+}
+
+/// A dial in progress, awaited by every command that needs it.
+type Dial = Shared<BoxFuture<'static, redis::RedisResult<MultiplexedConnection>>>;
+
+/// Where the shared connection stands; connections are numbered in the order they are dialled,
+/// so that news of a lost or failed one never discards a newer one.
+enum Link {
+    Down,
+    Dialling(u64, Dial),
+    Up(u64, MultiplexedConnection),
 }
 
 struct RedialInner {
     client: redis::Client,
     config: AsyncConnectionConfig,
     dial_timeout: Duration,
-    /// The connection in use and its number (each dial numbers its connection one higher).
-    current: Mutex<Option<(u64, MultiplexedConnection)>>,
-    /// Held while dialling, so that concurrent commands wait for one dial; the last number.
-    dialling: tokio::sync::Mutex<u64>,
+    state: Mutex<Link>,
+    dialled: AtomicU64,
 }
 
 impl Redial {
@@ -187,30 +202,46 @@ impl Redial {
             client,
             config,
             dial_timeout,
-            current: Mutex::new(None),
-            dialling: tokio::sync::Mutex::new(0),
+            state: Mutex::new(Link::Down),
+            dialled: AtomicU64::new(0),
         }));
         redial.current().await?;
         Ok(redial)
     }
 
-    fn in_use(&self) -> Option<(u64, MultiplexedConnection)> {
-        self.0.current.lock().expect("redial lock").clone()
-    }
-
     async fn current(&self) -> redis::RedisResult<(u64, MultiplexedConnection)> {
-        if let Some(c) = self.in_use() {
-            return Ok(c);
+        let (number, pending) = {
+            let mut state = self.0.state.lock().expect("redial lock");
+            match &*state {
+                Link::Up(n, conn) => return Ok((*n, conn.clone())),
+                Link::Dialling(n, pending) => (*n, pending.clone()),
+                Link::Down => {
+                    let number = self.0.dialled.fetch_add(1, Ordering::Relaxed) + 1;
+                    // The task owns clones, not the `Arc`, so that a dial never keeps a
+                    // dropped `Redial` alive.
+                    let (client, config, bound) = (
+                        self.0.client.clone(),
+                        self.0.config.clone(),
+                        self.0.dial_timeout,
+                    );
+                    let pending = async move { dial(&client, &config, bound).await }
+                        .boxed()
+                        .shared();
+                    tokio::spawn(pending.clone().map(drop));
+                    *state = Link::Dialling(number, pending.clone());
+                    (number, pending)
+                }
+            }
+        };
+        let result = pending.await;
+        let mut state = self.0.state.lock().expect("redial lock");
+        if matches!(&*state, Link::Dialling(n, _) if *n == number) {
+            *state = match &result {
+                Ok(conn) => Link::Up(number, conn.clone()),
+                Err(_) => Link::Down,
+            };
         }
-        let mut number = self.0.dialling.lock().await;
-        if let Some(c) = self.in_use() {
-            return Ok(c); // dialled while this one waited
-        }
-        let conn = dial(&self.0.client, &self.0.config, self.0.dial_timeout).await?;
-        *number += 1;
-        let c = (*number, conn);
-        *self.0.current.lock().expect("redial lock") = Some(c.clone());
-        Ok(c)
+        result.map(|conn| (number, conn))
     }
 
     /// Forgets connection `number` after `result` if that says it is lost (not if a newer one
@@ -218,9 +249,9 @@ impl Redial {
     fn check<T>(&self, number: u64, result: &redis::RedisResult<T>) {
         if let Err(e) = result {
             if e.is_unrecoverable_error() {
-                let mut current = self.0.current.lock().expect("redial lock");
-                if current.as_ref().is_some_and(|(n, _)| *n == number) {
-                    *current = None;
+                let mut state = self.0.state.lock().expect("redial lock");
+                if matches!(&*state, Link::Up(n, _) if *n == number) {
+                    *state = Link::Down;
                 }
             }
         }
@@ -300,5 +331,132 @@ mod tests {
         let got = peer.await.expect("peer");
         assert!(got == sent, "the peer read what was written");
         assert!(echo == sent, "and what it wrote back was read");
+    }
+
+    /// A stand-in for Redis on a Unix socket: answers PING with `+PONG` at once, and every
+    /// other command (the client's handshake) with `+OK` after `delay` on the connections
+    /// numbered in `slow` (from 0). Connection 0 is closed when `close_first` fires.
+    async fn fake_redis(
+        listener: tokio::net::UnixListener,
+        delay: Duration,
+        slow: std::ops::Range<usize>,
+        close_first: Arc<tokio::sync::Notify>,
+    ) {
+        for n in 0.. {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let (delay, close) = (
+                if slow.contains(&n) {
+                    delay
+                } else {
+                    Duration::ZERO
+                },
+                close_first.clone(),
+            );
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    while let Some((args, used)) = resp_command(&buf) {
+                        buf.drain(..used);
+                        let ping = args
+                            .first()
+                            .is_some_and(|a| a.eq_ignore_ascii_case(b"PING"));
+                        let reply: &[u8] = if ping {
+                            b"+PONG\r\n"
+                        } else {
+                            tokio::time::sleep(delay).await;
+                            b"+OK\r\n"
+                        };
+                        if s.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                    let mut chunk = [0; 4096];
+                    let read = tokio::select! {
+                        r = s.read(&mut chunk) => r,
+                        () = close.notified(), if n == 0 => return,
+                    };
+                    match read {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                }
+            });
+        }
+    }
+
+    /// One complete RESP command at the start of `buf`: its arguments and its length.
+    fn resp_command(buf: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
+        fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+            let end = buf.get(at..)?.windows(2).position(|w| w == b"\r\n")? + at;
+            Some((&buf[at..end], end + 2))
+        }
+        let (head, mut at) = line(buf, 0)?;
+        let n: usize = std::str::from_utf8(head.strip_prefix(b"*")?)
+            .ok()?
+            .parse()
+            .ok()?;
+        let mut args = Vec::new();
+        for _ in 0..n {
+            let (len, next) = line(buf, at)?;
+            let len: usize = std::str::from_utf8(len.strip_prefix(b"$")?)
+                .ok()?
+                .parse()
+                .ok()?;
+            args.push(buf.get(next..next + len)?.to_vec());
+            at = next + len + 2;
+            if buf.len() < at {
+                return None;
+            }
+        }
+        Some((args, at))
+    }
+
+    /// Dialling again after a lost connection goes on in a task of its own: commands whose
+    /// bound (here 200 ms) is shorter than the handshake (2 s: redis-rs sends two commands)
+    /// time out, but the dial finishes, and a later command uses it. Dialled inside each
+    /// command, every dial would be cut short (checked against the first version).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_redial_outlives_the_commands_that_wait_for_it() {
+        let dir = Dir(std::env::temp_dir().join(format!("faas-redial-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).expect("temp dir");
+        let path = dir.0.join("redis.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let close_first = Arc::new(tokio::sync::Notify::new());
+        let server = tokio::spawn(fake_redis(
+            listener,
+            Duration::from_secs(1),
+            1..usize::MAX,
+            close_first.clone(),
+        ));
+        let client = redis::Client::open(format!("unix://{}", path.display())).expect("url");
+        let config =
+            AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(5)));
+        let mut redial = Redial::connect(client, config, Duration::from_secs(10))
+            .await
+            .expect("the first connection");
+        let ping = |mut r: Redial| async move {
+            let bound = Duration::from_millis(200);
+            let reply =
+                tokio::time::timeout(bound, redis::cmd("PING").query_async::<String>(&mut r)).await;
+            matches!(reply, Ok(Ok(ref pong)) if pong == "PONG")
+        };
+        assert!(ping(redial.clone()).await, "connection 0 answers at once");
+        close_first.notify_one();
+        // The command that finds connection 0 closed fails; one after it starts the dial.
+        let lost = redis::cmd("PING").query_async::<String>(&mut redial).await;
+        assert!(lost.is_err(), "{lost:?}");
+        assert!(
+            !ping(redial.clone()).await,
+            "connection 1's handshake takes 2 s"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut answered = false;
+        while !answered && tokio::time::Instant::now() < deadline {
+            answered = ping(redial.clone()).await;
+        }
+        server.abort();
+        assert!(answered, "{redial:?}");
     }
 }
