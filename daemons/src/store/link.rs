@@ -9,9 +9,9 @@
 //! Redis read woke the daemon that had sent it, if that daemon was asleep in `epoll_wait` by
 //! then, only for it to find nothing to do: on a small machine, a context switch in the daemon,
 //! and a wake-up across CPUs (an inter-processor interrupt, dear in a VM) paid by Redis in the
-//! middle of serving the command. Per lone Python round trip, that was 1.2 of the dispatcher's
-//! 3.7 context switches and 0.5 of the gateway's 3.1 (issue #12, stop 16 in
-//! `demo/bench/README.md`). [`QuietUnix`] is registered for reads only; a write that would
+//! middle of serving the command. Per lone Python round trip, that was 1.4 of the dispatcher's
+//! 3.9 context switches and 0.4 of the gateway's 3.1, and 5-10 % of the round trip (issue #12,
+//! stop 16 in `demo/bench/README.md`). [`QuietUnix`] is registered for reads only; a write that would
 //! block registers a duplicate of the descriptor for writes, dropped once a write goes
 //! through. Redis reads as fast as a daemon writes, so that is rare.
 //!
