@@ -3,9 +3,11 @@
 //! Every status change goes through one of the Lua scripts in `lua/`, so the check of the old
 //! status, the write, the queue bookkeeping and the event are a single atomic step.
 //!
-//! Commands fail fast while Redis is away (a command timeout and a circuit breaker, see
-//! [`guard`]), and errors say what went wrong: [`StoreError::kind`] tells an unreachable Redis
-//! from one that refuses writes (out of memory, a read-only replica) and from corrupt data.
+//! The connections are dialled in [`link`]: one shared connection that dials again once lost,
+//! and Unix sockets that wake a daemon only when Redis answers. Commands fail fast while Redis
+//! is away (a command timeout and a circuit breaker, see [`guard`]), and errors say what went
+//! wrong: [`StoreError::kind`] tells an unreachable Redis from one that refuses writes (out of
+//! memory, a read-only replica) and from corrupt data.
 
 mod epoch;
 mod guard;
