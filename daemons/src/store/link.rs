@@ -11,9 +11,11 @@
 //! and a wake-up across CPUs (an inter-processor interrupt, dear in a VM) paid by Redis in the
 //! middle of serving the command. Per lone Python round trip, that was 1.4 of the dispatcher's
 //! 3.9 context switches and 0.4 of the gateway's 3.1, and 5-10 % of the round trip (issue #12,
-//! stop 16 in `demo/bench/README.md`). [`QuietUnix`] is registered for reads only; a write that would
-//! block registers a duplicate of the descriptor for writes, dropped once a write goes
-//! through. Redis reads as fast as a daemon writes, so that is rare.
+//! stop 16 in `demo/bench/README.md`).
+//!
+//! [`QuietUnix`] is registered for reads only. A write that would block registers a duplicate
+//! of the descriptor for writes, dropped once a write goes through; Redis reads as fast as a
+//! daemon writes, so that is rare.
 //!
 //! TCP and TLS URLs are dialled by redis-rs as before.
 
