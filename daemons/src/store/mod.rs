@@ -36,7 +36,7 @@ use crate::now_ms;
 
 pub use epoch::{watch_epoch, EPOCH_EVERY};
 pub use guard::Guarded;
-pub use link::{dial, QuietUnix, Redial};
+pub use link::{dial, Redial};
 pub use queue::{entry_order, QueueEntry, QueueReader, Taken};
 pub use tasks::{Cancelled, Cursor, RetrySource, TaskFilter};
 
@@ -244,15 +244,8 @@ impl Store {
         let config =
             redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(5)));
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        // One plain attempt first says at once that Redis is not there (a wrong URL, a Redis still
-        // starting), rather than leave an operator looking at a silent daemon.
-        let probe = tokio::select! {
-            p = Self::probe(&client) => p,
-            () = shutdown.cancelled() => return Ok(None),
-        };
-        if let Err(e) = probe {
-            warn!(event = "redis_unreachable", error = %e, %url, "redis not reachable yet; retrying");
-        }
+        // Each failed attempt says so at once (a wrong URL, a Redis still starting), rather than
+        // leave an operator looking at a silent daemon.
         let conn = loop {
             let attempt = tokio::select! {
                 c = Redial::connect(client.clone(), config.clone(), DIAL_TIMEOUT) => c,
@@ -274,13 +267,6 @@ impl Store {
             conn: Guarded::new(conn, command_timeout),
             keys,
         }))
-    }
-
-    /// One connection attempt and a PING, each bounded.
-    async fn probe(client: &redis::Client) -> redis::RedisResult<()> {
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(DIAL_TIMEOUT));
-        let mut con = dial(client, &config, DIAL_TIMEOUT).await?;
-        redis::cmd("PING").query_async(&mut con).await
     }
 
     pub fn keys(&self) -> &Keys {
