@@ -24,7 +24,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -166,7 +165,7 @@ pub struct Redial(Arc<RedialInner>);
 impl std::fmt::Debug for Redial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &*self.0.state.lock().expect("redial lock") {
-            Link::Down => "down".to_owned(),
+            Link::Down(_) => "down".to_owned(),
             Link::Dialling(n, _) => format!("dialling connection {n}"),
             Link::Up(n, _) => format!("connection {n}"),
         };
@@ -177,10 +176,11 @@ impl std::fmt::Debug for Redial {
 /// A dial in progress, awaited by every command that needs it.
 type Dial = Shared<BoxFuture<'static, redis::RedisResult<MultiplexedConnection>>>;
 
-/// Where the shared connection stands; connections are numbered in the order they are dialled,
-/// so that news of a lost or failed one never discards a newer one.
+/// Where the shared connection stands. Connections are numbered in the order they are dialled,
+/// so that news of a lost or failed one never discards a newer one; `Down` keeps the number of
+/// the last one (0: none yet).
 enum Link {
-    Down,
+    Down(u64),
     Dialling(u64, Dial),
     Up(u64, MultiplexedConnection),
 }
@@ -190,7 +190,6 @@ struct RedialInner {
     config: AsyncConnectionConfig,
     dial_timeout: Duration,
     state: Mutex<Link>,
-    dialled: AtomicU64,
 }
 
 impl Redial {
@@ -204,8 +203,7 @@ impl Redial {
             client,
             config,
             dial_timeout,
-            state: Mutex::new(Link::Down),
-            dialled: AtomicU64::new(0),
+            state: Mutex::new(Link::Down(0)),
         }));
         redial.current().await?;
         Ok(redial)
@@ -217,8 +215,8 @@ impl Redial {
             match &*state {
                 Link::Up(n, conn) => return Ok((*n, conn.clone())),
                 Link::Dialling(n, pending) => (*n, pending.clone()),
-                Link::Down => {
-                    let number = self.0.dialled.fetch_add(1, Ordering::Relaxed) + 1;
+                Link::Down(last) => {
+                    let number = last + 1;
                     // The task owns clones, not the `Arc`, so that a dial never keeps a
                     // dropped `Redial` alive.
                     let (client, config, bound) = (
@@ -240,7 +238,7 @@ impl Redial {
         if matches!(&*state, Link::Dialling(n, _) if *n == number) {
             *state = match &result {
                 Ok(conn) => Link::Up(number, conn.clone()),
-                Err(_) => Link::Down,
+                Err(_) => Link::Down(number),
             };
         }
         result.map(|conn| (number, conn))
@@ -253,7 +251,7 @@ impl Redial {
             if e.is_unrecoverable_error() {
                 let mut state = self.0.state.lock().expect("redial lock");
                 if matches!(&*state, Link::Up(n, _) if *n == number) {
-                    *state = Link::Down;
+                    *state = Link::Down(number);
                 }
             }
         }
@@ -306,12 +304,18 @@ mod tests {
         }
     }
 
+    /// A socket listening at `name` in a directory of its own, removed with the `Dir`.
+    fn listening(name: &str) -> (Dir, std::path::PathBuf, tokio::net::UnixListener) {
+        let dir = Dir(std::env::temp_dir().join(format!("faas-{name}-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).expect("temp dir");
+        let path = dir.0.join(format!("{name}.sock"));
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        (dir, path, listener)
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_quiet_socket_carries_more_than_its_buffer_both_ways() {
-        let dir = Dir(std::env::temp_dir().join(format!("faas-link-{}", std::process::id())));
-        std::fs::create_dir_all(&dir.0).expect("temp dir");
-        let path = dir.0.join("s.sock");
-        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let (_dir, path, listener) = listening("link");
         let peer = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.expect("accept");
             let mut got = vec![0; BIG];
@@ -421,10 +425,7 @@ mod tests {
     /// command, every dial would be cut short (checked against the first version).
     #[tokio::test(flavor = "current_thread")]
     async fn a_redial_outlives_the_commands_that_wait_for_it() {
-        let dir = Dir(std::env::temp_dir().join(format!("faas-redial-{}", std::process::id())));
-        std::fs::create_dir_all(&dir.0).expect("temp dir");
-        let path = dir.0.join("redis.sock");
-        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let (_dir, path, listener) = listening("redial");
         let close_first = Arc::new(tokio::sync::Notify::new());
         let server = tokio::spawn(fake_redis(
             listener,
