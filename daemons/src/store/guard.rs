@@ -3,10 +3,10 @@
 //! Every command of the shared connection ([`super::Redial`]) goes through [`Guarded`]. Each
 //! gets at most the command timeout (a pipeline a little more per command), dialling included,
 //! so a stopped or unreachable Redis costs a request that long, not a dial's and a response's
-//! timeouts one after the other (7.5 s before this). After [`OPEN_AFTER`] consecutive failures (time
-//! outs, refused or dropped connections, a Redis still loading its data) the circuit opens:
-//! commands fail at once for [`COOL_DOWN`], then one probe goes through (half-open), and its
-//! success closes the circuit again. Error replies (OOM, READONLY, a script error) are answers,
+//! timeouts one after the other (7.5 s before this). After [`OPEN_AFTER`] consecutive failures
+//! (time outs, refused or dropped connections, a Redis still loading its data) the circuit
+//! opens: commands fail at once for [`COOL_DOWN`], then one probe goes through (half-open), and
+//! its success closes the circuit again. Error replies (OOM, READONLY, a script error) are answers,
 //! not failures: Redis is there.
 //!
 //! Blocking reads (`XREADGROUP BLOCK`) and the pub/sub listener use connections of their own
